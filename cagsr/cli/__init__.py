@@ -1,0 +1,1 @@
+"""Command-line interface: subcommands built from the config dataclasses."""

@@ -1,0 +1,1 @@
+"""Rollout: generation engines, user simulators, and whole dialogue / chain-of-thought episodes."""

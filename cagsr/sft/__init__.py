@@ -1,0 +1,1 @@
+"""Supervised fine-tuning: cross-entropy on agent turns (dialogues) or solutions (math)."""
