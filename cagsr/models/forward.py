@@ -1,4 +1,4 @@
-"""The teacher-forced pass without attention capture: logits of the response rows only.
+"""Log-likelihood helpers over the teacher-forced pass (cagsr.attention.capture.forward_no_capture).
 
 Only the S response rows go through the LM head, so [B, N + S, V] logits are never built
 (V is 49,152 for SmolLM2: that tensor alone would be hundreds of MB).
@@ -10,16 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cagsr.attention.batch import TeacherForcedBatch, is_encoder_decoder, model_inputs, response_rows
+from cagsr.attention.batch import TeacherForcedBatch
+from cagsr.attention.capture import forward_no_capture
 
 
 def response_logits(model, batch: TeacherForcedBatch) -> Tensor:
     """[B, S, V] logits predicting y_1..y_S (decoder-only: rows N-1..N+S-2; seq2seq: decoder rows)."""
-    inputs = model_inputs(model, batch)
-    if is_encoder_decoder(model):
-        return model(**inputs, use_cache=False).logits
-    rows = response_rows(model, batch)
-    return model(**inputs, use_cache=False, logits_to_keep=rows).logits
+    return forward_no_capture(model, batch)[0]
 
 
 def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:

@@ -1,0 +1,109 @@
+"""PPO settings and the `cagsr train` job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cagsr.attention.config import AttentionConfig
+from cagsr.config import check_range
+from cagsr.data.config import DataConfig
+from cagsr.models.config import ModelConfig
+from cagsr.reward.config import RewardConfig
+from cagsr.rollout.config import RolloutConfig
+from cagsr.utils.run import RunConfig
+
+
+@dataclass
+class PPOConfig:
+    iterations: int = field(default=20, metadata={"flag": "--iterations"})
+    """PPO iterations: each rolls out a batch of episodes, scores it and updates."""
+    epochs: int = 3
+    """Passes over each batch (the paper uses three)."""
+    minibatch_rows: int = 8
+    """Rows (one generated response each) per gradient step."""
+    lr: float = 1e-5
+    """Policy learning rate (AdamW)."""
+    critic_lr: float = 5e-5
+    """Critic learning rate."""
+    critic: Literal["separate", "head"] = "separate"
+    """separate: a value model of its own (the paper's); head: a value head on the policy."""
+    advantage: Literal["return", "gae"] = "return"
+    """Per-turn advantage: G_t - V(H_t), or GAE over turns."""
+    gamma: float = 1.0
+    """Discount between turns for GAE (the method uses 1.0)."""
+    lam: float = 0.95
+    """GAE lambda."""
+    whiten_advantages: bool = True
+    """Normalise advantages over the batch's turns (mean 0, std 1)."""
+    clip_eps: float = 0.2
+    """PPO ratio clipping epsilon."""
+    value_clip: float | None = 0.2
+    """Clip value updates to this distance from the old values (None disables)."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    kl_coef: float = 0.05
+    """Weight of the KL penalty to the frozen reference policy, per token."""
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    """KL estimator used for the penalty."""
+    target_kl: float | None = 0.2
+    """Stop the epochs of a batch early once the approximate KL to the rollout policy exceeds this."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm."""
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """Learning-rate schedule over the iterations (after warm-up)."""
+    warmup_iterations: int = 0
+    """Linear warm-up iterations."""
+    lora_r: int = 0
+    """LoRA rank (peft); 0 trains all parameters. With LoRA the reference is the base model, adapter off."""
+    lora_alpha: int = 16
+    """LoRA alpha."""
+    lora_dropout: float = 0.0
+    """LoRA dropout."""
+    eval_every: int = 5
+    """Held-out attention reward every N iterations (and at the first and last)."""
+    eval_episodes: int = 8
+    """Held-out episodes per evaluation."""
+    save_every: int = 10
+    """Checkpoint every N iterations (and at the end)."""
+    keep_checkpoints: int = 2
+    """How many recent checkpoints to keep."""
+    sample_episodes: int = 2
+    """Episodes written to samples.jsonl per iteration, with their per-turn rewards."""
+    max_bad_batches: int = 3
+    """Consecutive batches with NaN/Inf tolerated (skipped) before the run stops."""
+
+    def __post_init__(self) -> None:
+        check_range("iterations", self.iterations, low=1)
+        check_range("epochs", self.epochs, low=1)
+        check_range("minibatch_rows", self.minibatch_rows, low=1)
+        check_range("lr", self.lr, low=0.0, low_open=True)
+        check_range("critic_lr", self.critic_lr, low=0.0, low_open=True)
+        check_range("clip_eps", self.clip_eps, low=0.0, low_open=True, high=1.0)
+        check_range("gamma", self.gamma, low=0.0, high=1.0)
+        check_range("lam", self.lam, low=0.0, high=1.0)
+        check_range("kl_coef", self.kl_coef, low=0.0)
+        check_range("lora_r", self.lora_r, low=0)
+        check_range("eval_every", self.eval_every, low=1)
+        check_range("save_every", self.save_every, low=1)
+        check_range("keep_checkpoints", self.keep_checkpoints, low=1)
+
+
+@dataclass
+class TrainJob:
+    """`cagsr train`: PPO with the history-aware attention reward and per-turn credit."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Policy to train (usually an SFT run folder or a preset)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Episodes come from these records (validation split for held-out reward)."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Generation, simulator and sampling."""
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    """Attention capture and memory controls."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """The per-turn reward."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """Optimisation."""
+    run: RunConfig = field(default_factory=RunConfig)
+    """Output, seed and logging."""

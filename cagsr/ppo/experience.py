@@ -1,0 +1,149 @@
+"""Experience: one teacher-forced pass per row gives old log-probs, attention (-> reward) and values.
+
+Per-turn credit: rewards, returns and advantages live on [E, T] (episodes x turns) and every
+token of turn t shares its turn's advantage. Token-level PPO libraries (TRL, OpenRLHF, verl)
+assign a reward per token or per sequence; here the unit of credit is the turn.
+
+Shapes: R rows, S response tokens, E episodes, T turns per episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from cagsr.attention.capture import forward_no_capture, forward_with_capture
+from cagsr.attention.config import AttentionConfig
+from cagsr.models.forward import token_logprobs
+from cagsr.ppo import functional as PF
+from cagsr.ppo.config import PPOConfig
+from cagsr.ppo.rows import RowBatch
+from cagsr.reward import functional as RF
+from cagsr.reward.attention_reward import COMPONENTS, turn_components
+from cagsr.reward.config import RewardConfig
+from cagsr.rollout.episode import Episode
+
+# Replaces the attention reward (kind=model): episodes -> [E, T] rewards
+TurnRewardFn = Callable[[list[Episode]], Tensor]
+
+
+@dataclass
+class Experience:
+    rows: RowBatch
+    """The teacher-forced rows."""
+    old_logprobs: Tensor
+    """[R, S] log-probs under the rollout policy."""
+    ref_logprobs: Tensor
+    """[R, S] log-probs under the frozen reference."""
+    old_values: Tensor
+    """[R, S] critic values (read at turn starts)."""
+    turn_mask: Tensor
+    """[E, T] real turns."""
+    rewards: Tensor
+    """[E, T] R_t."""
+    returns: Tensor
+    """[E, T] G_t (critic targets)."""
+    advantages: Tensor
+    """[E, T] whitened advantages."""
+    token_advantages: Tensor
+    """[R, S] each token's turn advantage."""
+    token_returns: Tensor
+    """[R, S] each token's turn return."""
+    components: dict[str, Tensor] = field(default_factory=dict)
+    """[E, T] reward components (coverage, focus, ...)."""
+
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield torch.arange(start, min(n, start + size))
+
+
+def _scatter_turns(target: Tensor, rows: RowBatch, index: Tensor, values: Tensor, turn_index: Tensor,
+                   turn_mask: Tensor) -> None:
+    """values [r, t] of rows `index` -> target [E, T] at (row_episode, turn_index)."""
+    episodes = rows.row_episode[index][:, None].expand_as(turn_index)
+    keep = turn_mask.cpu()
+    target[episodes[keep], turn_index.cpu()[keep]] = values.detach().float().cpu()[keep]
+
+
+@torch.no_grad()
+def score_rows(policy_model, rows: RowBatch, n_episodes: int, n_turns: int, attention: AttentionConfig,
+               reward: RewardConfig, value_head=None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """Capture pass over all rows: old log-probs [R, S], head values [R, S], components [E, T]."""
+    device = next(policy_model.parameters()).device
+    logprobs = torch.zeros(rows.batch.response_ids.shape)
+    values = torch.zeros_like(logprobs)
+    comps = {k: torch.zeros(n_episodes, n_turns) for k in (*COMPONENTS, "turn_mask")}
+    for index in _chunks(rows.num_rows, attention.batch_rows):
+        part = rows.select(index).to(device)
+        b = part.batch
+        cap = forward_with_capture(policy_model, b, attention.last_layers, attention.window,
+                                   attention.prune_above, part.salient_mask, attention.prune_threshold)
+        logprobs[index] = token_logprobs(cap.logits, b.response_ids).cpu()
+        if value_head is not None:
+            values[index] = value_head(cap.hidden).float().cpu()
+        out = turn_components(cap, b.history_ids, b.history_mask, b.response_ids, b.response_mask,
+                              part.salient_mask, part.current_mask, part.token_turn, part.is_cot, reward)
+        for key in (*COMPONENTS, "turn_mask"):
+            _scatter_turns(comps[key], rows, index, out[key].float(), out["turn_index"], out["turn_mask"])
+    comps["turn_mask"] = comps["turn_mask"].bool()
+    return logprobs, values, comps
+
+
+@torch.no_grad()
+def rows_logprobs(model, rows: RowBatch, batch_rows: int) -> Tensor:
+    device = next(model.parameters()).device
+    out = torch.zeros(rows.batch.response_ids.shape)
+    for index in _chunks(rows.num_rows, batch_rows):
+        b = rows.select(index).batch.to(device)
+        out[index] = token_logprobs(forward_no_capture(model, b)[0], b.response_ids).cpu()
+    return out
+
+
+@torch.no_grad()
+def rows_values(critic, rows: RowBatch, batch_rows: int) -> Tensor:
+    device = next(critic.parameters()).device
+    out = torch.zeros(rows.batch.response_ids.shape)
+    for index in _chunks(rows.num_rows, batch_rows):
+        out[index] = critic(rows.select(index).batch.to(device)).float().cpu()
+    return out
+
+
+def turn_values(values: Tensor, rows: RowBatch, n_episodes: int, n_turns: int) -> Tensor:
+    """Token values [R, S] read at turn starts -> V(H_t) [E, T]."""
+    out = torch.zeros(n_episodes, n_turns)
+    r, s = rows.turn_start.nonzero(as_tuple=True)
+    out[rows.row_episode[r], rows.token_turn[r, s]] = values[r, s]
+    return out
+
+
+def final_turn_mask(episodes: list[Episode], n_turns: int) -> Tensor:
+    mask = torch.zeros(len(episodes), n_turns, dtype=torch.bool)
+    for e, ep in enumerate(episodes):
+        if ep.final_turn is not None:
+            mask[e, ep.final_turn] = True
+    return mask
+
+
+def assemble(rows: RowBatch, episodes: list[Episode], old_logprobs: Tensor, ref_logprobs: Tensor,
+             values: Tensor, rewards: Tensor, turn_mask: Tensor, components: dict[str, Tensor],
+             ppo: PPOConfig, final_weight: float) -> Experience:
+    """Turn rewards -> weighted returns and advantages -> per-token advantages."""
+    n_episodes, n_turns = turn_mask.shape
+    v_turn = turn_values(values, rows, n_episodes, n_turns)
+    weights = RF.turn_weights(turn_mask, final_turn_mask(episodes, n_turns), final_weight)
+    advantages, returns = PF.compute_advantages(ppo.advantage, rewards, v_turn, turn_mask, weights,
+                                                gamma=ppo.gamma, lam=ppo.lam)
+    if ppo.whiten_advantages and int(turn_mask.sum()) > 1:
+        advantages = PF.masked_whiten(advantages, turn_mask)
+    advantages = advantages * turn_mask
+    episode_of_token = rows.row_episode[:, None].expand_as(rows.token_turn)
+    valid = rows.token_turn >= 0
+    token_adv, token_ret = torch.zeros_like(old_logprobs), torch.zeros_like(old_logprobs)
+    token_adv[valid] = advantages[episode_of_token[valid], rows.token_turn[valid]]
+    token_ret[valid] = returns[episode_of_token[valid], rows.token_turn[valid]]
+    return Experience(rows, old_logprobs, ref_logprobs, values, turn_mask, rewards, returns, advantages,
+                      token_adv, token_ret, components)

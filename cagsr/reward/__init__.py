@@ -1,0 +1,27 @@
+"""History-aware attention reward (method.md section 3): pure tensor functions."""
+
+from cagsr.reward.functional import (
+    attention_entropy,
+    block_pool,
+    coverage,
+    entropy_floor,
+    focus,
+    history_repetition,
+    single_turn_history_mask,
+    turn_returns,
+    turn_reward,
+    turn_weights,
+)
+
+__all__ = [
+    "attention_entropy",
+    "block_pool",
+    "coverage",
+    "entropy_floor",
+    "focus",
+    "history_repetition",
+    "single_turn_history_mask",
+    "turn_returns",
+    "turn_reward",
+    "turn_weights",
+]

@@ -1,0 +1,94 @@
+"""The attention reward of every turn in a batch of rows, from one capture pass.
+
+Glue between the capture (abar over kept history columns) and the pure functions in
+functional.py: aligns salient / current-turn masks with the kept columns (window, pruning),
+applies the single-turn variant and the ablations, and evaluates every reward turn of every row.
+
+Shapes: R rows, S response tokens, N history tokens, C kept columns, T turns per row.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from cagsr.attention.capture import CaptureResult
+from cagsr.reward import functional as RF
+from cagsr.reward.config import RewardConfig
+
+COMPONENTS = ("coverage", "focus", "repetition", "entropy", "history_mass", "reward")
+
+
+def align_columns(token_mask: Tensor, kept_index: Tensor | None, n_columns: int) -> Tensor:
+    """[R, N] per-history-token mask -> [R, C] mask over abar's columns.
+
+    Without pruning or a window the columns are the history itself. A window puts one summary
+    bucket first (C = W + 1): it stands for many old tokens, so it is never salient or current.
+    """
+    if kept_index is None:
+        return token_mask
+    gathered = token_mask.gather(1, kept_index.clamp(min=0)) & (kept_index >= 0)
+    if gathered.shape[1] == n_columns:
+        return gathered
+    return torch.cat([gathered.new_zeros(gathered.shape[0], 1), gathered], dim=1)
+
+
+def column_validity(history_mask: Tensor, kept_index: Tensor | None, n_columns: int) -> Tensor:
+    """[R, C] real columns (a window's summary bucket counts when older tokens exist)."""
+    if kept_index is None:
+        return history_mask
+    valid = kept_index >= 0
+    if valid.shape[1] == n_columns:
+        return valid
+    older = history_mask.sum(-1) > valid.sum(-1)
+    return torch.cat([older[:, None], valid], dim=1)
+
+
+def restrict(abar: Tensor, columns: Tensor) -> Tensor:
+    """abar [R, S, C] restricted to columns [R, C] and renormalised (rows with no mass stay 0)."""
+    kept = abar * columns[:, None, :].to(abar.dtype)
+    return kept / kept.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def turn_components(capture: CaptureResult, history_ids: Tensor, history_mask: Tensor, response_ids: Tensor,
+                    response_mask: Tensor, salient_mask: Tensor, current_mask: Tensor, token_turn: Tensor,
+                    is_cot: Tensor, cfg: RewardConfig) -> dict[str, Tensor]:
+    """Every component for every (row, turn): dict of [R, T] tensors plus 'turn_mask' [R, T].
+
+    token_turn [R, S]: episode turn index of each response token (-1 on padding); the entropy
+    floor uses tau_t = tau0 + kappa * t with t that index. is_cot [R] bool: block checkpoints.
+    """
+    abar, n_cols = capture.abar.float(), capture.abar.shape[-1]
+    columns = column_validity(history_mask, capture.kept_index, n_cols)
+    salient = align_columns(salient_mask & history_mask, capture.kept_index, n_cols)
+    current = align_columns(current_mask & history_mask, capture.kept_index, n_cols)
+    if cfg.history == "single_turn":
+        abar, columns, salient = restrict(abar, current), current, salient & current
+    elif cfg.coverage_scope == "current_turn":
+        salient = salient & current
+    entropy_all = RF.attention_entropy(abar, columns)  # [R, S]
+    turns = sorted({int(t) for t in token_turn[response_mask].tolist()})
+    turn_index = torch.tensor(turns or [0], device=abar.device)
+    out = {k: abar.new_zeros(abar.shape[0], len(turn_index)) for k in COMPONENTS}
+    out["turn_mask"] = torch.zeros_like(out["reward"], dtype=torch.bool)
+    out["turn_index"] = turn_index.expand(abar.shape[0], -1)
+    for k, turn in enumerate(turns):
+        seg = response_mask & (token_turn == turn)
+        present = seg.any(-1)
+        tau = RF.entropy_floor(turn, cfg.tau0, cfg.kappa)
+        cov, foc = RF.coverage(abar, salient, seg), RF.focus(entropy_all, tau, seg)
+        if cfg.block_tokens > 0 and bool(is_cot.any()):
+            pooled, block_mask = RF.block_pool(abar, seg, cfg.block_tokens)
+            block_entropy = RF.attention_entropy(pooled, columns)
+            cov = torch.where(is_cot, RF.coverage(pooled, salient, block_mask), cov)
+            foc = torch.where(is_cot, RF.focus(block_entropy, tau, block_mask), foc)
+        rep = RF.history_repetition(response_ids, seg, history_ids, history_mask, cfg.n)
+        out["coverage"][:, k], out["focus"][:, k], out["repetition"][:, k] = cov, foc, rep
+        tokens = seg.sum(-1).clamp_min(1)
+        out["entropy"][:, k] = (entropy_all * seg).sum(-1) / tokens
+        out["history_mass"][:, k] = (capture.history_mass * seg).sum(-1) / tokens
+        out["reward"][:, k] = RF.turn_reward(cov, foc, rep, cfg.alpha, cfg.beta, cfg.gamma)
+        out["turn_mask"][:, k] = present
+    for key in COMPONENTS:
+        out[key] = out[key] * out["turn_mask"]
+    return out

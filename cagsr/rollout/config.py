@@ -1,0 +1,37 @@
+"""How episodes are generated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cagsr.config import check_range
+from cagsr.rollout.engines.base import SamplingConfig
+
+
+@dataclass
+class RolloutConfig:
+    engine: str = "auto"
+    """Generation engine: auto (fastest available), hf, lean, vllm."""
+    episodes: int = 4
+    """Episodes (dialogues or problems) rolled out per PPO iteration."""
+    turns: int = 3
+    """Most policy turns per dialogue (the paper trains with T = 3..5)."""
+    simulator: Literal["scripted", "rules", "model"] = "scripted"
+    """Who speaks user turns after the first: recorded turns, rule-based follow-ups, or an LM."""
+    select: Literal["random", "best"] = "random"
+    """Which of the K candidates continues the dialogue: a random one or the best by reward."""
+    max_context: int = 768
+    """Longest prompt in tokens; older turns are dropped first."""
+    cot_max_new_tokens: int = 96
+    """New-token budget of a whole chain-of-thought solution."""
+    max_steps: int = 8
+    """Most reasoning steps per solution (extra lines merge into the last step)."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """Sampling settings (the paper's: temperature 0.8, top-k 50, top-p 0.95, 64 new tokens)."""
+
+    def __post_init__(self) -> None:
+        check_range("episodes", self.episodes, low=1)
+        check_range("turns", self.turns, low=1)
+        check_range("max_context", self.max_context, low=32)
+        check_range("cot_max_new_tokens", self.cot_max_new_tokens, low=1)
