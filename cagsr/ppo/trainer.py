@@ -31,11 +31,12 @@ from cagsr.data.sources import load_records, record_kind, split_records
 from cagsr.errors import CagsrError
 from cagsr.ppo.config import TrainJob
 from cagsr.ppo.experience import Experience, assemble, rows_logprobs, rows_values, score_rows
-from cagsr.ppo.report import distinct_n, experience_metrics, reward_metrics, sample_records
+from cagsr.ppo.report import distinct_n, experience_metrics, masked_turn_mean, reward_metrics, sample_records
 from cagsr.ppo.rows import build_rows
 from cagsr.ppo.setup import build_models, build_rollout_parts
 from cagsr.ppo.state import TrainState, load_state, save_state
 from cagsr.ppo.update import ppo_update
+from cagsr.reward.registry import get_reward
 from cagsr.rollout.runner import rollout
 from cagsr.utils.logging import MetricLogger
 from cagsr.utils.run import prepare_run_dir, seed_everything
@@ -63,6 +64,7 @@ class Trainer:
         self.run_dir = Path(resume) if resume else prepare_run_dir(job.run.output_dir, "train", job)
         self.models = build_models(job)
         self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
+        self.reward_fn = None if job.reward.kind == "attention" else get_reward(job.reward.kind)
         self.state = TrainState.fresh(job.run.seed, len(self.train_records))
         self.generator = torch.Generator().manual_seed(job.run.seed)
         if resume:
@@ -89,7 +91,8 @@ class Trainer:
             values = head_values if head is not None else rows_values(models.learner.critic, rows,
                                                                      job.attention.batch_rows)
         with self.timed("advantages", metrics):
-            exp = assemble(rows, episodes, old_logprobs, ref_logprobs, values, comps["reward"],
+            rewards = comps["reward"] if self.reward_fn is None else self.reward_fn(episodes, job)
+            exp = assemble(rows, episodes, old_logprobs, ref_logprobs, values, rewards * comps["turn_mask"],
                            comps["turn_mask"], comps, job.ppo, self.final_weight)
         if not self.finite(exp):
             return metrics | {"guard/skipped_batches": float(self.state.skipped_batches)}
@@ -97,6 +100,8 @@ class Trainer:
             metrics |= ppo_update(models.learner, exp, job.ppo, self.generator)
             self.engine.sync_weights()
         metrics |= experience_metrics(exp, episodes)
+        if self.reward_fn is not None:
+            metrics["reward/task_reward"] = masked_turn_mean(rewards, comps["turn_mask"].float())
         self.write_samples(episodes, comps)
         return metrics
 
@@ -149,6 +154,8 @@ class Trainer:
                                      job.reward)
         texts = [t for ep in episodes for t in ep.turn_texts]
         out |= reward_metrics(comps, prefix="eval")
+        if self.reward_fn is not None:
+            out["eval/task_reward"] = masked_turn_mean(self.reward_fn(episodes, job), comps["turn_mask"].float())
         out |= {"eval/response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
                 "eval/distinct2": distinct_n(texts)}
         return out

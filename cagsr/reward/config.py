@@ -12,8 +12,9 @@ from cagsr.errors import ConfigError
 
 @dataclass
 class RewardConfig:
-    kind: Literal["attention", "model"] = "attention"
-    """attention: the history-aware attention reward; model: a trained reward model (baselines)."""
+    kind: str = "attention"
+    """attention (the history-aware attention reward), model (a trained reward model: the baselines), or any
+    reward registered with cagsr.reward.registry.register_reward."""
     model_path: str | None = None
     """Saved reward model folder, for kind=model (synthetic-preference or human-label RL)."""
     history: Literal["multi_turn", "single_turn"] = "multi_turn"
