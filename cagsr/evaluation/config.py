@@ -63,8 +63,18 @@ class ConsistencyConfig:
     """Use at most this many dialogues (None: all)."""
     val_fraction: float = 0.2
     """Share of dialogues held out to measure accuracy."""
-    regularisation: float = 1.0
-    """Inverse L2 strength C of the logistic regression."""
+    calibration_fraction: float = 0.25
+    """Share of the training dialogues kept from the projections to fit the probability calibration."""
+    projection_dim: int = 384
+    """Output size of the context and response projections (384 = MiniLM's size; they start as identity)."""
+    epochs: int = 30
+    """Passes of contrastive training over the positive pairs."""
+    batch_size: int = 128
+    """Positive pairs per contrastive batch; every other response in the batch is a negative."""
+    lr: float = 1e-3
+    """AdamW learning rate of the projections."""
+    weight_decay: float = 1e-2
+    """AdamW weight decay of the projections."""
     threshold: float = 0.5
     """Probability from which a response is accepted as on-topic."""
 
@@ -72,9 +82,14 @@ class ConsistencyConfig:
         check_range("consistency.context_turns", self.context_turns, low=1)
         check_range("consistency.max_context_chars", self.max_context_chars, low=50)
         check_range("consistency.turns_per_dialogue", self.turns_per_dialogue, low=1)
-        check_range("consistency.max_dialogues", self.max_dialogues, low=4)
+        check_range("consistency.max_dialogues", self.max_dialogues, low=8)
         check_range("consistency.val_fraction", self.val_fraction, low=0.05, high=0.5)
-        check_range("consistency.regularisation", self.regularisation, low=0.0, low_open=True)
+        check_range("consistency.calibration_fraction", self.calibration_fraction, low=0.05, high=0.5)
+        check_range("consistency.projection_dim", self.projection_dim, low=1)
+        check_range("consistency.epochs", self.epochs, low=1)
+        check_range("consistency.batch_size", self.batch_size, low=2)
+        check_range("consistency.lr", self.lr, low=0.0, low_open=True)
+        check_range("consistency.weight_decay", self.weight_decay, low=0.0)
         check_range("consistency.threshold", self.threshold, low=0.0, high=1.0)
 
 

@@ -79,7 +79,9 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        model = self.model
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), dim] float32, each row of unit length; an empty list gives [0, dim]."""

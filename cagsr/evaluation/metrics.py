@@ -72,13 +72,18 @@ class BertScorer:
         return self._scorer
 
     def f1(self, hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
-        """BERTScore F1 per (hypothesis, reference) pair; an empty hypothesis scores 0."""
+        """BERTScore F1 per (hypothesis, reference) pair; an empty hypothesis or reference scores 0."""
         if len(hyps) != len(refs):
             raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
-        if not hyps:
-            return []
-        _, _, f1 = self._load().score(list(hyps), list(refs), verbose=False)
-        return [0.0 if not h.strip() else float(v) for h, v in zip(hyps, f1.tolist(), strict=True)]
+        # Empty texts never reach bert_score: its empty-sentence path calls a tokenizer method that
+        # transformers 5 removed. Such a pair scores 0.
+        keep = [i for i, (h, r) in enumerate(zip(hyps, refs, strict=True)) if h.strip() and r.strip()]
+        out = [0.0] * len(hyps)
+        if keep:
+            _, _, f1 = self._load().score([hyps[i] for i in keep], [refs[i] for i in keep], verbose=False)
+            for i, value in zip(keep, f1.tolist(), strict=True):
+                out[i] = float(value)
+        return out
 
 
 def coherence(hyps: Sequence[str], refs: Sequence[str], scorer: BertScorer | None = None) -> list[float]:

@@ -138,7 +138,7 @@ def _fit(head: RewardHead, n: int, loss_fn: Callable[[Tensor], Tensor], config: 
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         history.append(total / max(1, n))
     head.eval()
     return history

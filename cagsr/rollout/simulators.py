@@ -37,6 +37,8 @@ def register_simulator(name: str):
 
 
 def make_simulator(name: str, **kwargs) -> UserSimulator:
+    import cagsr.rollout.model_user  # noqa: F401 - registers "model" (it imports this module)
+
     if name not in _SIMULATORS:
         raise ConfigError(f"rollout.simulator: unknown simulator {name!r} (available: {', '.join(_SIMULATORS)})")
     return _SIMULATORS[name](**kwargs)

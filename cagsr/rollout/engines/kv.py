@@ -109,5 +109,7 @@ class Sessions:
 def copy_prefix(dst: StaticKV, dst_row: int, end: int, src: CachedRow, n: int) -> None:
     """Place the first n cached tokens of `src` into columns [end - n, end) of dst row `dst_row`."""
     cols = src.columns[:n].to(src.cache.kv.device)
-    dst.kv[:, :, dst_row, :, end - n : end] = src.cache.kv[:, :, src.row].index_select(3, cols).to(dst.kv.device)
+    dst.kv[:, :, dst_row, :, end - n : end] = (
+        src.cache.kv[:, :, src.row].index_select(3, cols).to(dst.kv.device)
+    )
     dst.valid[dst_row, end - n : end] = True

@@ -26,7 +26,7 @@ Encoder-decoder models (T5) go through lean_t5.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +38,7 @@ from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines.base import Completion, SamplingConfig, register_engine
 from cagsr.rollout.engines.hf import split_completion
 from cagsr.rollout.engines.kv import CachedRow, Sessions, StaticKV, copy_prefix
+from cagsr.rollout.engines.onednn import PackedLinears, packing_available
 from cagsr.rollout.engines.sampling import choose, make_generator, token_logprobs
 
 LEAN_ATTENTION = "cagsr_lean"
@@ -101,7 +102,9 @@ def _lean_attention(module, query, key, value, attention_mask, scaling=None, dro
     if tap is not None:
         tap(query, key, attention_mask, scaling)
     gqa = query.shape[1] != key.shape[1]
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling, enable_gqa=gqa)
+    out = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, scale=scaling, enable_gqa=gqa
+    )
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -109,9 +112,13 @@ AttentionInterface.register(LEAN_ATTENTION, _lean_attention)
 
 
 @contextmanager
-def attention_as(model: nn.Module, name: str, taps: dict[nn.Module, Callable] | None = None) -> Iterator[None]:
+def attention_as(
+    model: nn.Module, name: str, taps: dict[nn.Module, Callable] | None = None
+) -> Iterator[None]:
     """Route every attention module of `model` through attention function `name`; restore on exit."""
-    configs = {id(c): c for m in model.modules() if isinstance(c := getattr(m, "config", None), PreTrainedConfig)}
+    configs = {
+        id(c): c for m in model.modules() if isinstance(c := getattr(m, "config", None), PreTrainedConfig)
+    }
     previous = {key: cfg._attn_implementation_internal for key, cfg in configs.items()}
     try:
         for cfg in configs.values():
@@ -125,9 +132,23 @@ def attention_as(model: nn.Module, name: str, taps: dict[nn.Module, Callable] | 
             _TAPS.pop(module, None)
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model under a PEFT wrapper (LoRA layers stay injected in it)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def self_attention_modules(model: nn.Module) -> list[nn.Module]:
     """The decoder's self-attention modules in layer order (the ones forward_with_capture reads)."""
     return [layer.self_attn for layer in model.model.layers]
+
+
+def plain_linears(model: nn.Module) -> list[nn.Linear]:
+    """The decoder layers' and LM head's nn.Linear modules, skipping LoRA-wrapped ones (their adapter
+    must stay in the computation, so they keep their own forward)."""
+    names = [(n, m) for n, m in model.model.layers.named_modules() if type(m) is nn.Linear]
+    found = [m for n, m in names if "base_layer" not in n and "lora_" not in n]
+    head = model.get_output_embeddings()
+    return [*found, head] if type(head) is nn.Linear else found
 
 
 def completions(tokens: Tensor, logps: Tensor, capture: FusedCapture | None, prompt_columns: list[Tensor],
@@ -151,12 +172,18 @@ class LeanEngine:
 
     name = "lean"
 
-    def __init__(self, loaded: LoadedModel, capture_layers: int = 0) -> None:
+    def __init__(self, loaded: LoadedModel, capture_layers: int = 0, packed: bool | None = None) -> None:
+        """capture_layers: capture attention of the last L' layers while decoding (0: off).
+        packed: run Linear layers with oneDNN-packed weights (None: wherever available, i.e. fp32 CPU)."""
         if not self.supports(loaded):
             raise ValueError(f"lean engine: unsupported model type {loaded.model.config.model_type!r}")
         self.loaded = loaded
         self.capture_layers = capture_layers
+        self.pack = packed
         self.sessions = Sessions()
+        self._packed: PackedLinears | None = None
+        self.last_stats: dict[str, int] = {}
+        """prompt_tokens, reused_tokens and prefilled_rows x columns of the last call (benchmarks, tests)."""
 
     @staticmethod
     def supports(loaded: LoadedModel) -> bool:
@@ -198,9 +225,21 @@ class LeanEngine:
         finally:
             model.train(was_training)
 
+    def _packing(self, model: nn.Module):
+        """Context running the model's plain Linear layers with packed weights, or a no-op."""
+        param = next(model.parameters())
+        if self.pack is False or not packing_available(param.device, param.dtype):
+            if self.pack:
+                raise ValueError("lean engine: packed=True needs an fp32 CPU model and oneDNN")
+            return nullcontext()
+        modules = plain_linears(model)
+        if self._packed is None or self._packed.modules != modules:
+            self._packed = PackedLinears(modules)
+        return self._packed.active()
+
     def _generate_decoder(self, prompts, sampling: SamplingConfig, seed, keys) -> list[list[Completion]]:
-        model, k, steps = self.loaded.model, sampling.num_candidates, sampling.max_new_tokens
-        cache, ids, pos, prompt_columns = self._layout(prompts, keys, k, steps)
+        model, k, steps = unwrap(self.loaded.model), sampling.num_candidates, sampling.max_new_tokens
+        cache, ids, pos, prompt_columns = self._layout(model, prompts, keys, k, steps)
         p = cache.end  # prompt columns: reused prefix + new tokens
         capture, taps = None, {}
         if self.capture_layers:
@@ -208,9 +247,9 @@ class LeanEngine:
             heads = model.config.num_attention_heads * len(modules)
             capture = FusedCapture(cache.valid.shape[0], steps, p, heads, cache.kv.device)
             taps = dict.fromkeys(modules, capture)
-        with attention_as(model, LEAN_ATTENTION, taps):
-            logits = self._prefill(cache, ids, pos, k, capture)
-            tokens, logps, fed = self._decode(cache, logits, pos[:, -1].repeat_interleave(k) + 1, p, sampling,
+        with attention_as(model, LEAN_ATTENTION, taps), self._packing(model):
+            logits = self._prefill(model, cache, ids, pos, k, capture)
+            tokens, logps, fed = self._decode(model, cache, logits, pos[:, -1].repeat_interleave(k) + 1, p, sampling,
                                               make_generator(seed, cache.kv.device), capture)  # fmt: skip
         out = completions(tokens, logps, capture, prompt_columns, k, self.loaded.eos_token_id,
                           self.loaded.tokenizer.pad_token_id)  # fmt: skip
@@ -221,13 +260,15 @@ class LeanEngine:
                 self.sessions.store(key, rows)
         return out
 
-    def _layout(self, prompts, keys, k: int, steps: int) -> tuple[StaticKV, Tensor, Tensor, list[Tensor]]:
+    def _layout(
+        self, model: nn.Module, prompts, keys, k: int, steps: int
+    ) -> tuple[StaticKV, Tensor, Tensor, list[Tensor]]:
         """Allocate the cache, copy reused prefixes in, and lay out the new prompt tokens.
 
         Returns cache (start/end set for the prefill), new ids [B, Q] and positions [B, Q] (left-padded),
         and each row's prompt columns (R tensors, time order).
         """
-        model, pad = self.loaded.model, self.loaded.tokenizer.pad_token_id
+        pad = self.loaded.tokenizer.pad_token_id
         found = [self.sessions.lookup(key, prompt) for key, prompt in zip(keys, prompts, strict=True)]
         c = max(n for _, n in found)
         q = max(len(prompt) - n for prompt, (_, n) in zip(prompts, found, strict=True))
@@ -244,22 +285,33 @@ class LeanEngine:
             ids[b, q - len(new) :] = torch.tensor(new)
             pos[b, q - len(new) :] = torch.arange(n, len(prompt))
             cache.valid[b * k, c + q - len(new) : c + q] = True
-        cache.broadcast_prompts(k, c + q)
-        prompt_columns = [cache.valid[r, : c + q].nonzero().squeeze(-1) for r in range(cache.valid.shape[0])]
+        self.last_stats = {"prompt_tokens": sum(map(len, prompts)), "reused_tokens": sum(n for _, n in found),
+                           "prefill_columns": len(prompts) * q}  # fmt: skip
+        per_prompt = [cache.valid[b * k, : c + q].nonzero().squeeze(-1) for b in range(len(prompts))]
+        prompt_columns = [cols for cols in per_prompt for _ in range(k)]
         cache.rows, cache.start, cache.end = slice(0, None, k), c, c + q
         return cache, ids.to(param.device), pos.to(param.device), prompt_columns
 
-    def _forward(self, cache: StaticKV, ids: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
+    @staticmethod
+    def _forward(model: nn.Module, cache: StaticKV, ids: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
         """ids, pos [R', Q]; mask [R', 1, Q, end] -> float32 logits [R', V] of the last column."""
-        base = self.loaded.model.model
+        base = model.model
         h = base.embed_tokens(ids)
         pe = base.rotary_emb(h, pos)
         for layer in base.layers:
             h = layer(h, attention_mask=mask, position_ids=pos, past_key_values=cache, position_embeddings=pe)
             h = h[0] if isinstance(h, tuple) else h
-        return self.loaded.model.lm_head(base.norm(h[:, -1:]))[:, 0].float()
+        return model.get_output_embeddings()(base.norm(h[:, -1:]))[:, 0].float()
 
-    def _prefill(self, cache: StaticKV, ids: Tensor, pos: Tensor, k: int, capture: FusedCapture | None) -> Tensor:
+    def _prefill(
+        self,
+        model: nn.Module,
+        cache: StaticKV,
+        ids: Tensor,
+        pos: Tensor,
+        k: int,
+        capture: FusedCapture | None,
+    ) -> Tensor:
         """Prefill the new prompt columns of one row per prompt -> logits [R, V] (repeated K times)."""
         c, q = cache.start, ids.shape[1]
         cols = torch.arange(c + q, device=ids.device)
@@ -269,13 +321,14 @@ class LeanEngine:
         mask = ((cache.valid[cache.rows, : c + q][:, None, :] & causal) | own)[:, None]  # [B, 1, Q, P]
         if capture is not None:
             capture.rows, capture.step = cache.rows, 0
-        logits = self._forward(cache, ids, pos, mask)
+        logits = self._forward(model, cache, ids, pos, mask)
+        cache.broadcast_prompts(k, c + q)  # the K candidates start from their prompt's K/V: no K-fold prefill
         if capture is not None and k > 1:
             view = capture.sum.view(-1, k, *capture.sum.shape[1:])
             view[:, 1:, 0] = view[:, :1, 0]
         return logits.repeat_interleave(k, 0)
 
-    def _decode(self, cache: StaticKV, logits: Tensor, pos: Tensor, p: int, sampling: SamplingConfig,
+    def _decode(self, model: nn.Module, cache: StaticKV, logits: Tensor, pos: Tensor, p: int, sampling: SamplingConfig,
                 generator, capture: FusedCapture | None) -> tuple[Tensor, Tensor, int]:  # fmt: skip
         """Sample S tokens for all R rows -> (tokens [R, S'], raw log-probs [R, S'], tokens fed to the model)."""
         eos, pad = self.loaded.eos_token_id, self.loaded.tokenizer.pad_token_id
@@ -299,7 +352,9 @@ class LeanEngine:
             cache.start, cache.end = col, col + 1
             if capture is not None:
                 capture.step = s + 1
-            logits = self._forward(cache, nxt[:, None], pos[:, None], cache.valid[:, None, None, : col + 1])
+            logits = self._forward(
+                model, cache, nxt[:, None], pos[:, None], cache.valid[:, None, None, : col + 1]
+            )
             pos += 1
         raise AssertionError("unreachable")
 

@@ -59,7 +59,7 @@ def _step(model, enc: Tensor, enc_mask: Tensor, cache: EncoderDecoderCache, toke
 def generate_seq2seq(loaded: LoadedModel, prompts: list[list[int]], sampling: SamplingConfig,
                      seed: int | None, capture_layers: int) -> list[list[Completion]]:  # fmt: skip
     """B prompts -> B lists of K completions (CapturedCompletion when capture_layers > 0)."""
-    model, k, steps = loaded.model, sampling.num_candidates, sampling.max_new_tokens
+    model, k, steps = lean.unwrap(loaded.model), sampling.num_candidates, sampling.max_new_tokens
     eos, pad = loaded.eos_token_id, loaded.tokenizer.pad_token_id
     device = loaded.device
     ids, mask = pad_rows(prompts, pad, left=False)
