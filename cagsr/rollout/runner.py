@@ -79,21 +79,27 @@ def rollout_cot(records: list[MathProblem], policy: LoadedModel, engine: Engine,
     sampling = type(cfg.sampling)(**{**vars(cfg.sampling), "max_new_tokens": cfg.cot_max_new_tokens})
     chosen = _generate(prompts, engine, cfg, rng, scorer, sampling)
     for ep, prompt, completion in zip(episodes, prompts, chosen, strict=True):
-        ids = completion.token_ids or [policy.eos_token_id]
-        token_turn, texts, answer = split_steps(tok, ids, cfg.max_steps)
-        ep.turn_texts, ep.final_turn, ep.done = texts, answer, True
-        ep.utterances.append(Utterance("agent", decode_reply(policy, ids)))
-        if policy.is_encoder_decoder:
-            ep.actions.append(Action(prompt, ids, token_turn, completion.finished))
-            continue
-        start = 0
-        for step in range(len(texts)):
-            end = start + token_turn.count(step)
-            history = extend_history(prompt, tok, ids[:start], turn_of=token_turn[:start], first_turn=1)
-            ep.actions.append(Action(history, ids[start:end], [step] * (end - start),
-                                     completion.finished and end == len(ids)))
-            start = end
+        fill_cot_episode(ep, prompt, completion.token_ids or [policy.eos_token_id], completion.finished, policy,
+                         cfg.max_steps)
     return episodes
+
+
+def fill_cot_episode(ep: Episode, prompt: FormattedHistory, ids: list[int], finished: bool, policy: LoadedModel,
+                     max_steps: int) -> None:
+    """Split a solution into steps and add its rows: one per step (decoder-only), or one labelled row."""
+    tok = policy.tokenizer
+    token_turn, texts, answer = split_steps(tok, ids, max_steps)
+    ep.turn_texts, ep.final_turn, ep.done = texts, answer, True
+    ep.utterances.append(Utterance("agent", decode_reply(policy, ids)))
+    if policy.is_encoder_decoder:
+        ep.actions.append(Action(prompt, ids, token_turn, finished))
+        return
+    start = 0
+    for step in range(len(texts)):
+        end = start + token_turn.count(step)
+        history = extend_history(prompt, tok, ids[:start], turn_of=token_turn[:start], first_turn=1)
+        ep.actions.append(Action(history, ids[start:end], [step] * (end - start), finished and end == len(ids)))
+        start = end
 
 
 def rollout(records: list, policy: LoadedModel, engine: Engine, simulator: UserSimulator | None,

@@ -1,0 +1,83 @@
+"""Score recorded dialogues or solutions with a model's attention reward: an attention quality probe.
+
+    rows = probe(records, loaded, salience, attention_cfg, reward_cfg)     # one dict per turn
+    plot_episodes(episodes[:3], loaded, salience, attention_cfg, out_dir)  # heatmap PNGs
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cagsr.attention.capture import forward_with_capture
+from cagsr.attention.config import AttentionConfig
+from cagsr.models.registry import LoadedModel
+from cagsr.ppo.experience import score_rows
+from cagsr.ppo.rows import build_rows, episode_keywords
+from cagsr.reward.attention_reward import COMPONENTS
+from cagsr.reward.config import RewardConfig
+from cagsr.reward.plots import plot_turn_attention
+from cagsr.rollout.episode import Episode
+from cagsr.salience.masks import Salience
+
+
+def salient_words(action, salience: Salience, keywords: list[str]) -> list[str]:
+    """Distinct salient words of a history, in order of first appearance."""
+    mask = salience.token_mask(action.history, keywords)
+    words, current, last_end = [], "", -1
+    for keep, (start, end) in zip(mask, action.history.offsets, strict=True):
+        if keep and current and not action.history.text[last_end:start].strip():
+            current += action.history.text[last_end:end]
+        elif keep:
+            if current:
+                words.append(current.strip())
+            current = action.history.text[start:end]
+        if keep:
+            last_end = end
+    if current:
+        words.append(current.strip())
+    return list(dict.fromkeys(w for w in words if w))
+
+
+def probe(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
+          reward: RewardConfig, batch_episodes: int = 8) -> list[dict]:
+    """One dict per (episode, turn) with every reward component and the salient words."""
+    out = []
+    for start in range(0, len(episodes), batch_episodes):
+        chunk = episodes[start : start + batch_episodes]
+        rows = build_rows(chunk, loaded, salience)
+        n_turns = max(ep.num_turns for ep in chunk)
+        _, _, comps = score_rows(loaded.model, rows, len(chunk), n_turns, attention, reward)
+        for e, ep in enumerate(chunk):
+            keywords = episode_keywords(ep)
+            for t in range(ep.num_turns):
+                action = next(a for a in ep.actions if t in a.token_turn)
+                out.append({"record_id": ep.record.id, "turn": t, "text": ep.turn_texts[t],
+                            **{k: round(float(comps[k][e, t]), 6) for k in COMPONENTS},
+                            "salient_words": salient_words(action, salience, keywords)})
+    return out
+
+
+@torch.no_grad()
+def plot_episodes(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
+                  folder: Path) -> list[Path]:
+    """A heatmap per turn (row) of each episode."""
+    tok, paths = loaded.tokenizer, []
+    for ep in episodes:
+        rows = build_rows([ep], loaded, salience)
+        for r, action in enumerate(ep.actions):
+            part = rows.select(torch.tensor([r])).to(loaded.device)
+            cap = forward_with_capture(loaded.model, part.batch, attention.last_layers)
+            n_real, s_real = len(action.history.input_ids), len(action.response_ids)
+            hist = part.batch.history_mask[0]
+            abar = cap.abar[0, :s_real][:, hist].float().cpu().numpy()
+            assert abar.shape[1] == n_real
+            turn = action.token_turn[0]
+            title = f"{ep.record.id} turn {turn}: {ep.turn_texts[turn][:90]}"
+            path = folder / f"{ep.record.id}-turn{turn:02d}.png".replace("/", "_")
+            paths.append(plot_turn_attention(
+                abar, tok.convert_ids_to_tokens(action.history.input_ids), action.history.token_turn,
+                action.history.token_role, salience.token_mask(action.history, episode_keywords(ep)),
+                tok.convert_ids_to_tokens(action.response_ids), title, path))
+    return paths
