@@ -1,7 +1,7 @@
 """What `cagsr bench` measures: one BenchConfig per run.
 
-    from cagsr.bench import BenchConfig, run
-    print(run(BenchConfig(quick=True)))
+from cagsr.bench import BenchConfig, run
+print(run(BenchConfig(quick=True)))
 """
 
 from __future__ import annotations
@@ -58,8 +58,19 @@ class BenchConfig:
     def __post_init__(self) -> None:
         unknown = set(self.engines) - set(ENGINES) | set(self.sections) - set(SECTIONS)
         if unknown:
-            raise ValueError(f"bench: unknown engines/sections {sorted(unknown)} (engines {ENGINES}, sections {SECTIONS})")
-        for name in ("batch", "candidates", "prompt_tokens", "new_tokens", "turns", "cot_steps", "step_tokens", "repeats"):
+            raise ValueError(
+                f"bench: unknown engines/sections {sorted(unknown)} (engines {ENGINES}, sections {SECTIONS})"
+            )
+        for name in (
+            "batch",
+            "candidates",
+            "prompt_tokens",
+            "new_tokens",
+            "turns",
+            "cot_steps",
+            "step_tokens",
+            "repeats",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"bench.{name}: must be >= 1, got {getattr(self, name)}")
 

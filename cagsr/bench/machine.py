@@ -68,11 +68,10 @@ def measure_machine(device: torch.device | str = "cpu", dtype: torch.dtype = tor
     """Best of a few tries each (the floor is a bound, so take the machine at its fastest in this run)."""
     device = torch.device(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    n = (1 << 28 if device.type == "cuda" else 1 << 26)  # 1 GiB on a GPU, 256 MiB on a CPU (fp32)
+    n = 1 << 28 if device.type == "cuda" else 1 << 26  # 1 GiB on a GPU, 256 MiB on a CPU (fp32)
     src, dst = torch.ones(n, device=device), torch.empty(n, device=device)
     copy = 2 * n * 4 / _best(lambda: dst.copy_(src), 5, sync) / 1e9
     read = n * 4 / _best(lambda: src.sum(), 5, sync) / 1e9
-    del src, dst
     m, k, out = (8192, 4096, 4096) if device.type == "cuda" else (2048, 576, 1536)
     x = torch.randn(m, k, device=device, dtype=dtype)
     w = torch.randn(out, k, device=device, dtype=dtype)
@@ -80,7 +79,14 @@ def measure_machine(device: torch.device | str = "cpu", dtype: torch.dtype = tor
     packed = None
     if packing_available(device, dtype):
         pw = torch.ops.mkldnn._reorder_linear_weight(w, BATCH_HINT)
-        packed = 2 * m * k * out / _best(lambda: torch.ops.mkldnn._linear_pointwise(x, pw, None, "none", [], ""), 5, sync) / 1e9
+        packed = (
+            2
+            * m
+            * k
+            * out
+            / _best(lambda: torch.ops.mkldnn._linear_pointwise(x, pw, None, "none", [], ""), 5, sync)
+            / 1e9
+        )
     return Machine(copy, read, mm, packed)
 
 
@@ -102,7 +108,11 @@ class ModelCost:
         attention = 4 * self.layers * self.heads * self.head_dim * b
         if self.encoder_decoder:
             return 2 * self.layer_params * b * n + attention * n * n
-        return 2 * self.layer_params * b * n + attention * (cached * n + n * n / 2) + 2 * self.vocab * self.hidden * b
+        return (
+            2 * self.layer_params * b * n
+            + attention * (cached * n + n * n / 2)
+            + 2 * self.vocab * self.hidden * b
+        )
 
     def floor(self, machine: Machine, b: int, k: int, n: int, s: int, cached: int = 0) -> float:
         """Seconds: the bound for a turn prefilling n new tokens on top of `cached`, then s decode steps."""
@@ -129,12 +139,18 @@ def model_cost(model: nn.Module) -> ModelCost:
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
     layer_params = _numel(model.model.layers)
     step = layer_params + _numel(model.model.norm) + head.weight.numel()
-    return ModelCost(layer_params, step, step * size, len(model.model.layers), heads, head_dim, vocab, hidden, False)
+    return ModelCost(
+        layer_params, step, step * size, len(model.model.layers), heads, head_dim, vocab, hidden, False
+    )
 
 
 def describe_machine() -> dict[str, str]:
     """CPU/GPU, cores, threads, load, library versions and the git commit, for the table header."""
-    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": str(torch.get_num_threads())}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": str(torch.get_num_threads()),
+    }
     import transformers
 
     info["transformers"] = transformers.__version__
@@ -164,8 +180,15 @@ def _read(path: str) -> str:
 def _git_commit() -> str:
     root = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if out.returncode != 0:

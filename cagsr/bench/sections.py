@@ -36,7 +36,9 @@ def _rows(section: str, system, timings: list, floor: float, per: str) -> list[d
     capture = getattr(system, "capture", False)
     rows = [base | {"system": system.name, "generate": gen, "capture": 0.0, "total": gen}]
     if capture:
-        rows.append(base | {"system": f"{system.name} + capture", "generate": gen, "capture": cap, "total": gen + cap})
+        rows.append(
+            base | {"system": f"{system.name} + capture", "generate": gen, "capture": cap, "total": gen + cap}
+        )
     return rows
 
 
@@ -76,7 +78,9 @@ def growing(cfg: BenchConfig, loaded, systems: list, machine: Machine, cost: Mod
         for system in systems:
             replies, timing = system.turn(state[system.name], sampling, cfg.seed + turn, keys[system.name])
             timings[system.name].append(timing)
-            state[system.name] = [p + r + u for p, r, u in zip(state[system.name], replies, user, strict=True)]
+            state[system.name] = [
+                p + r + u for p, r, u in zip(state[system.name], replies, user, strict=True)
+            ]
         length += new_tokens + user_tokens
     for system in systems:
         system.end(keys[system.name])
@@ -106,5 +110,11 @@ def ppo_phases(cfg: BenchConfig, engines: list[str]) -> list[dict]:
             rows.append({"section": f"ppo ({cfg.ppo_preset})", "system": engine, "phases": phases,
                          "total": sum(phases.values())})  # fmt: skip
         except Exception as err:  # noqa: BLE001 - reported in the table instead
-            rows.append({"section": f"ppo ({cfg.ppo_preset})", "system": engine, "error": f"{type(err).__name__}: {err}"})
+            rows.append(
+                {
+                    "section": f"ppo ({cfg.ppo_preset})",
+                    "system": engine,
+                    "error": f"{type(err).__name__}: {err}",
+                }
+            )
     return rows

@@ -73,7 +73,9 @@ class BaselineSystem:
         _sync(loaded.device)
         seconds = time.perf_counter() - start
         first = 1 if loaded.is_encoder_decoder else ids.shape[1]
-        rows = [split_completion(r, loaded.eos_token_id, -1).token_ids for r in out.sequences[:, first:].tolist()]
+        rows = [
+            split_completion(r, loaded.eos_token_id, -1).token_ids for r in out.sequences[:, first:].tolist()
+        ]
         return rows[::k], Timing(seconds, 0.0, sum(map(len, rows)) / len(rows))
 
     def end(self, sessions) -> None:
@@ -100,7 +102,9 @@ class EngineSystem:
         generate = time.perf_counter() - start
         responses = [c.token_ids for cands in out for c in cands]
         capture = self._capture([p for p in prompts for _ in range(k)], responses) if self.capture else 0.0
-        return [cands[0].token_ids for cands in out], Timing(generate, capture, sum(map(len, responses)) / len(responses))
+        return [cands[0].token_ids for cands in out], Timing(
+            generate, capture, sum(map(len, responses)) / len(responses)
+        )
 
     @torch.no_grad()
     def _capture(self, histories: list[list[int]], responses: list[list[int]]) -> float:
@@ -117,7 +121,9 @@ class EngineSystem:
             self.engine.end_session(key)
 
 
-def build_systems(loaded: LoadedModel, engines: list[str], with_capture: bool = True) -> tuple[list, list[str]]:
+def build_systems(
+    loaded: LoadedModel, engines: list[str], with_capture: bool = True
+) -> tuple[list, list[str]]:
     """The rows for `engines` on this model -> (systems, notes on engines that were skipped)."""
     from cagsr.rollout.engines.hf import HFEngine
     from cagsr.rollout.engines.lean import LeanEngine
@@ -130,7 +136,9 @@ def build_systems(loaded: LoadedModel, engines: list[str], with_capture: bool = 
     if "lean" in engines:
         if LeanEngine.supports(loaded):
             systems.append(EngineSystem("lean", LeanEngine(loaded), loaded, with_capture))
-            systems.append(EngineSystem("lean, fused capture", LeanEngine(loaded, capture_layers=1), loaded, False))
+            systems.append(
+                EngineSystem("lean, fused capture", LeanEngine(loaded, capture_layers=1), loaded, False)
+            )
         else:
             notes.append(f"lean: {loaded.model.config.model_type} not supported")
     if "vllm" in engines:

@@ -26,9 +26,10 @@ RANDOM_CONFIGS = {
     "random-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                       num_key_value_heads=8),
 }  # fmt: skip
-WORDS = ("order account delivery refund parcel address invoice password upgrade warranty printer router screen "
+_WORDS_TEXT = ("order account delivery refund parcel address invoice password upgrade warranty printer router screen "
          "battery charger ticket booking flight hotel table menu weather garden kitchen monday friday morning "
-         "evening price colour size blue green small large please thanks problem broken missing late").split()  # fmt: skip
+         "evening price colour size blue green small large please thanks problem broken missing late")  # fmt: skip
+WORDS = _WORDS_TEXT.split()
 
 
 class NeverEnds:
@@ -93,7 +94,9 @@ def chat_prompts(loaded: LoadedModel, b: int, n: int, seed: int) -> list[list[in
 
     prompts = []
     for _ in range(b):
-        turns = [Utterance(role="user" if i % 2 == 0 else "agent", text=_sentence(rng, 12)) for i in range(64)]
+        turns = [
+            Utterance(role="user" if i % 2 == 0 else "agent", text=_sentence(rng, 12)) for i in range(64)
+        ]
         turns = turns[: len(turns) - (len(turns) % 2 == 0)]  # end on a user turn
         ids = format_history(loaded.tokenizer._tokenizer, turns, loaded.is_encoder_decoder).input_ids
         if len(ids) < n:
@@ -109,5 +112,7 @@ def user_message(loaded: LoadedModel, u: int, rng: random.Random) -> list[int]:
     tok = loaded.tokenizer._tokenizer
     head = tok("<|im_end|>\n<|im_start|>user\n", add_special_tokens=False)["input_ids"]
     tail = tok("<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
-    body = tok(_sentence(rng, 4 * u), add_special_tokens=False)["input_ids"][: max(0, u - len(head) - len(tail))]
+    body = tok(_sentence(rng, 4 * u), add_special_tokens=False)["input_ids"][
+        : max(0, u - len(head) - len(tail))
+    ]
     return [*head, *body, *tail]
