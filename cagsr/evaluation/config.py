@@ -95,15 +95,15 @@ class ConsistencyConfig:
 
 @dataclass
 class RewardModelConfig:
-    hidden: int = 256
+    hidden: int = 64
     """Hidden units of the MLP head over pair features; 0 makes the head linear."""
-    epochs: int = 200
+    epochs: int = 30
     """Full passes over the (precomputed) features."""
     batch_size: int = 256
     """Examples or pairs per optimiser step."""
     lr: float = 1e-3
     """Adam learning rate."""
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-2
     """AdamW weight decay (the heads are small and the data sets smaller)."""
     dropout: float = 0.1
     """Dropout on the hidden layer."""

@@ -23,6 +23,7 @@ from cagsr.rollout.episode import Episode
 
 TurnRewardFn = Callable[[list[Episode], object], Tensor]
 _REWARDS: dict[str, TurnRewardFn] = {}
+_RM_CACHE: dict[str, object] = {}
 
 
 def register_reward(name: str):
@@ -49,27 +50,29 @@ def turn_tensor(episodes: list[Episode], value: Callable[[Episode, int], float])
     return out
 
 
-def turn_context(ep: Episode, t: int) -> str:
-    """The conversation before turn t as plain text (reward models read text, not tokens)."""
+def turn_context(ep: Episode, t: int):
+    """What a reward model reads before turn t: the utterances so far (dialogue) or the question (math)."""
     if ep.kind == "math":
-        return "\n".join([ep.record.question, *ep.turn_texts[:t]])
-    agent_seen, lines = 0, []
-    for u in ep.utterances:
+        return ep.record.question
+    agent_seen = 0
+    for i, u in enumerate(ep.utterances):
         if u.role == "agent":
             if agent_seen == t:
-                break
+                return ep.utterances[:i]
             agent_seen += 1
-        lines.append(f"{u.role}: {u.text}")
-    return "\n".join(lines)
+    return ep.utterances
 
 
 @register_reward("model")
 def reward_model_reward(episodes: list[Episode], job) -> Tensor:
-    """Score each turn with the reward model saved at reward.model_path."""
-    from cagsr.evaluation.reward_model import load_reward_model
+    """Score each dialogue turn with the reward model at reward.model_path; a chain of thought is scored
+    as a whole solution (how the model was trained) and the score goes to its answer turn."""
+    from cagsr.evaluation.reward_model import RewardModel
 
-    model = load_reward_model(job.reward.model_path)
-    pairs = [(ep, t) for ep in episodes for t in range(ep.num_turns)]
-    scores = model.score([turn_context(ep, t) for ep, t in pairs], [ep.turn_texts[t] for ep, t in pairs])
+    model = _RM_CACHE.get(job.reward.model_path) or RewardModel.load(job.reward.model_path)
+    _RM_CACHE[job.reward.model_path] = model
+    pairs = [(ep, t) for ep in episodes for t in range(ep.num_turns) if ep.kind == "dialogue" or t == ep.final_turn]
+    responses = [ep.turn_texts[t] if ep.kind == "dialogue" else ep.utterances[-1].text for ep, t in pairs]
+    scores = model.score([turn_context(ep, t) for ep, t in pairs], responses)
     lookup = {(id(ep), t): s for (ep, t), s in zip(pairs, scores, strict=True)}
-    return turn_tensor(episodes, lambda ep, t: lookup[(id(ep), t)])
+    return turn_tensor(episodes, lambda ep, t: lookup.get((id(ep), t), 0.0))

@@ -25,10 +25,10 @@ def test_split_groups_keeps_groups_together():
 
 
 def test_math_synthetic_preferences_are_learned(gsm8k, embedder, tmp_path):
-    pairs = synthetic_preference_pairs(gsm8k[:50], seed=0)
+    pairs = synthetic_preference_pairs(gsm8k[:30], seed=0)
     model, report = train_bradley_terry(pairs, FAST, seed=0, embedder=embedder)
     print("math synthetic BT:", json.dumps(report))
-    assert report["pairs_val"] >= 40
+    assert report["pairs_val"] >= 25
     assert report["val_pairwise_accuracy"] > 0.75
     # Save, load, and score the same.
     contexts = [p.context for p in pairs[:4]]
@@ -39,19 +39,19 @@ def test_math_synthetic_preferences_are_learned(gsm8k, embedder, tmp_path):
 
 
 def test_dialogue_synthetic_preferences_beat_chance(star, embedder):
-    pairs = synthetic_preference_pairs(star[:90], seed=0)
+    pairs = synthetic_preference_pairs(star[:60], seed=0)
     model, report = train_bradley_terry(pairs, FAST, seed=0, embedder=embedder)
     print("dialogue synthetic BT:", json.dumps(report))
-    assert report["pairs_val"] >= 80
+    assert report["pairs_val"] >= 50
     assert report["val_pairwise_accuracy"] > 0.58
     assert report["train_pairwise_accuracy"] > report["val_pairwise_accuracy"]
 
 
 def test_taskmaster_pointwise_trains_and_reports(shared_data, embedder):
-    rows = read_taskmaster_rewards(shared_data / "taskmaster4_reward.jsonl", limit=300)
+    rows = read_taskmaster_rewards(shared_data / "taskmaster4_reward.jsonl", limit=200)
     model, report = train_pointwise(rows, FAST, seed=0, embedder=embedder)
     print("taskmaster pointwise:", json.dumps(report))
-    assert report["examples_val"] > 30 and 0.7 < report["positive_share"] < 0.95
+    assert report["examples_val"] > 20 and 0.7 < report["positive_share"] < 0.95
     assert 0.0 <= report["val_balanced_accuracy"] <= 1.0 and 0.0 <= report["val_auc"] <= 1.0
     assert report["train_auc"] > 0.8  # the head can fit its data
     scores = model.score([rows[0].context], [rows[0].response])
