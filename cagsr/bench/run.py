@@ -12,6 +12,8 @@ one PPO iteration of a training preset, by phase. Writes bench.md and bench.json
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -26,62 +28,74 @@ from cagsr.bench.workload import bench_model
 SINGLE, DIALOGUE = "single turn", "dialogue"
 
 
-def _decoder_sections(cfg: BenchConfig, machine) -> tuple[list[dict], list[str]]:
+def _decoder_sections(cfg: BenchConfig, machine) -> Iterator[tuple[list[dict], list[str]]]:
+    """Yield (rows, notes) per section, so the report can be written after each one."""
     loaded = bench_model(cfg.model, cfg.device, cfg.dtype)
     cost = model_cost(loaded.model)
     systems, notes = build_systems(loaded, cfg.engines)
-    rows = []
-    if "single" in cfg.sections:
-        rows += single_turn(cfg, loaded, systems, machine, cost, SINGLE)
-    if "dialogue" in cfg.sections:
-        rows += growing(
-            cfg, loaded, systems, machine, cost, DIALOGUE, cfg.turns, cfg.new_tokens, cfg.user_tokens
-        )
-    if "cot" in cfg.sections:
-        rows += growing(cfg, loaded, systems, machine, cost, "chain of thought (per step)", cfg.cot_steps,
-                        cfg.step_tokens, 0)  # fmt: skip
-    for system in systems:
-        close = getattr(system.engine, "close", None) if hasattr(system, "engine") else None
-        if callable(close):
-            close()
-    return rows, notes
+    try:
+        if "single" in cfg.sections:
+            yield single_turn(cfg, loaded, systems, machine, cost, SINGLE), notes
+        if "dialogue" in cfg.sections:
+            yield growing(cfg, loaded, systems, machine, cost, DIALOGUE, cfg.turns, cfg.new_tokens,
+                          cfg.user_tokens), notes  # fmt: skip
+        if "cot" in cfg.sections:
+            yield growing(cfg, loaded, systems, machine, cost, "chain of thought (per step)", cfg.cot_steps,
+                          cfg.step_tokens, 0), notes  # fmt: skip
+    finally:
+        for system in systems:
+            close = getattr(getattr(system, "engine", None), "close", None)
+            if callable(close):
+                close()
 
 
-def _t5_section(cfg: BenchConfig, machine) -> tuple[list[dict], list[str]]:
+def _t5_section(cfg: BenchConfig, machine) -> Iterator[tuple[list[dict], list[str]]]:
     loaded = bench_model(cfg.t5_model, cfg.device, cfg.dtype)
     systems, notes = build_systems(loaded, [e for e in cfg.engines if e != "vllm"])
-    rows = single_turn(
-        cfg, loaded, systems, machine, model_cost(loaded.model), f"single turn, {cfg.t5_model}"
+    yield (
+        single_turn(cfg, loaded, systems, machine, model_cost(loaded.model), f"single turn, {cfg.t5_model}"),
+        notes,
     )
-    return rows, notes
+
+
+def _sections(cfg: BenchConfig, machine) -> Iterator[tuple[list[dict], list[str], list[dict]]]:
+    """(timing rows, notes, PPO rows) of each section in turn."""
+    if {"single", "dialogue", "cot"} & set(cfg.sections):
+        for rows, notes in _decoder_sections(cfg, machine):
+            yield rows, notes, []
+    if "t5" in cfg.sections:
+        for rows, notes in _t5_section(cfg, machine):
+            yield rows, notes, []
+    if "ppo" in cfg.sections:
+        # vLLM is left out here: a second in-process vLLM engine would double its memory reservation.
+        yield [], [], ppo_phases(cfg, [e for e in ("hf", "lean") if e in cfg.engines])
 
 
 def run(config: BenchConfig) -> str:
-    """Measure everything `config` asks for; return the Markdown report (also written to output_dir)."""
+    """Measure everything `config` asks for; return the Markdown report (also written to output_dir after
+    every section, so an interrupted run keeps what it measured)."""
     cfg = config.effective()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+        # vLLM's CPU worker binds its own OpenMP threads: give it the same cores (unless set by the user).
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cfg.threads - 1}")
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if cfg.device == "auto" else cfg.device))  # fmt: skip
+    load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     machine = measure_machine(device, getattr(torch, cfg.dtype))
-    rows, notes = [], []
-    if {"single", "dialogue", "cot"} & set(cfg.sections):
-        r, n = _decoder_sections(cfg, machine)
-        rows, notes = rows + r, notes + n
-    if "t5" in cfg.sections:
-        r, n = _t5_section(cfg, machine)
-        rows, notes = rows + r, notes + n
-    ppo = (
-        ppo_phases(cfg, [e for e in ("hf", "lean", "vllm") if e in cfg.engines])
-        if "ppo" in cfg.sections
-        else []
-    )
-    info = describe_machine()
-    report = render(cfg, info, machine, rows, ppo, list(dict.fromkeys(notes)), SINGLE, DIALOGUE)
-    if cfg.output_dir:
-        out = Path(cfg.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.md").write_text(report, encoding="utf-8")
-        payload = {"config": cfg.__dict__, "machine": info | machine.as_dict(), "rows": rows, "ppo": ppo}
-        (out / "bench.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    rows, notes, ppo, report = [], [], [], ""
+    for section_rows, section_notes, section_ppo in _sections(cfg, machine):
+        rows, notes, ppo = rows + section_rows, notes + section_notes, ppo + section_ppo
+        info = describe_machine()
+        info["load_average"] = f"{load_at_start} at start, {info['load_average']} now"
+        report = render(cfg, info, machine, rows, ppo, list(dict.fromkeys(notes)), SINGLE, DIALOGUE)
+        if cfg.output_dir:
+            _write(Path(cfg.output_dir), report, {"config": cfg.__dict__, "machine": info | machine.as_dict(),
+                                                  "rows": rows, "ppo": ppo})  # fmt: skip
     return report
+
+
+def _write(out: Path, report: str, payload: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.md").write_text(report, encoding="utf-8")
+    (out / "bench.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")

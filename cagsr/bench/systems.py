@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Hashable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -110,9 +111,12 @@ class EngineSystem:
     def _capture(self, histories: list[list[int]], responses: list[list[int]]) -> float:
         loaded = self.loaded
         batch = collate_pairs(histories, responses, loaded.tokenizer.pad_token_id, loaded.is_encoder_decoder)
+        # The lean engine's packed weights also serve this no-grad pass (nullcontext for other engines).
+        packed = getattr(self.engine, "packed_inference", nullcontext)
         _sync(loaded.device)
         start = time.perf_counter()
-        forward_with_capture(loaded.model, batch.to(loaded.device), last_layers=1)
+        with packed():
+            forward_with_capture(loaded.model, batch.to(loaded.device), last_layers=1)
         _sync(loaded.device)
         return time.perf_counter() - start
 
@@ -146,8 +150,10 @@ def build_systems(
 
         if not vllm_available():
             notes.append("vllm: not installed (pip install 'cagsr[vllm]' in its own virtualenv)")
-        elif loaded.is_encoder_decoder:
-            notes.append("vllm: runs no encoder-decoder model")
+        elif not VLLMEngine.supports(loaded):
+            notes.append(
+                f"vllm: does not run {loaded.name} here (encoder-decoder, or a head size without CPU kernels)"
+            )
         else:
             systems.append(EngineSystem("vLLM", VLLMEngine(loaded), loaded, with_capture))
     return systems, notes

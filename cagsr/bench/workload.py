@@ -33,12 +33,16 @@ WORDS = _WORDS_TEXT.split()
 
 
 class NeverEnds:
-    """Tokenizer proxy whose chat end token is `end`; everything else is the wrapped tokenizer's."""
+    """Tokenizer proxy whose chat end token and padding are `end`; everything else is the wrapped tokenizer's.
+
+    Padding = end as well, so no real token (the chat end marker is SmolLM2's padding) is ever cut from a reply.
+    """
 
     unk_token_id = -1
 
     def __init__(self, tokenizer, end: int) -> None:
         self._tokenizer, self._end = tokenizer, end
+        self.pad_token_id = end
 
     def __getattr__(self, name: str):
         return getattr(self._tokenizer, name)

@@ -1,6 +1,8 @@
 """Config dataclasses of the evaluation components (one per component, a docstring under every field).
 
-    job_section = ConsistencyConfig(max_dialogues=300)      # or load_job(...) from a YAML preset
+    section = ConsistencyConfig(max_dialogues=300)      # or load_job(...) from a YAML preset
+
+Each field's docstring is its help text in presets and on the command line.
 """
 
 from __future__ import annotations

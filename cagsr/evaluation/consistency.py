@@ -60,7 +60,9 @@ def _pools(dialogues: Sequence[Dialogue], agent_texts: list[list[str]]) -> tuple
         if agent_texts[k]:
             by_domain.setdefault(d.domain, []).append(k)
     other = {
-        domain: [k for o, ks in by_domain.items() if not (set(o.split("+")) & set(domain.split("+"))) for k in ks]
+        domain: [
+            k for o, ks in by_domain.items() if not (set(o.split("+")) & set(domain.split("+"))) for k in ks
+        ]
         for domain in by_domain
     }
     return by_domain, other
@@ -87,6 +89,7 @@ def build_pairs(dialogues: Sequence[Dialogue], config: ConsistencyConfig, seed: 
             recorded = d.turns[i].text
             add(context, recorded, 1, "recorded")
             for kind, pool in pools.items():
+                # Big pools: drawing this dialogue itself is rare and just skipped, which saves a copy per turn.
                 candidates = [j for j in pool if j != k] if len(pool) < 64 else pool
                 j = rng.choice(candidates) if candidates else k
                 if j == k:
@@ -110,8 +113,13 @@ def corpus_fingerprint(dialogues: Sequence[Dialogue]) -> str:
 class ConsistencyClassifier:
     """P(on topic) = sigmoid(a * cos(Wc c + bc, Wr r + br) + b) over MiniLM embeddings; numpy inference."""
 
-    def __init__(self, weights: dict[str, np.ndarray], config: ConsistencyConfig, embedder: Embedder | None = None,
-                 meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        weights: dict[str, np.ndarray],
+        config: ConsistencyConfig,
+        embedder: Embedder | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         self.config = config
         self.embedder = embedder or Embedder()
@@ -153,7 +161,12 @@ class ConsistencyClassifier:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         np.savez(folder / "consistency.npz", **self.weights)
-        meta = {**self.meta, "format": FORMAT_VERSION, "config": asdict(self.config), "embedder": self.embedder.name}
+        meta = {
+            **self.meta,
+            "format": FORMAT_VERSION,
+            "config": asdict(self.config),
+            "embedder": self.embedder.name,
+        }
         (folder / "consistency.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return folder
 
@@ -167,15 +180,18 @@ class ConsistencyClassifier:
         except (OSError, ValueError) as err:
             raise DataError(f"{folder}: not a saved consistency classifier ({type(err).__name__})") from None
         if meta.get("format") != FORMAT_VERSION or set(weights) != set(WEIGHT_NAMES):
-            raise DataError(f"{folder}: classifier format {meta.get('format')} (expected {FORMAT_VERSION}); retrain it")
+            raise DataError(
+                f"{folder}: classifier format {meta.get('format')} (expected {FORMAT_VERSION}); retrain it"
+            )
         embedder = embedder or Embedder()
         if meta.get("embedder") != embedder.name:
             raise DataError(f"{folder}: trained on embedder {meta.get('embedder')}, not {embedder.name}")
         return cls(weights, ConsistencyConfig(**meta["config"]), embedder, meta)
 
 
-def train_projections(contexts: np.ndarray, responses: np.ndarray, config: ConsistencyConfig,
-                      seed: int) -> dict[str, np.ndarray]:
+def train_projections(
+    contexts: np.ndarray, responses: np.ndarray, config: ConsistencyConfig, seed: int
+) -> dict[str, np.ndarray]:
     """Context and response projections by symmetric InfoNCE over in-batch pairs (identity start)."""
     import torch
     import torch.nn.functional as F
@@ -209,8 +225,10 @@ def train_projections(contexts: np.ndarray, responses: np.ndarray, config: Consi
                 loss.backward()
                 opt.step()
     return {
-        "context_w": proj_c.weight.detach().numpy(), "context_b": proj_c.bias.detach().numpy(),
-        "response_w": proj_r.weight.detach().numpy(), "response_b": proj_r.bias.detach().numpy(),
+        "context_w": proj_c.weight.detach().numpy(),
+        "context_b": proj_c.bias.detach().numpy(),
+        "response_w": proj_r.weight.detach().numpy(),
+        "response_b": proj_r.bias.detach().numpy(),
     }
 
 
@@ -231,8 +249,12 @@ def _split(items: list, fraction: float, rng: random.Random) -> tuple[list, list
     return order[n_held:], order[:n_held]
 
 
-def train_consistency(dialogues: Sequence[Dialogue], seed: int = 0, config: ConsistencyConfig | None = None,
-                      embedder: Embedder | None = None) -> tuple[ConsistencyClassifier, dict[str, Any]]:
+def train_consistency(
+    dialogues: Sequence[Dialogue],
+    seed: int = 0,
+    config: ConsistencyConfig | None = None,
+    embedder: Embedder | None = None,
+) -> tuple[ConsistencyClassifier, dict[str, Any]]:
     """Fit projections and calibration on a dialogue split; report held-out accuracy (overall, per kind)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -241,7 +263,9 @@ def train_consistency(dialogues: Sequence[Dialogue], seed: int = 0, config: Cons
     usable = [d for d in dialogues if d.agent_turn_indices()]
     usable = rng.sample(usable, len(usable))[: config.max_dialogues]
     if len(usable) < 8:
-        raise DataError(f"consistency classifier: needs at least 8 dialogues with agent turns, got {len(usable)}")
+        raise DataError(
+            f"consistency classifier: needs at least 8 dialogues with agent turns, got {len(usable)}"
+        )
     train_set, val_set = _split(usable, config.val_fraction, rng)
     proj_set, calib_set = _split(train_set, config.calibration_fraction, rng)
     clf = ConsistencyClassifier({}, config, embedder)
@@ -260,9 +284,14 @@ def train_consistency(dialogues: Sequence[Dialogue], seed: int = 0, config: Cons
     clf.weights |= {"calib_a": fit.coef_[0].astype(np.float32), "calib_b": fit.intercept_.astype(np.float32)}
     val_pred = (clf.probabilities(val.contexts, val.responses) >= config.threshold).astype(int)
     report = {
-        "seed": seed, "dialogues_projection": len(proj_set), "dialogues_calibration": len(calib_set),
-        "dialogues_val": len(val_set), "pairs_contrastive": len(keep), "pairs_calibration": len(calib.labels),
-        "pairs_val": len(val.labels), **{f"val_{k}": v for k, v in _accuracy_by_kind(val, val_pred).items()},
+        "seed": seed,
+        "dialogues_projection": len(proj_set),
+        "dialogues_calibration": len(calib_set),
+        "dialogues_val": len(val_set),
+        "pairs_contrastive": len(keep),
+        "pairs_calibration": len(calib.labels),
+        "pairs_val": len(val.labels),
+        **{f"val_{k}": v for k, v in _accuracy_by_kind(val, val_pred).items()},
     }
     if len(set(val.labels)) == 2:
         from sklearn.metrics import roc_auc_score
@@ -273,8 +302,12 @@ def train_consistency(dialogues: Sequence[Dialogue], seed: int = 0, config: Cons
 
 
 def ensure_consistency_classifier(
-    dialogues: Sequence[Dialogue], name: str = "default", seed: int = 0, config: ConsistencyConfig | None = None,
-    folder: str | Path | None = None, embedder: Embedder | None = None,
+    dialogues: Sequence[Dialogue],
+    name: str = "default",
+    seed: int = 0,
+    config: ConsistencyConfig | None = None,
+    folder: str | Path | None = None,
+    embedder: Embedder | None = None,
 ) -> ConsistencyClassifier:
     """Load the classifier saved for this corpus and config, or train and save it first.
 

@@ -3,6 +3,8 @@
     emb = Embedder()                                   # loads lazily, once per process
     vectors = emb.encode(["hello", "hi there"])         # [2, 384], unit length
     feats = pair_features(emb.encode(contexts), emb.encode(responses))   # [n, 4 * 384]
+
+Everything runs offline: the model is a local folder and HF_HUB_OFFLINE is set before loading it.
 """
 
 from __future__ import annotations
@@ -92,8 +94,11 @@ class Embedder:
         missing = list(dict.fromkeys(t for t in texts if t not in found))
         if missing:
             vectors = self.model.encode(
-                missing, batch_size=self.config.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
+                missing,
+                batch_size=self.config.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             ).astype(np.float32)
             found.update(zip(missing, vectors, strict=True))
             self._remember(missing, vectors)
@@ -114,7 +119,9 @@ class Embedder:
 def pair_features(contexts: np.ndarray, responses: np.ndarray) -> np.ndarray:
     """[c, r, c*r, |c-r|] per row: the classic sentence-pair features (InferSent, SBERT-NLI)."""
     if contexts.shape != responses.shape:
-        raise ValueError(f"context and response embeddings differ in shape: {contexts.shape} vs {responses.shape}")
+        raise ValueError(
+            f"context and response embeddings differ in shape: {contexts.shape} vs {responses.shape}"
+        )
     return np.concatenate([contexts, responses, contexts * responses, np.abs(contexts - responses)], axis=1)
 
 

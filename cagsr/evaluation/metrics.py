@@ -5,10 +5,13 @@
     answer_correct("... #### 1,234", "1234")                        # True
     step_correctness(split_steps(text), problem.steps, Embedder())  # share of matching steps
     rho, low, high, n = spearman_ci(rewards, quality)
+
+Text metrics are pure functions; BERTScore and embeddings load their model once, on first use.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -24,8 +27,17 @@ from cagsr.evaluation.config import MetricsConfig
 from cagsr.evaluation.embedding import Embedder, resolve_device, resolve_model_path
 
 __all__ = [
-    "BertScorer", "Embedder", "answer_correct", "coherence", "extract_final_answer", "latency_summary",
-    "normalise_step", "sentence_bleu", "spearman_ci", "split_steps", "step_correctness",
+    "BertScorer",
+    "Embedder",
+    "answer_correct",
+    "coherence",
+    "extract_final_answer",
+    "latency_summary",
+    "normalise_step",
+    "sentence_bleu",
+    "spearman_ci",
+    "split_steps",
+    "step_correctness",
 ]
 
 # Effective order: a short sentence with no matching 4-gram still gets a BLEU from its lower orders.
@@ -61,13 +73,18 @@ class BertScorer:
             # bert_score picks T5EncoderModel for any model_type containing "t5"; a BERT folder
             # under such a path would load wrongly, so say so instead.
             if "t5" in self.path.lower() and "t5" not in (self.config.bert_model or "").lower():
-                raise ModelError(f"{self.path}: bert_score treats paths containing 't5' as T5; move the model")
+                raise ModelError(
+                    f"{self.path}: bert_score treats paths containing 't5' as T5; move the model"
+                )
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from bert_score import BERTScorer
 
             self._scorer = BERTScorer(
-                model_type=self.path, num_layers=self.config.bert_layers,
-                batch_size=self.config.bert_batch_size, device=self.device, rescale_with_baseline=False,
+                model_type=self.path,
+                num_layers=self.config.bert_layers,
+                batch_size=self.config.bert_batch_size,
+                device=self.device,
+                rescale_with_baseline=False,
             )
         return self._scorer
 
@@ -86,12 +103,17 @@ class BertScorer:
         return out
 
 
+@functools.cache
+def default_bert_scorer() -> BertScorer:
+    """One shared default scorer per process, so repeated coherence calls load the model once."""
+    return BertScorer()
+
+
 def coherence(hyps: Sequence[str], refs: Sequence[str], scorer: BertScorer | None = None) -> list[float]:
     """Per pair: mean of sentence BLEU and BERTScore F1 (clipped to [0, 1]) against the recorded response."""
-    f1 = (scorer or BertScorer()).f1(hyps, refs)
+    f1 = (scorer or default_bert_scorer()).f1(hyps, refs)
     return [
-        0.5 * (sentence_bleu(h, r) + min(1.0, max(0.0, f)))
-        for h, r, f in zip(hyps, refs, f1, strict=True)
+        0.5 * (sentence_bleu(h, r) + min(1.0, max(0.0, f))) for h, r, f in zip(hyps, refs, f1, strict=True)
     ]
 
 
@@ -103,7 +125,7 @@ def extract_final_answer(text: str) -> str | None:
     """
     markers = list(ANSWER_MARKERS.finditer(text))
     if markers:
-        tail = text[markers[-1].end():].strip()
+        tail = text[markers[-1].end() :].strip()
         first = NUMBER.search(tail)
         if first:
             return normalise_number(first.group())
@@ -149,8 +171,11 @@ def step_numbers(step: str) -> frozenset[str]:
 
 
 def step_correctness(
-    generated_steps: Sequence[str], reference_steps: Sequence[str], embedder: Embedder | None = None,
-    threshold: float = 0.85, same_numbers: bool = True,
+    generated_steps: Sequence[str],
+    reference_steps: Sequence[str],
+    embedder: Embedder | None = None,
+    threshold: float = 0.85,
+    same_numbers: bool = True,
 ) -> float:
     """Share of generated steps that match some reference step (0.0 when nothing was generated).
 
@@ -195,7 +220,10 @@ def _rank_corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def spearman_ci(
-    x: Sequence[float], y: Sequence[float], n_boot: int = 1000, seed: int = 0,
+    x: Sequence[float],
+    y: Sequence[float],
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> tuple[float, float, float, int]:
     """Spearman rho with a 95% percentile-bootstrap interval: (rho, low, high, n).
 
@@ -221,7 +249,9 @@ def spearman_ci(
 
 
 def latency_summary(
-    seconds: Sequence[float], turns: Sequence[int], tokens: Sequence[int],
+    seconds: Sequence[float],
+    turns: Sequence[int],
+    tokens: Sequence[int],
 ) -> dict[str, float]:
     """Latency of timed generation calls: ms per dialogue turn and per generated (reasoning) token.
 
@@ -232,8 +262,14 @@ def latency_summary(
     if not (len(seconds) == len(turns) == len(tokens)):
         raise ValueError("seconds, turns and tokens must have one entry per timed call")
     if not seconds:
-        return {"calls": 0, "total_s": 0.0, "ms_per_turn": math.nan, "ms_per_token": math.nan,
-                "median_ms_per_turn": math.nan, "median_ms_per_token": math.nan}
+        return {
+            "calls": 0,
+            "total_s": 0.0,
+            "ms_per_turn": math.nan,
+            "ms_per_token": math.nan,
+            "median_ms_per_turn": math.nan,
+            "median_ms_per_token": math.nan,
+        }
     s, n_turns, n_tok = (np.asarray(v, dtype=float) for v in (seconds, turns, tokens))
     total_ms = 1000.0 * s.sum()
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -95,7 +95,9 @@ def _shuffled(items: list, rng: random.Random) -> list | None:
     return out
 
 
-def dialogue_candidates(dialogue: Dialogue, turn: int, others: Sequence[Dialogue], rng: random.Random) -> list[str]:
+def dialogue_candidates(
+    dialogue: Dialogue, turn: int, others: Sequence[Dialogue], rng: random.Random
+) -> list[str]:
     """Candidate responses for one agent turn; the recorded one first."""
     recorded = dialogue.turns[turn].text
     words = recorded.split()
@@ -143,19 +145,32 @@ def solution_text(steps: Sequence[str], answer: str | None) -> str:
     return "\n".join([*steps, f"{ANSWER_MARKER} {answer}"] if answer is not None else steps)
 
 
-def _pairs_from_scores(context: str, texts: list[str], scores: list[float], margin: float, group: str,
-                       rng: random.Random, max_pairs: int) -> list[PreferencePair]:
+def _pairs_from_scores(
+    context: str,
+    texts: list[str],
+    scores: list[float],
+    margin: float,
+    group: str,
+    rng: random.Random,
+    max_pairs: int,
+) -> list[PreferencePair]:
     pairs = [
         PreferencePair(context, texts[i], texts[j], group)
-        for i in range(len(texts)) for j in range(len(texts))
+        for i in range(len(texts))
+        for j in range(len(texts))
         if scores[i] - scores[j] >= margin and texts[i] != texts[j]
     ]
     return rng.sample(pairs, min(max_pairs, len(pairs)))
 
 
 def synthetic_preference_pairs(
-    records: Sequence[Record], seed: int = 0, turns_per_dialogue: int = 1, max_pairs: int = 6,
-    context_turns: int = 4, max_context_chars: int = 1000, margin: float = 0.1,
+    records: Sequence[Record],
+    seed: int = 0,
+    turns_per_dialogue: int = 1,
+    max_pairs: int = 6,
+    context_turns: int = 4,
+    max_context_chars: int = 1000,
+    margin: float = 0.1,
 ) -> list[PreferencePair]:
     """Heuristic preference pairs from dialogues or math problems (see the module docstring).
 
@@ -206,7 +221,9 @@ def _parse_preference(obj: Any, max_turns: int, max_chars: int) -> PreferencePai
     return PreferencePair(context, obj["chosen"].strip(), obj["rejected"].strip(), str(obj.get("id", "")))
 
 
-def read_preference_file(path: Path, context_turns: int = 4, max_context_chars: int = 1000) -> list[PreferencePair]:
+def read_preference_file(
+    path: Path, context_turns: int = 4, max_context_chars: int = 1000
+) -> list[PreferencePair]:
     """JSON Lines of {"context": text or [{role, text}], "chosen": text, "rejected": text}."""
     out = []
     for lineno, item in iter_lines(path):

@@ -44,7 +44,9 @@ class RewardHead(nn.Module):
         self.register_buffer("mean", torch.zeros(dim_in))
         self.register_buffer("scale", torch.ones(dim_in))
         if hidden > 0:
-            self.net = nn.Sequential(nn.Linear(dim_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
+            self.net = nn.Sequential(
+                nn.Linear(dim_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+            )
         else:
             self.net = nn.Sequential(nn.Linear(dim_in, 1))
 
@@ -52,11 +54,26 @@ class RewardHead(nn.Module):
         return self.net((x - self.mean) / self.scale).squeeze(-1)
 
 
+def encode_pairs(
+    embedder: Embedder, config: RewardModelConfig, contexts: Sequence[Context], responses: Sequence[str]
+) -> Tensor:
+    """Pair features [n, 4 * dim] of rendered contexts and responses."""
+    if len(contexts) != len(responses):
+        raise ValueError(f"{len(contexts)} contexts but {len(responses)} responses")
+    texts = [context_text(c, config.context_turns, config.max_context_chars) for c in contexts]
+    return torch.from_numpy(pair_features(embedder.encode(texts), embedder.encode(list(responses))))
+
+
 class RewardModel:
     """The head plus the embedder that makes its features; `score` is the reward function."""
 
-    def __init__(self, head: RewardHead, config: RewardModelConfig, embedder: Embedder | None = None,
-                 meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        head: RewardHead,
+        config: RewardModelConfig,
+        embedder: Embedder | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.head = head.eval()
         self.config = config
         self.embedder = embedder or Embedder()
@@ -67,11 +84,7 @@ class RewardModel:
         return self.meta.get("report", {})
 
     def features(self, contexts: Sequence[Context], responses: Sequence[str]) -> Tensor:
-        if len(contexts) != len(responses):
-            raise ValueError(f"{len(contexts)} contexts but {len(responses)} responses")
-        texts = [context_text(c, self.config.context_turns, self.config.max_context_chars) for c in contexts]
-        feats = pair_features(self.embedder.encode(texts), self.embedder.encode(list(responses)))
-        return torch.from_numpy(feats)
+        return encode_pairs(self.embedder, self.config, contexts, responses)
 
     @torch.no_grad()
     def score(self, contexts: Sequence[Context], responses: Sequence[str]) -> list[float]:
@@ -87,9 +100,17 @@ class RewardModel:
 
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, folder / "reward_model.safetensors")
-        meta = {**self.meta, "format": FORMAT_VERSION, "config": asdict(self.config), "embedder": self.embedder.name,
-                "dim_in": int(self.head.mean.numel())}
+        save_file(
+            {k: v.contiguous() for k, v in self.head.state_dict().items()},
+            folder / "reward_model.safetensors",
+        )
+        meta = {
+            **self.meta,
+            "format": FORMAT_VERSION,
+            "config": asdict(self.config),
+            "embedder": self.embedder.name,
+            "dim_in": int(self.head.mean.numel()),
+        }
         (folder / "reward_model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return folder
 
@@ -123,8 +144,9 @@ def split_groups(groups: Sequence[str], val_fraction: float, seed: int) -> tuple
     return [i for i, g in enumerate(groups) if g not in val], [i for i, g in enumerate(groups) if g in val]
 
 
-def _fit(head: RewardHead, n: int, loss_fn: Callable[[Tensor], Tensor], config: RewardModelConfig,
-         seed: int) -> list[float]:
+def _fit(
+    head: RewardHead, n: int, loss_fn: Callable[[Tensor], Tensor], config: RewardModelConfig, seed: int
+) -> list[float]:
     """Mini-batch AdamW over item indices 0..n-1; returns the mean loss of each epoch."""
     opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(seed)
@@ -158,16 +180,20 @@ def _pair_accuracy(head: RewardHead, chosen: Tensor, rejected: Tensor) -> float:
     return float((head(chosen) > head(rejected)).float().mean()) if len(chosen) else float("nan")
 
 
-def train_bradley_terry(pairs: Sequence[PreferencePair], config: RewardModelConfig | None = None, seed: int = 0,
-                        embedder: Embedder | None = None) -> tuple[RewardModel, dict[str, Any]]:
+def train_bradley_terry(
+    pairs: Sequence[PreferencePair],
+    config: RewardModelConfig | None = None,
+    seed: int = 0,
+    embedder: Embedder | None = None,
+) -> tuple[RewardModel, dict[str, Any]]:
     """Bradley-Terry on (context, chosen, rejected); report held-out pairwise accuracy."""
     config = config or RewardModelConfig()
     if len(pairs) < 2:
         raise DataError(f"Bradley-Terry training needs at least 2 preference pairs, got {len(pairs)}")
-    model = RewardModel(RewardHead(1, 0, 0.0), config, embedder)
+    embedder = embedder or Embedder()
     contexts = [p.context for p in pairs]
-    chosen = model.features(contexts, [p.chosen for p in pairs])
-    rejected = model.features(contexts, [p.rejected for p in pairs])
+    chosen = encode_pairs(embedder, config, contexts, [p.chosen for p in pairs])
+    rejected = encode_pairs(embedder, config, contexts, [p.rejected for p in pairs])
     train, val = split_groups([p.group for p in pairs], config.val_fraction, seed)
     tr = torch.tensor(train)
     head = _new_head(torch.cat([chosen[tr], rejected[tr]]), config, seed)
@@ -179,13 +205,16 @@ def train_bradley_terry(pairs: Sequence[PreferencePair], config: RewardModelConf
     losses = _fit(head, len(train), loss_fn, config, seed)
     va = torch.tensor(val, dtype=torch.long)
     report = {
-        "objective": "bradley-terry", "seed": seed, "pairs_train": len(train), "pairs_val": len(val),
-        "groups_val": len({pairs[i].group for i in val}), "final_loss": losses[-1],
+        "objective": "bradley-terry",
+        "seed": seed,
+        "pairs_train": len(train),
+        "pairs_val": len(val),
+        "groups_val": len({pairs[i].group for i in val}),
+        "final_loss": losses[-1],
         "train_pairwise_accuracy": _pair_accuracy(head, chosen[tr], rejected[tr]),
         "val_pairwise_accuracy": _pair_accuracy(head, chosen[va], rejected[va]),
     }
-    model.head, model.meta = head, {"report": report}
-    return model, report
+    return RewardModel(head, config, embedder, {"report": report}), report
 
 
 def _classification_report(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -202,26 +231,35 @@ def _classification_report(logits: np.ndarray, labels: np.ndarray) -> dict[str, 
     }
 
 
-def train_pointwise(examples: Sequence[LabelledResponse], config: RewardModelConfig | None = None, seed: int = 0,
-                    embedder: Embedder | None = None) -> tuple[RewardModel, dict[str, Any]]:
+def train_pointwise(
+    examples: Sequence[LabelledResponse],
+    config: RewardModelConfig | None = None,
+    seed: int = 0,
+    embedder: Embedder | None = None,
+) -> tuple[RewardModel, dict[str, Any]]:
     """Class-weighted logistic loss on 0/1 labels; report held-out balanced accuracy and AUC."""
     config = config or RewardModelConfig()
     labels = torch.tensor([float(e.label) for e in examples])
     if len(examples) < 2 or len(set(labels.tolist())) < 2:
         raise DataError("pointwise reward training needs examples of both labels (0 and 1)")
-    model = RewardModel(RewardHead(1, 0, 0.0), config, embedder)
-    x = model.features([e.context for e in examples], [e.response for e in examples])
+    embedder = embedder or Embedder()
+    x = encode_pairs(embedder, config, [e.context for e in examples], [e.response for e in examples])
     train, val = split_groups([e.group for e in examples], config.val_fraction, seed)
     tr = torch.tensor(train)
     head = _new_head(x[tr], config, seed)
     # Balanced class weights: each class contributes half the loss whatever its share.
     positives = float(labels[tr].sum())
-    weight_of = {1.0: len(train) / (2 * max(1.0, positives)), 0.0: len(train) / (2 * max(1.0, len(train) - positives))}
+    weight_of = {
+        1.0: len(train) / (2 * max(1.0, positives)),
+        0.0: len(train) / (2 * max(1.0, len(train) - positives)),
+    }
     weights = torch.tensor([weight_of[v] for v in labels.tolist()])
 
     def loss_fn(batch: Tensor) -> Tensor:
         idx = tr[batch]
-        raw = torch.nn.functional.binary_cross_entropy_with_logits(head(x[idx]), labels[idx], reduction="none")
+        raw = torch.nn.functional.binary_cross_entropy_with_logits(
+            head(x[idx]), labels[idx], reduction="none"
+        )
         return (raw * weights[idx]).mean()
 
     losses = _fit(head, len(train), loss_fn, config, seed)
@@ -229,10 +267,13 @@ def train_pointwise(examples: Sequence[LabelledResponse], config: RewardModelCon
         logits = head(x).numpy()
     y = labels.numpy().astype(int)
     report = {
-        "objective": "pointwise", "seed": seed, "examples_train": len(train), "examples_val": len(val),
-        "positive_share": float(y.mean()), "final_loss": losses[-1],
+        "objective": "pointwise",
+        "seed": seed,
+        "examples_train": len(train),
+        "examples_val": len(val),
+        "positive_share": float(y.mean()),
+        "final_loss": losses[-1],
         **{f"train_{k}": v for k, v in _classification_report(logits[train], y[train]).items()},
         **{f"val_{k}": v for k, v in _classification_report(logits[val], y[val]).items()},
     }
-    model.head, model.meta = head, {"report": report}
-    return model, report
+    return RewardModel(head, config, embedder, {"report": report}), report

@@ -77,43 +77,71 @@ def _dialogue_rows(loaded, engine, dialogues: list[Dialogue], s: EvalSettings, c
     for p in pairs:
         by_dialogue.setdefault(p.record_id, []).append(p)
     pairs = [p for group in by_dialogue.values() for p in group[: s.max_turns]]
-    outputs, latency = _generate_timed(loaded, engine, [p.history.input_ids for p in pairs], s.max_new_tokens,
-                                       s.batch_size)
+    outputs, latency = _generate_timed(
+        loaded, engine, [p.history.input_ids for p in pairs], s.max_new_tokens, s.batch_size
+    )
     texts = [decode_reply(loaded, c.token_ids) for c in outputs]
     coh = coherence(texts, [p.response_text for p in pairs])
     records = {d.id: d for d in dialogues}
     contexts = [records[p.record_id].turns[: p.turn_index] for p in pairs]
     accepted = consistency.accepts(contexts, texts) if consistency is not None else [math.nan] * len(pairs)
-    rows = [{"episode": p.record_id, "turn": p.turn_index, "generated": t, "reference": p.response_text,
-             "coherence": c, "consistency": float(a)} for p, t, c, a in zip(pairs, texts, coh, accepted, strict=True)]
+    rows = [
+        {
+            "episode": p.record_id,
+            "turn": p.turn_index,
+            "generated": t,
+            "reference": p.response_text,
+            "coherence": c,
+            "consistency": float(a),
+        }
+        for p, t, c, a in zip(pairs, texts, coh, accepted, strict=True)
+    ]
     episodes = []
     for p, c in zip(pairs, outputs, strict=True):
         ids = c.token_ids or [loaded.eos_token_id]
         ep = Episode(record=records[p.record_id], kind="dialogue", done=True)
-        ep.actions, ep.turn_texts = [Action(p.history, ids, [0] * len(ids), c.finished)], [decode_reply(loaded, ids)]
+        ep.actions, ep.turn_texts = (
+            [Action(p.history, ids, [0] * len(ids), c.finished)],
+            [decode_reply(loaded, ids)],
+        )
         episodes.append(ep)
     return rows, episodes, latency
 
 
 def _math_rows(loaded, engine, problems: list[MathProblem], s: EvalSettings, embedder):
-    prompts = [format_history(loaded.tokenizer, [Utterance("user", p.question)], loaded.is_encoder_decoder,
-                              s.max_context) for p in problems]
-    outputs, latency = _generate_timed(loaded, engine, [p.input_ids for p in prompts], s.cot_max_new_tokens,
-                                       s.batch_size)
+    prompts = [
+        format_history(
+            loaded.tokenizer, [Utterance("user", p.question)], loaded.is_encoder_decoder, s.max_context
+        )
+        for p in problems
+    ]
+    outputs, latency = _generate_timed(
+        loaded, engine, [p.input_ids for p in prompts], s.cot_max_new_tokens, s.batch_size
+    )
     rows, episodes = [], []
     for problem, prompt, c in zip(problems, prompts, outputs, strict=True):
         text = decode_reply(loaded, c.token_ids)
-        rows.append({"episode": problem.id, "turn": 0, "generated": text, "reference": problem.solution_text(),
-                     "accuracy": float(answer_correct(text, problem.answer)),
-                     "step_correctness": step_correctness(split_steps(text), problem.steps, embedder,
-                                                          s.step_threshold)})
+        rows.append(
+            {
+                "episode": problem.id,
+                "turn": 0,
+                "generated": text,
+                "reference": problem.solution_text(),
+                "accuracy": float(answer_correct(text, problem.answer)),
+                "step_correctness": step_correctness(
+                    split_steps(text), problem.steps, embedder, s.step_threshold
+                ),
+            }
+        )
         ep = Episode(record=problem, kind="math", utterances=[Utterance("user", problem.question)])
         fill_cot_episode(ep, prompt, c.token_ids or [loaded.eos_token_id], c.finished, loaded, 12)
         episodes.append(ep)
     return rows, episodes, latency
 
 
-def _attach_rewards(rows: list[dict], episodes: list[Episode], loaded, records: list[Record], kind: str) -> None:
+def _attach_rewards(
+    rows: list[dict], episodes: list[Episode], loaded, records: list[Record], kind: str
+) -> None:
     salience = Salience.fit(corpus_texts(records), "idf|entities|keywords", 0.7)
     scored = probe(episodes, loaded, salience, AttentionConfig(), RewardConfig())
     keys = ("coverage", "focus", "repetition", "entropy", "reward")
@@ -126,8 +154,13 @@ def _attach_rewards(rows: list[dict], episodes: list[Episode], loaded, records: 
         row.update({k: s[k] for k in keys})
 
 
-def evaluate(loaded: LoadedModel, records: list[Record], settings: EvalSettings | None = None,
-             consistency=None, embedder=None) -> EvalReport:
+def evaluate(
+    loaded: LoadedModel,
+    records: list[Record],
+    settings: EvalSettings | None = None,
+    consistency=None,
+    embedder=None,
+) -> EvalReport:
     """Generate on `records` and compute every metric that applies to their kind."""
     s = settings or EvalSettings()
     engine = make_engine(s.engine, loaded)
@@ -140,8 +173,13 @@ def evaluate(loaded: LoadedModel, records: list[Record], settings: EvalSettings 
         _attach_rewards(rows, episodes, loaded, records, kind)
     metric_keys = [k for k in rows[0] if isinstance(rows[0][k], float)] if rows else []
     summary = {k: _nanmean([r[k] for r in rows]) for k in metric_keys}
-    summary |= {"engine": getattr(engine, "name", s.engine), "n": len(rows), "kind": kind,
-                "ms_per_turn": latency["ms_per_turn"], "ms_per_token": latency["ms_per_token"]}
+    summary |= {
+        "engine": getattr(engine, "name", s.engine),
+        "n": len(rows),
+        "kind": kind,
+        "ms_per_turn": latency["ms_per_turn"],
+        "ms_per_token": latency["ms_per_token"],
+    }
     return EvalReport(summary, rows)
 
 

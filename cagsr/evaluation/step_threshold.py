@@ -44,27 +44,55 @@ THRESHOLDS = (0.75, 0.80, 0.85, 0.90, 0.95)
 # (GSM8K train index, reference step, a rewording with the same numbers), written by hand.
 PARAPHRASES: list[tuple[int, str, str]] = [
     (0, "Natalia sold 48/2 = 24 clips in May.", "In May she sold half as many clips: 48/2 = 24."),
-    (0, "Natalia sold 48+24 = 72 clips altogether in April and May.",
-     "Altogether in April and May Natalia sold 48+24 = 72 clips."),
+    (
+        0,
+        "Natalia sold 48+24 = 72 clips altogether in April and May.",
+        "Altogether in April and May Natalia sold 48+24 = 72 clips.",
+    ),
     (1, "Weng earns 12/60 = $0.2 per minute.", "Per minute, Weng makes 12/60 = 0.2 dollars."),
-    (1, "Working 50 minutes, she earned 0.2 x 50 = $10.", "For 50 minutes of work she earned 0.2 * 50 = 10 dollars."),
-    (2, "In the beginning, Betty has only 100 / 2 = $50.", "At first Betty only has half of the money, 100 / 2 = $50."),
+    (
+        1,
+        "Working 50 minutes, she earned 0.2 x 50 = $10.",
+        "For 50 minutes of work she earned 0.2 * 50 = 10 dollars.",
+    ),
+    (
+        2,
+        "In the beginning, Betty has only 100 / 2 = $50.",
+        "At first Betty only has half of the money, 100 / 2 = $50.",
+    ),
     (2, "Betty's grandparents gave her 15 * 2 = $30.", "Her grandparents give Betty 15 * 2 = $30."),
     (3, "Maila read 12 x 2 = 24 pages today.", "Today Maila read twice as many pages, 12 x 2 = 24."),
     (3, "There are 120 - 36 = 84 pages left to be read.", "She still has 120 - 36 = 84 pages left to read."),
     (4, "He writes each friend 3*2=6 pages a week", "Each week he writes 3*2=6 pages to each friend."),
     (4, "That means he writes 12*52=624 pages a year", "In a year he writes 12*52=624 pages."),
-    (5, "So in Mark's garden, there are 10 + 8 = 18 purple flowers.",
-     "Mark has 10 + 8 = 18 purple flowers in his garden."),
-    (5, "So in total Mark has 28 + 7 = 35 plants in his garden.", "Mark's garden has 28 + 7 = 35 plants in total."),
-    (6, "He eats 16 from the small pizza because 2 x 8 = 16", "From the small pizzas he eats 2 x 8 = 16 pieces."),
+    (
+        5,
+        "So in Mark's garden, there are 10 + 8 = 18 purple flowers.",
+        "Mark has 10 + 8 = 18 purple flowers in his garden.",
+    ),
+    (
+        5,
+        "So in total Mark has 28 + 7 = 35 plants in his garden.",
+        "Mark's garden has 28 + 7 = 35 plants in total.",
+    ),
+    (
+        6,
+        "He eats 16 from the small pizza because 2 x 8 = 16",
+        "From the small pizzas he eats 2 x 8 = 16 pieces.",
+    ),
     (6, "He eats 48 pieces because 32 + 16 = 48", "In total he eats 32 + 16 = 48 pieces."),
-    (7, "Next, he added another 2 pounds of jelly beans, bringing the weight to 6+2=8 pounds.",
-     "Adding 2 more pounds of jelly beans made it 6+2=8 pounds."),
+    (
+        7,
+        "Next, he added another 2 pounds of jelly beans, bringing the weight to 6+2=8 pounds.",
+        "Adding 2 more pounds of jelly beans made it 6+2=8 pounds.",
+    ),
     (8, "Thus, Alexis paid S = 184 - 143 = $41 for the shoes.", "So the shoes cost Alexis 184 - 143 = $41."),
     (9, "Her overtime pay is 18+9 = $27.00", "She earns 18+9 = $27 for each overtime hour."),
-    (9, "2 hours of overtime pay for 5 days means she makes 54*5 = $270.00",
-     "Over 5 days, 2 overtime hours a day earn her 54*5 = $270."),
+    (
+        9,
+        "2 hours of overtime pay for 5 days means she makes 54*5 = $270.00",
+        "Over 5 days, 2 overtime hours a day earn her 54*5 = $270.",
+    ),
     (11, "He earned $60 mowing lawns because 4 x 15 = 60", "Mowing lawns earned him 4 x 15 = $60."),
     (11, "He shoveled 5 driveways because 35 / 7 = 5", "He must have shoveled 35 / 7 = 5 driveways."),
 ]
@@ -81,7 +109,7 @@ def change_last_number(step: str) -> str | None:
         changed = str(int(float(digits)) + 1)
     except ValueError:
         return None
-    return step[: last.start()] + changed + step[last.end():]
+    return step[: last.start()] + changed + step[last.end() :]
 
 
 def _best(emb: Embedder, queries: list[str], refs: list[list[str]], same_numbers: bool) -> np.ndarray:
@@ -103,7 +131,7 @@ def measure(problems: list[MathProblem], embedder: Embedder, seed: int = 0) -> d
         partner = rng.choice([o for o in with_steps if o is not p])
         for i, step in enumerate(p.steps):
             same_q.append(step)
-            same_r.append(p.steps[:i] + p.steps[i + 1:])
+            same_r.append(p.steps[:i] + p.steps[i + 1 :])
             other_q.append(step)
             other_r.append(partner.steps)
             wrong = change_last_number(step)
@@ -111,7 +139,9 @@ def measure(problems: list[MathProblem], embedder: Embedder, seed: int = 0) -> d
                 wrong_q.append(wrong)
                 wrong_r.append(p.steps)
     by_index = {int(p.id.rsplit("-", 1)[-1]) - 1: p for p in problems if p.id.rsplit("-", 1)[-1].isdigit()}
-    para = [(by_index[i], text) for i, step, text in PARAPHRASES if i in by_index and step in by_index[i].steps]
+    para = [
+        (by_index[i], text) for i, step, text in PARAPHRASES if i in by_index and step in by_index[i].steps
+    ]
     kinds = {
         "paraphrase": ([t for _, t in para], [p.steps for p, _ in para]),
         "same-solution": (same_q, same_r),
@@ -128,7 +158,8 @@ def table(samples: dict[str, np.ndarray], thresholds=THRESHOLDS) -> str:
     lines = ["t     " + " ".join(f"{k:>14}" for k in kinds)]
     for t in thresholds:
         lines.append(f"{t:.2f}   " + " ".join(f"{float((samples[k] >= t).mean()):>14.2f}" for k in kinds))
-    lines.append("mean   " + " ".join(f"{float(samples[k][samples[k] > -1].mean()):>14.2f}" for k in kinds))
+    means = [samples[k][samples[k] > -1] for k in kinds]  # -1: no reference step had the same numbers
+    lines.append("mean  " + " ".join(f"{float(m.mean()) if m.size else float('nan'):>14.2f}" for m in means))
     lines.append("n      " + " ".join(f"{samples[k].size:>14d}" for k in kinds))
     return "\n".join(lines)
 

@@ -57,7 +57,11 @@ def render_api_result(response: dict[str, Any]) -> str:
     """{'get_menu_items': {'items': [{'name': 'Espresso'}, ...]}} -> '[api result] get_menu_items: items=[Espresso, ...]'."""
     parts = []
     for name, result in response.items():
-        body = ", ".join(f"{k}={_value(v)}" for k, v in result.items()) if isinstance(result, dict) else _value(result)
+        body = (
+            ", ".join(f"{k}={_value(v)}" for k, v in result.items())
+            if isinstance(result, dict)
+            else _value(result)
+        )
         parts.append(f"{name}: {body}")
     return "[api result] " + "; ".join(parts)
 
@@ -72,7 +76,9 @@ def render_event(event: Any, where: str) -> str:
             return f"{role}: {event['text'].strip()}"
         if role == "agent" and isinstance(event.get("api"), dict) and event["api"]:
             return f"agent: {render_api_call(event['api'])}"
-        raise RecordError(f"{where} needs non-empty 'text'" + (" or an 'api' call" if role == "agent" else ""))
+        raise RecordError(
+            f"{where} needs non-empty 'text'" + (" or an 'api' call" if role == "agent" else "")
+        )
     if role == "api":
         if isinstance(event.get("response"), dict):
             return render_api_result(event["response"])

@@ -62,8 +62,13 @@ def aggregate_episodes(rows: Sequence[Row], keys: Sequence[str], episode_key: st
 
 
 def validity_table(
-    rows: Sequence[Row], components: Sequence[str] = COMPONENTS, metrics: Sequence[str] = QUALITY,
-    level: str = "turn", episode_key: str = "episode", n_boot: int = 1000, seed: int = 0,
+    rows: Sequence[Row],
+    components: Sequence[str] = COMPONENTS,
+    metrics: Sequence[str] = QUALITY,
+    level: str = "turn",
+    episode_key: str = "episode",
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Spearman rho with a bootstrap 95% CI for every (component, metric) pair present in the rows.
 
@@ -76,9 +81,20 @@ def validity_table(
     out = []
     for comp in components:
         for metric in metrics:
-            rho, low, high, n = spearman_ci(column(data, comp), column(data, metric), n_boot=n_boot, seed=seed)
-            out.append({"level": level, "component": comp, "metric": metric, "rho": rho, "low": low,
-                        "high": high, "n": n})
+            rho, low, high, n = spearman_ci(
+                column(data, comp), column(data, metric), n_boot=n_boot, seed=seed
+            )
+            out.append(
+                {
+                    "level": level,
+                    "component": comp,
+                    "metric": metric,
+                    "rho": rho,
+                    "low": low,
+                    "high": high,
+                    "n": n,
+                }
+            )
     return out
 
 
@@ -96,7 +112,10 @@ def trend(values: Sequence[float]) -> dict[str, float]:
 
 
 def reward_hacking_check(
-    history: Sequence[Row], reward_key: str = "reward", metrics: Sequence[str] = QUALITY, alpha: float = 0.05,
+    history: Sequence[Row],
+    reward_key: str = "reward",
+    metrics: Sequence[str] = QUALITY,
+    alpha: float = 0.05,
 ) -> dict[str, Any]:
     """Flag training where the reward rises while a quality metric falls, both significantly.
 
@@ -115,12 +134,22 @@ def reward_hacking_check(
         message = "reward rises and no quality metric falls significantly"
     else:
         message = "reward does not rise significantly"
-    return {"hacking": hacking, "reward_rises": reward_rises, "falling": falling, "reward": reward,
-            "metrics": trends, "alpha": alpha, "message": message}
+    return {
+        "hacking": hacking,
+        "reward_rises": reward_rises,
+        "falling": falling,
+        "reward": reward,
+        "metrics": trends,
+        "alpha": alpha,
+        "message": message,
+    }
 
 
 def validity_plot(
-    rows: Sequence[Row], path: str | Path, components: Sequence[str] = COMPONENTS, metrics: Sequence[str] = QUALITY,
+    rows: Sequence[Row],
+    path: str | Path,
+    components: Sequence[str] = COMPONENTS,
+    metrics: Sequence[str] = QUALITY,
 ) -> Path:
     """A PNG grid of scatter plots, component (rows) against metric (columns), rho in each title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

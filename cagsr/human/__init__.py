@@ -2,6 +2,8 @@
 
     paths = export_samples({"no-rl": rows_a, "cagsr": rows_b}, n=50, seed=0, path="human/sheet.html", fmt="html")
     report = import_ratings(["ratings-ana.csv", "ratings-ben.csv"], paths["key"])
+
+Raters see only opaque item ids; key.json, written beside the sheet, un-blinds their scores.
 """
 
 from cagsr.human.agreement import krippendorff_alpha

@@ -34,10 +34,16 @@ def _draw(systems: Mapping[str, Sequence[dict]], n: int, rng: random.Random) -> 
     if len(lengths) == 1:
         shared = sorted(rng.sample(range(lengths.pop()), min(n, len(next(iter(systems.values()))))))
         return [(name, i) for name in systems for i in shared]
-    return [(name, i) for name, rows in systems.items() for i in sorted(rng.sample(range(len(rows)), min(n, len(rows))))]
+    return [
+        (name, i)
+        for name, rows in systems.items()
+        for i in sorted(rng.sample(range(len(rows)), min(n, len(rows))))
+    ]
 
 
-def blind_items(systems: Mapping[str, Sequence[dict]], n: int, seed: int) -> tuple[list[dict], dict[str, Any]]:
+def blind_items(
+    systems: Mapping[str, Sequence[dict]], n: int, seed: int
+) -> tuple[list[dict], dict[str, Any]]:
     """Shuffled sheet rows (item_id, context, response) and the key that un-blinds them."""
     if not systems:
         raise DataError("export_samples: no systems given")
@@ -58,10 +64,23 @@ def blind_items(systems: Mapping[str, Sequence[dict]], n: int, seed: int) -> tup
     for k, (name, index) in enumerate(drawn, start=1):
         row = systems[name][index]
         item_id = f"item-{k:0{width}d}"
-        items.append({"item_id": item_id, "context": str(row.get("context", "")), "response": row["response"]})
-        key_items[item_id] = {"system_id": system_id[name], "system": name, "index": index, "id": row.get("id")}
-    key = {"format": 1, "seed": seed, "criteria": list(CRITERIA), "scale": [SCALE[0], SCALE[-1]],
-           "systems": {system_id[s]: s for s in names}, "items": key_items}
+        items.append(
+            {"item_id": item_id, "context": str(row.get("context", "")), "response": row["response"]}
+        )
+        key_items[item_id] = {
+            "system_id": system_id[name],
+            "system": name,
+            "index": index,
+            "id": row.get("id"),
+        }
+    key = {
+        "format": 1,
+        "seed": seed,
+        "criteria": list(CRITERIA),
+        "scale": [SCALE[0], SCALE[-1]],
+        "systems": {system_id[s]: s for s in names},
+        "items": key_items,
+    }
     return items, key
 
 
@@ -87,7 +106,7 @@ def render_html(items: Sequence[dict]) -> str:
     """A self-contained rating form; the script builds the CSV in the browser and downloads it."""
     rows = "\n".join(
         f'<tr data-item="{html.escape(it["item_id"])}"><td>{html.escape(it["item_id"])}</td>'
-        f'<td><pre>{html.escape(it["context"])}</pre></td><td><pre>{html.escape(it["response"])}</pre></td>'
+        f"<td><pre>{html.escape(it['context'])}</pre></td><td><pre>{html.escape(it['response'])}</pre></td>"
         f'{_radio_cells(html.escape(it["item_id"]))}<td><input class="comment" size="18"></td></tr>'
         for it in items
     )
@@ -137,8 +156,9 @@ document.getElementById("download").addEventListener("click", () => {
 """
 
 
-def export_samples(systems: Mapping[str, Sequence[dict]], n: int, seed: int, path: str | Path,
-                   fmt: str = "csv") -> dict[str, Path]:
+def export_samples(
+    systems: Mapping[str, Sequence[dict]], n: int, seed: int, path: str | Path, fmt: str = "csv"
+) -> dict[str, Path]:
     """Write the blinded sheet (csv or html) and key.json beside it; returns both paths."""
     if fmt not in ("csv", "html"):
         raise DataError(f"export_samples: fmt must be csv or html, got {fmt!r}")

@@ -92,7 +92,9 @@ def _summary(scores: Sequence[int]) -> dict[str, float]:
     }
 
 
-def import_ratings(files: Sequence[str | Path], key_path: str | Path, level: str = "interval") -> dict[str, Any]:
+def import_ratings(
+    files: Sequence[str | Path], key_path: str | Path, level: str = "interval"
+) -> dict[str, Any]:
     """Per system and criterion: mean, std, n; per criterion: Krippendorff's alpha across raters."""
     key = load_key(key_path)
     ratings: list[Rating] = []
@@ -101,7 +103,9 @@ def import_ratings(files: Sequence[str | Path], key_path: str | Path, level: str
         for rating in read_rating_file(file, key):
             where = seen.get(rating[:3])
             if where is not None:
-                raise DataError(f"{file}: rater {rating[0]!r} rated {rating[1]} twice ({rating[2]}; also in {where})")
+                raise DataError(
+                    f"{file}: rater {rating[0]!r} rated {rating[1]} twice ({rating[2]}; also in {where})"
+                )
             seen[rating[:3]] = str(file)
             ratings.append(rating)
     if not ratings:
@@ -124,9 +128,19 @@ def import_ratings(files: Sequence[str | Path], key_path: str | Path, level: str
                 table[raters.index(r), col[i]] = s
         paired = int((np.isfinite(table).sum(axis=0) >= 2).sum())
         alpha = krippendorff_alpha(table, level) if paired else math.nan
-        agreement[crit] = {"alpha": alpha, "level": level, "raters": len(raters), "items_multiply_rated": paired}
-    return {"raters": raters, "ratings": len(ratings), "criteria": list(criteria), "systems": systems,
-            "agreement": agreement}
+        agreement[crit] = {
+            "alpha": alpha,
+            "level": level,
+            "raters": len(raters),
+            "items_multiply_rated": paired,
+        }
+    return {
+        "raters": raters,
+        "ratings": len(ratings),
+        "criteria": list(criteria),
+        "systems": systems,
+        "agreement": agreement,
+    }
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -135,10 +149,14 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"{len(report['raters'])} raters, {report['ratings']} ratings", ""]
     lines.append(f"{'system':<24}" + "".join(f"{c + ' mean±std (n)':>28}" for c in criteria))
     for name, row in report["systems"].items():
-        cells = "".join(f"{row[c]['mean']:>14.2f} ± {row[c]['std']:<5.2f} ({row[c]['n']:>3})" for c in criteria)
+        cells = "".join(
+            f"{row[c]['mean']:>14.2f} ± {row[c]['std']:<5.2f} ({row[c]['n']:>3})" for c in criteria
+        )
         lines.append(f"{name:<24}{cells}")
     lines.append("")
     for crit, agr in report["agreement"].items():
-        lines.append(f"Krippendorff's alpha ({agr['level']}) {crit}: {agr['alpha']:.3f} "
-                     f"over {agr['items_multiply_rated']} items rated by two or more raters")
+        lines.append(
+            f"Krippendorff's alpha ({agr['level']}) {crit}: {agr['alpha']:.3f} "
+            f"over {agr['items_multiply_rated']} items rated by two or more raters"
+        )
     return "\n".join(lines)

@@ -1,19 +1,26 @@
-"""Atomic, verifiable checkpoints: written to a temporary folder, hashed, then renamed.
+"""Atomic, verifiable checkpoints: written to a temporary folder, hashed, synced, then renamed.
 
     checkpoints/step-000010/
-        policy/ (save_pretrained)  trainer.pt (critic, optimizer, scheduler, RNG states)
-        state.json (iteration, data position)  salience.json idf.json  MANIFEST.json (sha256 of each file)
+        policy/ (save_pretrained)  trainer.pt (critic, optimizer, scheduler, RNG states of every rank)
+        state.json (iteration, data position)  idf.json  MANIFEST.json (size and sha256 of each file)
 
-A checkpoint whose files do not match its manifest is reported by name and skipped on resume.
+    folder = save_checkpoint(root, iteration, write_files, keep=2)
+    folder, problems = find_good_checkpoint(root)      # newest that verifies; bad ones are named
+
+A kill at any moment leaves either the previous checkpoints or a complete new one (plus, at worst,
+a `.tmp-step-*` folder that resume removes). A checkpoint whose files do not match its manifest
+is reported by name and skipped on resume.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,7 @@ import torch
 from cagsr.errors import CagsrError
 
 MANIFEST = "MANIFEST.json"
+TEMP_PREFIX = ".tmp-step-"
 
 
 class CheckpointError(CagsrError):
@@ -37,14 +45,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def rng_state(py_rng: random.Random) -> dict[str, Any]:
-    return {"python": py_rng.getstate(), "global_python": random.getstate(), "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
+def rng_state() -> dict[str, Any]:
+    """This process's global RNG states (python, numpy, torch, CUDA)."""
+    return {"global_python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
-def restore_rng(state: dict[str, Any], py_rng: random.Random) -> None:
-    py_rng.setstate(state["python"])
+def restore_rng(state: dict[str, Any]) -> None:
     random.setstate(state["global_python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -52,24 +59,42 @@ def restore_rng(state: dict[str, Any], py_rng: random.Random) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(root: Path, iteration: int, write_files, keep: int) -> Path:
-    """write_files(folder) fills a temp folder; it is hashed and renamed to step-NNNNNN atomically."""
+def _fsync(path: Path) -> None:
+    """Flush a file or folder to the disk, so a rename cannot outlive the data it points at."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _point_latest(root: Path, name: str) -> None:
+    link = root / f".latest-{os.getpid()}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(name)
+    os.replace(link, root / "latest")  # atomic: `latest` always names a whole checkpoint
+
+
+def save_checkpoint(root: Path, iteration: int, write_files: Callable[[Path], None], keep: int) -> Path:
+    """write_files(folder) fills a temp folder; it is hashed, synced and renamed to step-NNNNNN."""
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-step-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root))
     try:
         write_files(tmp)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         manifest = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
         (tmp / MANIFEST).write_text(json.dumps({"iteration": iteration, "files": manifest}, indent=1))
+        for path in [*files, tmp / MANIFEST, *(p for p in tmp.rglob("*") if p.is_dir()), tmp]:
+            _fsync(path)
         final = root / f"step-{iteration:06d}"
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
+        _fsync(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    (root / "latest").unlink(missing_ok=True)
-    (root / "latest").symlink_to(final.name)
+    _point_latest(root, final.name)
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -79,6 +104,14 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("step-*") if p.is_dir())
 
 
+def remove_stale_temps(root: Path) -> list[Path]:
+    """Delete half-written checkpoint folders left by a killed run; returns what was removed."""
+    stale = [p for p in root.glob(f"{TEMP_PREFIX}*") if p.is_dir()]
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    return stale
+
+
 def verify_checkpoint(folder: Path) -> None:
     """Raise CheckpointError naming the folder and the first bad file."""
     manifest_path = folder / MANIFEST
@@ -86,9 +119,10 @@ def verify_checkpoint(folder: Path) -> None:
         raise CheckpointError(f"{folder}: no {MANIFEST} (incomplete checkpoint)")
     try:
         manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError:
+        entries = manifest["files"].items()
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         raise CheckpointError(f"{manifest_path}: corrupted manifest") from None
-    for name, meta in manifest["files"].items():
+    for name, meta in entries:
         path = folder / name
         if not path.exists():
             raise CheckpointError(f"{path}: missing from checkpoint")
@@ -98,12 +132,21 @@ def verify_checkpoint(folder: Path) -> None:
             raise CheckpointError(f"{path}: contents do not match the manifest (corrupted)")
 
 
-def latest_good_checkpoint(root: Path, warn=print) -> Path | None:
-    """Newest checkpoint that verifies; bad ones are reported and skipped."""
+def find_good_checkpoint(root: Path) -> tuple[Path | None, list[str]]:
+    """Newest checkpoint that verifies, and a message for every newer one that did not."""
+    problems = []
     for folder in reversed(list_checkpoints(root)):
         try:
             verify_checkpoint(folder)
-            return folder
+            return folder, problems
         except CheckpointError as err:
-            warn(f"skipping bad checkpoint: {err}")
-    return None
+            problems.append(str(err))
+    return None, problems
+
+
+def latest_good_checkpoint(root: Path, warn=print) -> Path | None:
+    """Newest checkpoint that verifies; bad ones are reported with `warn` and skipped."""
+    folder, problems = find_good_checkpoint(root)
+    for problem in problems:
+        warn(f"skipping bad checkpoint: {problem}")
+    return folder

@@ -4,6 +4,12 @@ Per-turn credit: rewards, returns and advantages live on [E, T] (episodes x turn
 token of turn t shares its turn's advantage. Token-level PPO libraries (TRL, OpenRLHF, verl)
 assign a reward per token or per sequence; here the unit of credit is the turn.
 
+In a multi-process run every rank scores the rows of its own episodes (a ScoredPart); the parts
+are gathered and merged in rank order so `assemble` sees the whole batch on every rank.
+
+    part = ScoredPart(old_logprobs, ref_logprobs, values, components, rewards)
+    whole = merge_parts(all_gather_object(ctx, part))
+
 Shapes: R rows, S response tokens, E episodes, T turns per episode.
 """
 
@@ -54,6 +60,43 @@ class Experience:
     """[R, S] each token's turn return."""
     components: dict[str, Tensor] = field(default_factory=dict)
     """[E, T] reward components (coverage, focus, ...)."""
+
+
+@dataclass
+class ScoredPart:
+    """One rank's scores of its own rows (CPU tensors), merged with the other ranks' by `merge_parts`."""
+
+    old_logprobs: Tensor
+    """[R_rank, S] log-probs under the rollout policy."""
+    ref_logprobs: Tensor
+    """[R_rank, S] log-probs under the reference."""
+    values: Tensor
+    """[R_rank, S] critic values."""
+    components: dict[str, Tensor]
+    """[E, T] reward components and turn_mask of the whole batch, zero outside this rank's episodes."""
+    rewards: Tensor
+    """[E, T] turn rewards, zero outside this rank's episodes."""
+
+
+def merge_parts(parts: list[ScoredPart]) -> ScoredPart:
+    """Rank-ordered parts -> the whole batch: rows concatenate, [E, T] tables add (each entry has one owner,
+    the others hold exact zeros, so the sum is exact)."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(name: str) -> Tensor:
+        return torch.cat([getattr(p, name) for p in parts])
+
+    def add(tables: list[Tensor]) -> Tensor:
+        total = tables[0].float().clone()
+        for table in tables[1:]:
+            total += table.float()
+        return total
+
+    comps = {k: add([p.components[k] for p in parts]) for k in parts[0].components}
+    comps["turn_mask"] = comps["turn_mask"] > 0
+    return ScoredPart(cat("old_logprobs"), cat("ref_logprobs"), cat("values"), comps,
+                      add([p.rewards for p in parts]))
 
 
 def _chunks(n: int, size: int):

@@ -57,3 +57,28 @@ def sample_records(iteration: int, episodes: list[Episode], components: dict[str
         out.append({"iteration": iteration, "record_id": ep.record.id, "kind": ep.kind,
                     "conversation": conversation, "turns": turns, "final_turn": ep.final_turn})
     return out
+
+
+def episode_quality(episodes: list[Episode]) -> dict[str, float]:
+    """Cheap quality proxies of held-out episodes, logged beside the reward to catch reward hacking.
+
+    Dialogues (scripted user turns): sentence BLEU of each agent turn against the recorded agent turn
+    at the same place. Math: the share of correct final answers.
+    """
+    from cagsr.data.schema import Dialogue
+    from cagsr.evaluation.metrics import answer_correct, sentence_bleu
+
+    bleu, correct = [], []
+    for ep in episodes:
+        if ep.kind == "math":
+            correct.append(float(answer_correct(ep.utterances[-1].text, ep.record.answer)))
+        elif isinstance(ep.record, Dialogue):
+            first_user = next(i for i, u in enumerate(ep.record.turns) if u.role == "user")
+            recorded = [u.text for u in ep.record.turns[first_user + 1 :] if u.role == "agent"]
+            bleu += [sentence_bleu(text, ref) for text, ref in zip(ep.turn_texts, recorded, strict=False)]
+    out = {}
+    if bleu:
+        out["eval/bleu"] = sum(bleu) / len(bleu)
+    if correct:
+        out["eval/accuracy"] = sum(correct) / len(correct)
+    return out

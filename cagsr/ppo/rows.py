@@ -1,5 +1,8 @@
 """Episodes -> one RowBatch: every Action becomes a padded teacher-forced row with named masks.
 
+    rows = build_rows(episodes, policy, salience)
+    mine = rows.select(rows.episode_rows(lo, hi))   # a rank's share, padded to the batch's width
+
 Shapes: R rows, N history tokens, S response tokens.
 """
 
@@ -50,6 +53,13 @@ class RowBatch:
     @property
     def num_rows(self) -> int:
         return self.row_episode.shape[0]
+
+    def episode_rows(self, lo: int, hi: int) -> Tensor:
+        """Indices of the rows of episodes lo..hi-1: one contiguous block, since rows follow episode order."""
+        index = ((self.row_episode >= lo) & (self.row_episode < hi)).nonzero(as_tuple=True)[0]
+        if index.numel() and int(index[-1] - index[0]) + 1 != index.numel():
+            raise ValueError("rows are not grouped by episode")
+        return index
 
 
 def _current_turn_mask(token_turn: list[int], token_role: list[str]) -> list[bool]:

@@ -1,22 +1,36 @@
 """Training state that must survive a restart: iteration, data position, RNGs, weights, optimizer.
 
-    save_state(trainer)            # atomic checkpoint under run_dir/checkpoints
+    save_state(trainer)            # rank 0 writes an atomic checkpoint under run_dir/checkpoints
     load_state(trainer, run_dir)   # newest checkpoint that verifies; bad ones are named and skipped
+
+Rollout randomness is derived from (seed, iteration, rank), and the data order of each epoch from
+(seed, epoch), so the position and iteration are all a resume needs for them; the global RNG states
+(python, numpy, torch, CUDA) of every rank are saved as well, for anything else that draws from them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
 import sys
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from cagsr.distributed import all_gather_object, check_in_sync, main_first
 from cagsr.errors import CagsrError
-from cagsr.ppo.checkpoint import latest_good_checkpoint, restore_rng, rng_state, save_checkpoint
+from cagsr.ppo.checkpoint import (
+    find_good_checkpoint,
+    remove_stale_temps,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -24,21 +38,19 @@ class TrainState:
     iteration: int
     """Completed PPO iterations."""
     seed: int
-    """Run seed (the data order of every epoch derives from it)."""
+    """Run seed (the data order of every epoch and the rollout randomness derive from it)."""
     n_records: int
     """Training records available."""
     position: int = 0
-    """Records consumed so far (across epochs)."""
+    """Records consumed so far (across epochs), the same on every rank."""
     skipped_batches: int = 0
     """Batches skipped by the NaN/Inf guard."""
     bad_in_a_row: int = 0
     """Consecutive skipped batches."""
-    rng: random.Random = field(default_factory=random.Random)
-    """Rollout randomness (sampling seeds, candidate choice)."""
 
     @classmethod
     def fresh(cls, seed: int, n_records: int) -> TrainState:
-        return cls(iteration=0, seed=seed, n_records=n_records, rng=random.Random(seed))
+        return cls(iteration=0, seed=seed, n_records=n_records)
 
     def _order(self, epoch: int) -> list[int]:
         order = list(range(self.n_records))
@@ -54,25 +66,50 @@ class TrainState:
             self.position += 1
         return out
 
+    def rollout_rng(self, rank: int = 0) -> random.Random:
+        """Sampling seeds and candidate choice of this iteration on this rank: a stream of its own per
+        (seed, iteration, rank), so ranks never share draws and a resumed run draws the same numbers."""
+        key = hashlib.sha256(f"cagsr-rollout/{self.seed}/{self.iteration}/{rank}".encode()).digest()
+        return random.Random(int.from_bytes(key[:8], "little"))
+
     def to_json(self) -> dict:
         return {"iteration": self.iteration, "seed": self.seed, "n_records": self.n_records,
-                "position": self.position, "skipped_batches": self.skipped_batches}
+                "position": self.position, "skipped_batches": self.skipped_batches,
+                "bad_in_a_row": self.bad_in_a_row}
+
+
+def params_finite(module_params) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module_params)
 
 
 def save_state(trainer) -> Path:
-    models, state = trainer.models, trainer.state
+    """Checkpoint the run (a collective: every rank calls it, rank 0 writes)."""
+    models, state, ctx = trainer.models, trainer.state, trainer.dist
+    if not params_finite(models.learner.parameters()):
+        raise CagsrError(f"iteration {state.iteration}: the policy or critic parameters hold NaN/Inf; not writing "
+                         "a checkpoint (resume from the last good one with a lower ppo.lr)")
+    check_in_sync(ctx, models.learner.parameters(), "policy and critic")
+    rngs = all_gather_object(ctx, rng_state())
 
     def write(folder: Path) -> None:
         models.policy.model.save_pretrained(folder / "policy")
         torch.save({"critic": models.learner.critic.state_dict(),
                     "optimizer": models.learner.optimizer.state_dict(),
                     "scheduler": models.learner.scheduler.state_dict(),
-                    "rng": rng_state(state.rng), "generator": trainer.generator.get_state()},
+                    "rng": rngs, "generator": trainer.generator.get_state()},
                    folder / "trainer.pt")
         (folder / "state.json").write_text(json.dumps(state.to_json(), indent=1))
         trainer.salience.save(folder)
 
-    return save_checkpoint(trainer.run_dir / "checkpoints", state.iteration, write, trainer.job.ppo.keep_checkpoints)
+    def save() -> Path:
+        root = trainer.run_dir / "checkpoints"
+        try:
+            return save_checkpoint(root, state.iteration, write, trainer.job.ppo.keep_checkpoints)
+        except OSError as err:
+            raise CagsrError(f"{root}: could not write the checkpoint of iteration {state.iteration} "
+                             f"({err.strerror or err})") from None
+
+    return main_first(ctx, save)
 
 
 def _load_policy_weights(model: torch.nn.Module, folder: Path) -> None:
@@ -93,10 +130,35 @@ def _load_policy_weights(model: torch.nn.Module, folder: Path) -> None:
     model.tie_weights()
 
 
-def load_state(trainer, run_dir: Path) -> None:
-    folder = latest_good_checkpoint(Path(run_dir) / "checkpoints", warn=lambda m: print(m, file=sys.stderr))
+def choose_checkpoint(run_dir: Path) -> Path:
+    """Newest good checkpoint; bad newer ones are named on stderr, none at all is an error naming them."""
+    root = Path(run_dir) / "checkpoints"
+    for stale in remove_stale_temps(root) if root.exists() else []:
+        print(f"removed a half-written checkpoint: {stale}", file=sys.stderr)
+    folder, problems = find_good_checkpoint(root)
+    for problem in problems:
+        print(f"skipping bad checkpoint: {problem}", file=sys.stderr)
     if folder is None:
-        raise CagsrError(f"{run_dir}: no usable checkpoint to resume from")
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        raise CagsrError(f"{run_dir}: no usable checkpoint to resume from{detail}")
+    return folder
+
+
+def _restore_rngs(saved, ctx) -> None:
+    rngs = [saved] if isinstance(saved, dict) else list(saved)
+    if len(rngs) == ctx.world:
+        restore_rng(rngs[ctx.rank])
+        return
+    if ctx.is_main:
+        warnings.warn(f"checkpoint was written by {len(rngs)} process(es), resuming with {ctx.world}: the data "
+                      "order and rollout seeds continue, but the run is not bit-identical to an uninterrupted one",
+                      stacklevel=3)
+    restore_rng(rngs[min(ctx.rank, len(rngs) - 1)])
+
+
+def load_state(trainer, run_dir: Path) -> Path:
+    """Every rank loads the checkpoint rank 0 chose (the run folder must be visible to all nodes)."""
+    folder = main_first(trainer.dist, lambda: choose_checkpoint(run_dir))
     models = trainer.models
     _load_policy_weights(models.policy.model, folder / "policy")
     blob = torch.load(folder / "trainer.pt", weights_only=False)
@@ -107,7 +169,27 @@ def load_state(trainer, run_dir: Path) -> None:
     saved = json.loads((folder / "state.json").read_text())
     state = trainer.state
     state.iteration, state.position = saved["iteration"], saved["position"]
-    state.skipped_batches = saved["skipped_batches"]
-    restore_rng(blob["rng"], state.rng)
+    state.skipped_batches, state.bad_in_a_row = saved["skipped_batches"], saved.get("bad_in_a_row", 0)
+    _restore_rngs(blob["rng"], trainer.dist)
     trainer.salience.load_idf(folder)
     trainer.engine.sync_weights()
+    return folder
+
+
+def trim_logs(run_dir: Path, iteration: int) -> None:
+    """Drop metrics and samples logged after the checkpoint (a killed run logged them, the resumed run
+    logs them again), so every iteration appears once."""
+    for name, key, limit in (("metrics.jsonl", "step", iteration), ("samples.jsonl", "iteration", iteration - 1)):
+        path = Path(run_dir) / name
+        if not path.exists():
+            continue
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get(key, 0) <= limit:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the kill
+        tmp = path.with_name(f".{name}.{os.getpid()}")
+        tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, path)

@@ -10,12 +10,19 @@ One iteration:
   7. report      metrics, samples, held-out reward, checkpoint          (time/report)
 
     cagsr train --config presets/dialogue.yaml
+    torchrun --nproc_per_node 2 -m cagsr train --config presets/dialogue.yaml     # data parallel
+
+Under a launcher each rank rolls out and scores its contiguous share of the global batch of
+rollout.episodes; the episodes and scores are gathered so advantages (and their whitening) are
+computed on the whole batch on every rank; the update deals each minibatch's rows over the ranks
+and sums their gradients. Rank 0 alone writes logs, samples, checkpoints and the final model.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import time
 import warnings
@@ -28,18 +35,39 @@ from tqdm.auto import tqdm
 
 from cagsr.config import to_dict
 from cagsr.data.sources import load_records, record_kind, split_records
-from cagsr.errors import CagsrError
+from cagsr.distributed import (
+    all_gather_object,
+    any_true,
+    broadcast_module,
+    init_distributed,
+    main_first,
+    reduce_max_metrics,
+    shard_bounds,
+    shutdown,
+)
+from cagsr.errors import CagsrError, ConfigError
 from cagsr.ppo.config import TrainJob
-from cagsr.ppo.experience import Experience, assemble, rows_logprobs, rows_values, score_rows
+from cagsr.ppo.experience import (
+    Experience,
+    ScoredPart,
+    assemble,
+    merge_parts,
+    rows_logprobs,
+    rows_values,
+    score_rows,
+)
 from cagsr.ppo.report import distinct_n, experience_metrics, masked_turn_mean, reward_metrics, sample_records
-from cagsr.ppo.rows import build_rows
+from cagsr.ppo.rows import RowBatch, build_rows
 from cagsr.ppo.setup import build_models, build_rollout_parts
-from cagsr.ppo.state import TrainState, load_state, save_state
+from cagsr.ppo.state import TrainState, load_state, save_state, trim_logs
 from cagsr.ppo.update import ppo_update
 from cagsr.reward.registry import get_reward
 from cagsr.rollout.runner import rollout
 from cagsr.utils.logging import MetricLogger
-from cagsr.utils.run import prepare_run_dir, seed_everything
+from cagsr.utils.run import check_writable, prepare_run_dir, seed_everything
+
+# formatting/history.py warns on every truncated prompt; a run reports the first one only.
+TRUNCATION = re.compile(r"^history of \d+ turns exceeds \d+ tokens")
 
 
 @dataclass
@@ -50,79 +78,148 @@ class TrainResult:
     """Metrics of every iteration."""
     stopped_early: bool = False
     """True when a SIGTERM stopped the run after saving a checkpoint."""
+    is_main: bool = True
+    """False on ranks other than 0 (they write nothing)."""
 
 
 class Trainer:
     def __init__(self, job: TrainJob, resume: Path | None = None):
         self.job = job
+        self.dist = init_distributed(job.model.device)
+        if job.rollout.episodes % self.dist.world:
+            raise ConfigError(f"rollout.episodes: the global batch of {job.rollout.episodes} episodes must divide "
+                              f"evenly over {self.dist.world} processes")
         seed_everything(job.run.seed)
         if job.run.threads:
             torch.set_num_threads(job.run.threads)
+        # Everything that can reject the input runs before the run folder exists: nothing half-written.
         records = load_records(job.data)
         self.kind = record_kind(records)
         self.train_records, self.val_records = split_records(records, job.data.val_fraction, job.data.seed)
-        self.run_dir = Path(resume) if resume else prepare_run_dir(job.run.output_dir, "train", job)
-        self.models = build_models(job)
-        self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
         self.reward_fn = None if job.reward.kind == "attention" else get_reward(job.reward.kind)
+        self.models = build_models(job)
+        self._same_weights_everywhere()
+        self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
+        self.run_dir = self._run_folder(resume)
         self.state = TrainState.fresh(job.run.seed, len(self.train_records))
         self.generator = torch.Generator().manual_seed(job.run.seed)
         if resume:
             load_state(self, resume)
-        self.logger = MetricLogger(self.run_dir, wandb=job.run.wandb, config=to_dict(job))
+            main_first(self.dist, lambda: trim_logs(self.run_dir, self.state.iteration))
+        self.logger = MetricLogger(self.run_dir, enabled=self.dist.is_main, wandb=job.run.wandb, config=to_dict(job))
         self._stop_requested = False
+        self._truncation_reported = False
+
+    def _same_weights_everywhere(self) -> None:
+        models = self.models
+        for module in (models.policy.model, models.learner.critic, models.reference):
+            if module is not None:
+                broadcast_module(self.dist, module)
+
+    def _run_folder(self, resume: Path | None) -> Path:
+        if resume:
+            main_first(self.dist, lambda: check_writable(Path(resume)))
+            return Path(resume)
+        return main_first(self.dist, lambda: prepare_run_dir(self.job.run.output_dir, "train", self.job))
 
     # -- the pipeline -------------------------------------------------------------------------
-    def iteration(self) -> dict:
-        job, models, metrics = self.job, self.models, {}
-        policy = models.policy
-        with self.timed("rollout", metrics):
-            records = self.state.next_records(self.train_records, job.rollout.episodes)
-            episodes = rollout(records, policy, self.engine, self.simulator, job.rollout, self.state.rng)
+    def rollout_batch(self) -> tuple[list, int, int]:
+        """The global batch's episodes on every rank, and [lo, hi) of those this rank generated."""
+        job, ctx = self.job, self.dist
+        records = self.state.next_records(self.train_records, job.rollout.episodes)
+        lo, hi = shard_bounds(len(records), ctx.rank, ctx.world)
+        with self.truncation_reported_once():
+            mine = rollout(records[lo:hi], self.models.policy, self.engine, self.simulator, job.rollout,
+                           self.state.rollout_rng(ctx.rank))
+        return [ep for part in all_gather_object(ctx, mine) for ep in part], lo, hi
+
+    def score(self, rows: RowBatch, episodes: list, lo: int, hi: int, metrics: dict) -> ScoredPart:
+        """This rank's rows: old and reference log-probs, values, reward components, turn rewards."""
+        job, models = self.job, self.models
+        mine = rows.select(rows.episode_rows(lo, hi))
+        n_turns = max(ep.num_turns for ep in episodes)
         with self.timed("score", metrics):
-            rows = build_rows(episodes, policy, self.salience)
-            n_turns = max(ep.num_turns for ep in episodes)
             head = models.learner.critic if models.learner.critic_is_head else None
-            old_logprobs, head_values, comps = score_rows(policy.model, rows, len(episodes), n_turns,
+            old_logprobs, head_values, comps = score_rows(models.policy.model, mine, len(episodes), n_turns,
                                                           job.attention, job.reward, head)
         with self.timed("reference", metrics), self.reference_mode() as reference:
-            ref_logprobs = rows_logprobs(reference, rows, job.attention.batch_rows)
+            ref_logprobs = rows_logprobs(reference, mine, job.attention.batch_rows)
         with self.timed("critic", metrics):
-            values = head_values if head is not None else rows_values(models.learner.critic, rows,
+            values = head_values if head is not None else rows_values(models.learner.critic, mine,
                                                                      job.attention.batch_rows)
-        with self.timed("advantages", metrics):
-            rewards = comps["reward"] if self.reward_fn is None else self.reward_fn(episodes, job)
-            exp = assemble(rows, episodes, old_logprobs, ref_logprobs, values, rewards * comps["turn_mask"],
-                           comps["turn_mask"], comps, job.ppo, self.final_weight)
-        if not self.finite(exp):
-            return metrics | {"guard/skipped_batches": float(self.state.skipped_batches)}
-        with self.timed("update", metrics):
-            metrics |= ppo_update(models.learner, exp, job.ppo, self.generator)
-            self.engine.sync_weights()
-        metrics |= experience_metrics(exp, episodes)
+        rewards = comps["reward"]
         if self.reward_fn is not None:
-            metrics["reward/task_reward"] = masked_turn_mean(rewards, comps["turn_mask"].float())
-        self.write_samples(episodes, comps)
+            own = self.reward_fn(episodes[lo:hi], job)
+            rewards = torch.zeros(len(episodes), n_turns)
+            rewards[lo:hi, : own.shape[1]] = own
+        return ScoredPart(old_logprobs, ref_logprobs, values, comps, rewards * comps["turn_mask"])
+
+    def iteration(self) -> dict:
+        job, models, metrics = self.job, self.models, {}
+        with self.timed("rollout", metrics):
+            episodes, lo, hi = self.rollout_batch()
+        with self.timed("score", metrics):
+            rows = build_rows(episodes, models.policy, self.salience)  # the whole batch: same padding as 1 process
+        part = self.score(rows, episodes, lo, hi, metrics)
+        with self.timed("advantages", metrics):
+            whole = merge_parts(all_gather_object(self.dist, part))
+            comps = whole.components
+            exp = assemble(rows, episodes, whole.old_logprobs, whole.ref_logprobs, whole.values, whole.rewards,
+                           comps["turn_mask"], comps, job.ppo, self.final_weight)
+        if not self.guard(self.finite(exp), "NaN/Inf in rewards, advantages, log-probs or values"):
+            return metrics
+        with self.timed("update", metrics):
+            stats = ppo_update(models.learner, exp, job.ppo, self.generator, self.dist)
+            self.engine.sync_weights()
+        if not self.guard(not stats.pop("guard/nonfinite_update"), "NaN/Inf in the PPO loss or gradients"):
+            return metrics
+        metrics |= stats | experience_metrics(exp, episodes)
+        if self.reward_fn is not None:
+            metrics["reward/task_reward"] = masked_turn_mean(whole.rewards, comps["turn_mask"].float())
+        if self.dist.is_main:
+            self.write_samples(episodes, comps)
         return metrics
 
     @property
     def final_weight(self) -> float:
         return self.job.reward.final_weight if self.kind == "math" else 1.0
 
-    def finite(self, exp: Experience) -> bool:
-        """NaN/Inf guard: skip the batch with a warning; stop after too many in a row."""
-        tensors = (exp.rewards, exp.advantages, exp.old_logprobs, exp.ref_logprobs, exp.old_values)
-        if all(bool(torch.isfinite(t).all()) for t in tensors):
+    @staticmethod
+    def finite(exp: Experience) -> bool:
+        tensors = (exp.rewards, exp.advantages, exp.returns, exp.old_logprobs, exp.ref_logprobs, exp.old_values)
+        return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+    def guard(self, ok: bool, what: str) -> bool:
+        """NaN/Inf guard: skip the batch with a warning; stop after too many in a row.
+
+        Every input of the decision is identical on all ranks, so they skip (or stop) together."""
+        if ok:
             self.state.bad_in_a_row = 0
             return True
         self.state.skipped_batches += 1
         self.state.bad_in_a_row += 1
-        warnings.warn(f"iteration {self.state.iteration}: NaN/Inf in rewards, advantages, log-probs or values: "
-                      "batch skipped", stacklevel=2)
+        if self.dist.is_main:
+            warnings.warn(f"iteration {self.state.iteration + 1}: {what}: batch skipped "
+                          f"({self.state.skipped_batches} so far)", stacklevel=2)
         if self.state.bad_in_a_row > self.job.ppo.max_bad_batches:
-            raise CagsrError(f"{self.state.bad_in_a_row} batches in a row had NaN/Inf values; stopping before "
-                             "a corrupted checkpoint is written (lower ppo.lr or check the data)")
+            raise CagsrError(f"{self.state.bad_in_a_row} batches in a row had NaN/Inf values ({what}); stopping "
+                             "before a corrupted checkpoint is written (lower ppo.lr or check the data and reward)")
         return False
+
+    @contextmanager
+    def truncation_reported_once(self):
+        """Let the first 'history exceeds the context' warning of the run through, drop the rest."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        for w in caught:
+            if TRUNCATION.match(str(w.message)):
+                if self._truncation_reported or not self.dist.is_main:
+                    continue
+                self._truncation_reported = True
+                w.message = UserWarning(f"{w.message} (oldest turns are dropped to fit rollout.max_context; "
+                                        "further truncations are not reported)")
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     @contextmanager
     def reference_mode(self):
@@ -137,16 +234,16 @@ class Trainer:
     def timed(self, phase: str, metrics: dict):
         start = time.perf_counter()
         yield
-        metrics[f"time/{phase}"] = time.perf_counter() - start
+        metrics[f"time/{phase}"] = metrics.get(f"time/{phase}", 0.0) + time.perf_counter() - start
 
     # -- evaluation, samples, checkpoints -----------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Mean attention reward of held-out episodes, rolled out with a fixed seed."""
+        """Mean attention reward of held-out episodes, rolled out with a fixed seed (rank 0 only)."""
         job = self.job
         records = (self.val_records or self.train_records)[: job.ppo.eval_episodes]
         rng = random.Random(job.run.seed + 10_007)
-        with self.timed("eval", out := {}):
+        with self.timed("eval", out := {}), self.truncation_reported_once():
             episodes = rollout(records, self.models.policy, self.engine, self.simulator, job.rollout, rng)
             rows = build_rows(episodes, self.models.policy, self.salience)
             n_turns = max(ep.num_turns for ep in episodes)
@@ -175,19 +272,26 @@ class Trainer:
         return folder
 
     # -- the loop -----------------------------------------------------------------------------
+    def step(self) -> dict:
+        """One iteration plus evaluation, counters and the agreement on stopping."""
+        cfg, it = self.job.ppo, self.state.iteration
+        metrics = self.iteration()
+        if self.dist.is_main and (it == 0 or (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations):
+            metrics |= self.evaluate()
+        self.state.iteration += 1
+        metrics["guard/skipped_batches"] = float(self.state.skipped_batches)
+        metrics["dist/world_size"] = float(self.dist.world)
+        self._stop_requested = any_true(self.dist, self._stop_requested)  # SIGTERM may reach ranks apart
+        return reduce_max_metrics(self.dist, metrics)
+
     def train(self) -> TrainResult:
         cfg, history = self.job.ppo, []
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
         bar = tqdm(total=cfg.iterations, initial=self.state.iteration, desc="ppo",
-                   disable=not self.job.run.progress, dynamic_ncols=True)
+                   disable=not (self.job.run.progress and self.dist.is_main), dynamic_ncols=True)
         try:
             while self.state.iteration < cfg.iterations and not self._stop_requested:
-                it = self.state.iteration
-                metrics = self.iteration()
-                if it == 0 or (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
-                    metrics |= self.evaluate()
-                self.state.iteration += 1
-                metrics["guard/skipped_batches"] = float(self.state.skipped_batches)
+                metrics = self.step()
                 self.logger.log(self.state.iteration, metrics)
                 history.append({"iteration": self.state.iteration, **metrics})
                 bar.update(1)
@@ -195,16 +299,18 @@ class Trainer:
                                 kl=f"{metrics.get('policy/kl_ref', float('nan')):.4f}")
                 if self.state.iteration % cfg.save_every == 0 or self.state.iteration == cfg.iterations:
                     save_state(self)
-            if self._stop_requested:
+            finished = self.state.iteration >= cfg.iterations
+            if finished:
+                main_first(self.dist, self.save_final_model)
+            elif self.state.iteration % cfg.save_every:  # stopped by SIGTERM after an unsaved iteration
                 save_state(self)
-            else:
-                self.save_final_model()
         finally:
             bar.close()
             self.logger.close()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-        return TrainResult(self.run_dir, history, stopped_early=self._stop_requested)
+        stopped = self.state.iteration < cfg.iterations
+        return TrainResult(self.run_dir, history, stopped_early=stopped, is_main=self.dist.is_main)
 
     def _on_sigterm(self, *_):
         self._stop_requested = True  # finish the iteration, save, exit cleanly
@@ -217,4 +323,7 @@ def _main_thread() -> bool:
 
 
 def run_train(job: TrainJob, resume: Path | None = None) -> TrainResult:
-    return Trainer(job, resume).train()
+    try:
+        return Trainer(job, resume).train()
+    finally:
+        shutdown()

@@ -1,6 +1,14 @@
 """The PPO update: several epochs of shuffled minibatches over the rows of one Experience.
 
-    stats = ppo_update(policy_model, critic, value_head_on_policy, optimizers, exp, cfg, generator)
+    stats = ppo_update(learner, exp, cfg, generator, ctx)
+
+Data parallel: every rank holds the whole Experience and draws the same permutation; each
+minibatch's rows are dealt out over the ranks (rows[rank::world]). Each rank's loss terms are
+divided by the minibatch's GLOBAL token (policy, KL) or turn (value) count, so after the gradients
+are summed over ranks they equal the single-process gradient of the whole minibatch.
+
+A non-finite loss or gradient norm stops the update of this batch before the step is applied
+(stats["guard/nonfinite_update"] = 1); the trainer counts it as a skipped batch.
 """
 
 from __future__ import annotations
@@ -11,10 +19,15 @@ import torch
 from torch import Tensor, nn
 
 from cagsr.attention.capture import forward_no_capture
+from cagsr.distributed import SINGLE, DistContext, all_reduce_, all_reduce_grads
 from cagsr.models.forward import token_logprobs
 from cagsr.ppo import functional as PF
 from cagsr.ppo.config import PPOConfig
 from cagsr.ppo.experience import Experience
+
+# Per-minibatch statistics, reduced over ranks as weighted sums (weights: share of the global count).
+TOKEN_STATS = ("loss/policy", "loss/kl", "policy/clip_frac", "policy/approx_kl", "policy/entropy")
+TURN_STATS = ("loss/value", "value/clip_frac")
 
 
 @dataclass
@@ -32,7 +45,10 @@ class Learner:
         yield from self.critic.parameters()
 
 
-def minibatch_loss(learner: Learner, exp: Experience, index: Tensor, cfg: PPOConfig) -> tuple[Tensor, dict]:
+def minibatch_loss(learner: Learner, exp: Experience, index: Tensor, cfg: PPOConfig,
+                   totals: tuple[float, float] | None = None) -> tuple[Tensor, dict]:
+    """Loss of rows `index`; totals = (response tokens, turn starts) of the whole minibatch when the
+    rows are one rank's share of it (None: the rows are the whole minibatch)."""
     device = next(learner.policy.parameters()).device
     rows = exp.rows.select(index).to(device)
     b = rows.batch
@@ -46,44 +62,85 @@ def minibatch_loss(learner: Learner, exp: Experience, index: Tensor, cfg: PPOCon
     values = learner.critic(hidden) if learner.critic_is_head else learner.critic(b)
     v_loss, v_stats = PF.value_loss(values, exp.old_values[index].to(device), exp.token_returns[index].to(device),
                                     rows.turn_start, cfg.value_clip)
-    loss = pg_loss + cfg.kl_coef * kl + cfg.vf_coef * v_loss
+    # Means over this rank's entries times its share of the global count = global sums / global count.
+    w_tok = 1.0 if totals is None else float(mask.sum()) / max(1.0, totals[0])
+    w_turn = 1.0 if totals is None else float(rows.turn_start.sum()) / max(1.0, totals[1])
+    loss = w_tok * (pg_loss + cfg.kl_coef * kl) + w_turn * cfg.vf_coef * v_loss
     with torch.no_grad():
         entropy = PF.masked_mean(PF.entropy_from_logits(logits), mask)
     stats = {"loss/policy": pg_loss.item(), "loss/value": v_loss.item(), "loss/kl": kl.item(),
-             "loss/total": loss.item(), "policy/clip_frac": float(pg_stats["clip_frac"]),
-             "policy/approx_kl": float(pg_stats["approx_kl"]), "policy/entropy": entropy.item(),
-             "value/clip_frac": float(v_stats["clip_frac"])}
+             "policy/clip_frac": float(pg_stats["clip_frac"]), "policy/approx_kl": float(pg_stats["approx_kl"]),
+             "policy/entropy": entropy.item(), "value/clip_frac": float(v_stats["clip_frac"])}
+    stats = {k: v * (w_tok if k in TOKEN_STATS else w_turn) for k, v in stats.items()}
+    stats["loss/total"] = loss.item()
     return loss, stats
 
 
-def ppo_update(learner: Learner, exp: Experience, cfg: PPOConfig, generator: torch.Generator) -> dict:
+def _global_totals(exp: Experience, index: Tensor) -> tuple[float, float]:
+    return float(exp.rows.batch.response_mask[index].sum()), float(exp.rows.turn_start[index].sum())
+
+
+def _reduce_stats(ctx: DistContext, stats: dict[str, float]) -> dict[str, float]:
+    """Sum the ranks' weighted stats (NaN anywhere stays NaN, so every rank sees a bad loss)."""
+    if not ctx.active:
+        return stats
+    keys = sorted(stats)
+    summed = all_reduce_(ctx, torch.tensor([stats[k] for k in keys], dtype=torch.float64))
+    return dict(zip(keys, summed.tolist(), strict=True))
+
+
+def minibatch_step(learner: Learner, exp: Experience, index: Tensor, cfg: PPOConfig, ctx: DistContext
+                   ) -> tuple[dict[str, float], bool]:
+    """One gradient step on a global minibatch; returns (stats, applied)."""
+    mine = index[ctx.rank :: ctx.world]
+    learner.optimizer.zero_grad(set_to_none=True)
+    loss, stats = None, dict.fromkeys((*TOKEN_STATS, *TURN_STATS, "loss/total"), 0.0)
+    if mine.numel():  # a short last minibatch can leave a rank without rows: it adds zero gradients
+        loss, stats = minibatch_loss(learner, exp, mine, cfg, _global_totals(exp, index) if ctx.active else None)
+    stats = _reduce_stats(ctx, stats)
+    if not torch.isfinite(torch.tensor(stats["loss/total"])):
+        return stats, False
+    if loss is not None:
+        loss.backward()
+    params = list(learner.parameters())
+    all_reduce_grads(ctx, params)
+    norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    stats["policy/grad_norm"] = float(norm)
+    if not torch.isfinite(norm):  # identical on every rank: the gradients were summed first
+        learner.optimizer.zero_grad(set_to_none=True)
+        return stats, False
+    learner.optimizer.step()
+    return stats, True
+
+
+def ppo_update(learner: Learner, exp: Experience, cfg: PPOConfig, generator: torch.Generator,
+               ctx: DistContext = SINGLE) -> dict:
     """Epochs x shuffled minibatches; early stop when approx KL passes cfg.target_kl."""
     totals: dict[str, float] = {}
-    steps, stopped = 0, False
+    steps, stopped, bad = 0, False, False
     n = exp.rows.num_rows
     learner.policy.train()
     for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator)  # same generator state on every rank
         epoch_kl = []
         for start in range(0, n, cfg.minibatch_rows):
-            index = order[start : start + cfg.minibatch_rows]
-            loss, stats = minibatch_loss(learner, exp, index, cfg)
-            if not torch.isfinite(loss):
-                raise FloatingPointError("non-finite PPO loss")
-            learner.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            stats["policy/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(list(learner.parameters()), cfg.grad_clip))
-            learner.optimizer.step()
+            stats, applied = minibatch_step(learner, exp, order[start : start + cfg.minibatch_rows], cfg, ctx)
+            if not applied:
+                bad = True
+                break
             epoch_kl.append(stats["policy/approx_kl"])
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0.0) + v
             steps += 1
-        if cfg.target_kl is not None and sum(epoch_kl) / len(epoch_kl) > cfg.target_kl:
-            stopped = True
+        if bad or (cfg.target_kl is not None and sum(epoch_kl) / len(epoch_kl) > cfg.target_kl):
+            stopped = not bad
             break
-    learner.scheduler.step()
     learner.policy.eval()
+    if bad:
+        learner.optimizer.zero_grad(set_to_none=True)
+        return {"guard/nonfinite_update": 1.0, "policy/updates": float(steps)}
+    learner.scheduler.step()
     out = {k: v / max(1, steps) for k, v in totals.items()}
     out |= {"policy/early_stop": float(stopped), "policy/updates": float(steps),
-            "policy/lr": learner.scheduler.get_last_lr()[0]}
+            "policy/lr": learner.scheduler.get_last_lr()[0], "guard/nonfinite_update": 0.0}
     return out

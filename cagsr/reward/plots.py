@@ -42,10 +42,10 @@ def plot_turn_attention(abar: np.ndarray, history_tokens: list[str], token_turn:
     boundaries = [j for j in range(1, n) if token_turn[j] != token_turn[j - 1]]
     for j in boundaries:
         ax.axvline(j - 0.5, color="white", linewidth=0.8, alpha=0.8)
-    for j, start in enumerate([0, *boundaries]):
+    for start in [0, *boundaries]:
         if token_turn[start] >= 0:
-            ax.text(start, -0.8, f"{token_role[start]} {token_turn[start]}", fontsize=7, color="black",
-                    va="bottom", clip_on=False)
+            ax.text(start, 0, f" {token_role[start]} {token_turn[start]}", fontsize=7, color="white",
+                    va="top", clip_on=True)
     sal = np.flatnonzero(np.asarray(salient, dtype=bool))
     ax.scatter(sal, np.full(len(sal), s - 0.5), marker="^", color="red", s=8, clip_on=False, label="salient")
     ax.set_xlabel("history token (red: salient)")

@@ -77,7 +77,7 @@ def plot_episodes(episodes: list[Episode], loaded: LoadedModel, salience: Salien
             title = f"{ep.record.id} turn {turn}: {ep.turn_texts[turn][:90]}"
             path = folder / f"{ep.record.id}-turn{turn:02d}.png".replace("/", "_")
             paths.append(plot_turn_attention(
-                abar, tok.convert_ids_to_tokens(action.history.input_ids), action.history.token_turn,
+                abar, [tok.decode([i]) for i in action.history.input_ids], action.history.token_turn,
                 action.history.token_role, salience.token_mask(action.history, episode_keywords(ep)),
-                tok.convert_ids_to_tokens(action.response_ids), title, path))
+                [tok.decode([i]) for i in action.response_ids], title, path))
     return paths

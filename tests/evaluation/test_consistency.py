@@ -50,14 +50,16 @@ def test_star_held_out_accuracy(trained):
     assert report["val_accuracy_other-domain"] > report["val_accuracy_same-domain"] - 0.05
 
 
-def test_accepts_recorded_over_off_topic(trained, star):
+def test_recorded_responses_score_above_borrowed_ones(trained, star):
     clf, _ = trained
-    d = star[0]
-    i = d.agent_turn_indices()[0]
-    off_topic = "Your spaceship's hyperdrive has been refuelled and is ready for launch."
-    probs = clf.probabilities([d.turns[:i], d.turns[:i]], [d.turns[i].text, off_topic])
-    assert probs[0] > probs[1]
+    dialogues = star[-40:]
+    turns = [d.agent_turn_indices()[-1] for d in dialogues]
+    contexts = [d.turns[:i] for d, i in zip(dialogues, turns, strict=True)]
+    recorded = [d.turns[i].text for d, i in zip(dialogues, turns, strict=True)]
+    borrowed = recorded[20:] + recorded[:20]  # each context paired with another dialogue's response
+    assert clf.probabilities(contexts, recorded).mean() > clf.probabilities(contexts, borrowed).mean() + 0.1
     assert clf.accepts([], []) == [] and np.isnan(clf.acceptance_rate([], []))
+    assert 0.0 <= clf.acceptance_rate(contexts, recorded) <= 1.0
     assert clf.accepts(["user: hi"], ["Hello"]) in ([True], [False])
 
 
@@ -71,8 +73,9 @@ def test_saved_classifier_is_reused_and_round_trips(trained, star, embedder, mon
     monkeypatch.setattr(module, "train_consistency", no_training)
     again = ensure_consistency_classifier(star, name="star", config=CONFIG, folder=folder, embedder=embedder)
     contexts, responses = ["user: I want to book a room"], ["Which city are you travelling to?"]
-    np.testing.assert_allclose(again.probabilities(contexts, responses), clf.probabilities(contexts, responses),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        again.probabilities(contexts, responses), clf.probabilities(contexts, responses), rtol=1e-6
+    )
     assert again.report == clf.report
     loaded = ConsistencyClassifier.load(folder, embedder)
     assert loaded.config == CONFIG

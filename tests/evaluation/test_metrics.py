@@ -86,7 +86,10 @@ def test_answer_correct():
 
 def test_split_steps_lines_sentences_and_answer():
     assert split_steps("A is 2.\n\nB is 3.\n#### 5") == ["A is 2.", "B is 3."]
-    assert split_steps("A costs 2.5 dollars. B costs 3. Answer: 5.5") == ["A costs 2.5 dollars.", "B costs 3."]
+    assert split_steps("A costs 2.5 dollars. B costs 3. Answer: 5.5") == [
+        "A costs 2.5 dollars.",
+        "B costs 3.",
+    ]
     assert split_steps("So the total is 5. Answer: 5") == ["So the total is 5."]
     assert split_steps("Answer: 5") == []
     assert split_steps("") == []

@@ -12,8 +12,8 @@ from cagsr.errors import DataError
 from cagsr.evaluation.embedding import render_history
 from cagsr.evaluation.preferences import (
     dialogue_candidates,
-    math_candidates,
     matching_steps,
+    math_candidates,
     ngram_overlap,
     read_preference_file,
     synthetic_preference_pairs,
@@ -38,7 +38,10 @@ def problem(i: int) -> MathProblem:
     return MathProblem(
         id=f"p{i}",
         question=f"Tom has {i} apples and buys {i + 1} more, then doubles them. How many?",
-        steps=[f"Tom has {i} + {i + 1} = {2 * i + 1} apples.", f"Doubled: {2 * i + 1} * 2 = {4 * i + 2} apples."],
+        steps=[
+            f"Tom has {i} + {i + 1} = {2 * i + 1} apples.",
+            f"Doubled: {2 * i + 1} * 2 = {4 * i + 2} apples.",
+        ],
         answer=str(4 * i + 2),
     )
 
@@ -113,7 +116,9 @@ def test_read_preference_file(tmp_path):
 
 
 def test_render_api_call_and_result():
-    assert render_api_call({"get_menu_items": {"query": "espresso"}}) == "[api] get_menu_items(query=espresso)"
+    assert (
+        render_api_call({"get_menu_items": {"query": "espresso"}}) == "[api] get_menu_items(query=espresso)"
+    )
     result = render_api_result({"get_menu_items": {"items": [{"name": "Espresso", "menu_item_id": "e-1"}]}})
     assert result == "[api result] get_menu_items: items=[Espresso]"
     assert "<id>" in render_api_result({"add_order_item": {"order_id": "9caad54304794fb894ac5a4ec598b4ef"}})
@@ -129,18 +134,33 @@ def test_taskmaster_reader_real_rows(shared_data):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({"context": [], "generation": {"role": "agent", "text": "hi"}, "reward": 0.5}, "'reward' must be 0 or 1"),
+        (
+            {"context": [], "generation": {"role": "agent", "text": "hi"}, "reward": 0.5},
+            "'reward' must be 0 or 1",
+        ),
         ({"context": [], "generation": {"role": "user", "text": "hi"}, "reward": 1}, "must be an agent turn"),
-        ({"context": [{"role": "robot", "text": "x"}], "generation": {"role": "agent", "text": "hi"}, "reward": 1},
-         "context entry 1 has role 'robot'"),
-        ({"context": [{"role": "api"}], "generation": {"role": "agent", "text": "hi"}, "reward": 1},
-         "needs a 'response' object"),
+        (
+            {
+                "context": [{"role": "robot", "text": "x"}],
+                "generation": {"role": "agent", "text": "hi"},
+                "reward": 1,
+            },
+            "context entry 1 has role 'robot'",
+        ),
+        (
+            {"context": [{"role": "api"}], "generation": {"role": "agent", "text": "hi"}, "reward": 1},
+            "needs a 'response' object",
+        ),
         ({"generation": {"role": "agent", "text": "hi"}, "reward": 1}, "missing field 'context'"),
     ],
 )
 def test_taskmaster_reader_errors_name_file_and_line(tmp_path, row, message):
     path = tmp_path / "tm.jsonl"
-    good = {"context": [{"role": "user", "text": "hi"}], "generation": {"role": "agent", "text": "hello"}, "reward": 1}
+    good = {
+        "context": [{"role": "user", "text": "hi"}],
+        "generation": {"role": "agent", "text": "hello"},
+        "reward": 1,
+    }
     path.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
     with pytest.raises(DataError, match=rf"tm.jsonl:2: .*{message}"):
         read_taskmaster_rewards(path)

@@ -14,6 +14,8 @@ from cagsr.evaluation.reward_model import RewardModel, split_groups, train_bradl
 from cagsr.evaluation.taskmaster import read_taskmaster_rewards
 
 FAST = RewardModelConfig(hidden=64, epochs=40)
+# A larger held-out share: these slices are small, and more held-out pairs make the accuracy less noisy.
+HELD_OUT = RewardModelConfig(hidden=64, epochs=40, val_fraction=0.3, context_turns=2)
 
 
 def test_split_groups_keeps_groups_together():
@@ -26,10 +28,10 @@ def test_split_groups_keeps_groups_together():
 
 def test_math_synthetic_preferences_are_learned(gsm8k, embedder, tmp_path):
     pairs = synthetic_preference_pairs(gsm8k[:30], seed=0)
-    model, report = train_bradley_terry(pairs, FAST, seed=0, embedder=embedder)
+    model, report = train_bradley_terry(pairs, HELD_OUT, seed=0, embedder=embedder)
     print("math synthetic BT:", json.dumps(report))
-    assert report["pairs_val"] >= 25
-    assert report["val_pairwise_accuracy"] > 0.75
+    assert report["pairs_val"] >= 50
+    assert report["val_pairwise_accuracy"] > 0.7
     # Save, load, and score the same.
     contexts = [p.context for p in pairs[:4]]
     responses = [p.chosen for p in pairs[:4]]
@@ -39,19 +41,20 @@ def test_math_synthetic_preferences_are_learned(gsm8k, embedder, tmp_path):
 
 
 def test_dialogue_synthetic_preferences_beat_chance(star, embedder):
-    pairs = synthetic_preference_pairs(star[:60], seed=0)
-    model, report = train_bradley_terry(pairs, FAST, seed=0, embedder=embedder)
+    # Two context turns: shorter contexts embed faster, and 100 dialogues is about the least that learns.
+    pairs = synthetic_preference_pairs(star[:100], seed=0, context_turns=2)
+    model, report = train_bradley_terry(pairs, HELD_OUT, seed=0, embedder=embedder)
     print("dialogue synthetic BT:", json.dumps(report))
-    assert report["pairs_val"] >= 50
-    assert report["val_pairwise_accuracy"] > 0.58
+    assert report["pairs_val"] >= 150
+    assert report["val_pairwise_accuracy"] > 0.62
     assert report["train_pairwise_accuracy"] > report["val_pairwise_accuracy"]
 
 
 def test_taskmaster_pointwise_trains_and_reports(shared_data, embedder):
-    rows = read_taskmaster_rewards(shared_data / "taskmaster4_reward.jsonl", limit=200)
+    rows = read_taskmaster_rewards(shared_data / "taskmaster4_reward.jsonl", limit=150)
     model, report = train_pointwise(rows, FAST, seed=0, embedder=embedder)
     print("taskmaster pointwise:", json.dumps(report))
-    assert report["examples_val"] > 20 and 0.7 < report["positive_share"] < 0.95
+    assert report["examples_val"] > 15 and 0.7 < report["positive_share"] < 0.95
     assert 0.0 <= report["val_balanced_accuracy"] <= 1.0 and 0.0 <= report["val_auc"] <= 1.0
     assert report["train_auc"] > 0.8  # the head can fit its data
     scores = model.score([rows[0].context], [rows[0].response])
@@ -62,7 +65,9 @@ def test_training_input_errors(embedder):
     with pytest.raises(DataError, match="at least 2 preference pairs"):
         train_bradley_terry([PreferencePair("c", "a", "b")], FAST, embedder=embedder)
     with pytest.raises(DataError, match="both labels"):
-        train_pointwise([LabelledResponse("c", "r", 1.0), LabelledResponse("c", "s", 1.0)], FAST, embedder=embedder)
+        train_pointwise(
+            [LabelledResponse("c", "r", 1.0), LabelledResponse("c", "s", 1.0)], FAST, embedder=embedder
+        )
 
 
 def test_load_errors(tmp_path, embedder):

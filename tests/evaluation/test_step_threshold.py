@@ -23,7 +23,7 @@ def test_paraphrases_match_and_other_problems_do_not(gsm8k, embedder):
     assert samples["wrong-number"].mean() > 0.9  # why the number check exists
     assert "paraphrase" in table(samples)
     by_index = {i: p for i, p in enumerate(gsm8k[:12])}
-    for index, step, paraphrase in PARAPHRASES:
+    for index, step, _ in PARAPHRASES:
         assert step in by_index[index].steps
     score = np.mean([step_correctness([t], by_index[i].steps, embedder) for i, _, t in PARAPHRASES])
     assert score >= 0.8

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from cagsr.evaluation.validity import aggregate_episodes, reward_hacking_check, trend, validity_plot, validity_table
+from cagsr.evaluation.validity import (
+    aggregate_episodes,
+    reward_hacking_check,
+    trend,
+    validity_plot,
+    validity_table,
+)
 
 
 def rows_with_known_relations(n_episodes: int = 40, turns: int = 3, seed: int = 0) -> list[dict]:
@@ -18,12 +24,18 @@ def rows_with_known_relations(n_episodes: int = 40, turns: int = 3, seed: int = 
         level = rng.normal()
         for t in range(turns):
             coverage = level + 0.3 * rng.normal()
-            rows.append({
-                "episode": e, "turn": t, "coverage": coverage, "focus": rng.normal(),
-                "repetition": -coverage + 0.1 * rng.normal(), "reward": coverage - 0.5 * rng.normal(),
-                "coherence": coverage + 0.2 * rng.normal(),
-                "consistency": None if t == 0 else float(rng.random() < 0.5),
-            })
+            rows.append(
+                {
+                    "episode": e,
+                    "turn": t,
+                    "coverage": coverage,
+                    "focus": rng.normal(),
+                    "repetition": -coverage + 0.1 * rng.normal(),
+                    "reward": coverage - 0.5 * rng.normal(),
+                    "coherence": coverage + 0.2 * rng.normal(),
+                    "consistency": None if t == 0 else float(rng.random() < 0.5),
+                }
+            )
     return rows
 
 
@@ -59,12 +71,20 @@ def test_episode_level_aggregates_by_mean():
 def test_reward_hacking_check_flags_rising_reward_with_falling_quality():
     it = np.arange(30)
     rng = np.random.default_rng(0)
-    hacked = [{"reward": 0.1 * i + rng.normal(0, 0.1), "coherence": 0.8 - 0.01 * i + rng.normal(0, 0.02),
-               "consistency": 0.7 + rng.normal(0, 0.02)} for i in it]
+    hacked = [
+        {
+            "reward": 0.1 * i + rng.normal(0, 0.1),
+            "coherence": 0.8 - 0.01 * i + rng.normal(0, 0.02),
+            "consistency": 0.7 + rng.normal(0, 0.02),
+        }
+        for i in it
+    ]
     verdict = reward_hacking_check(hacked)
     assert verdict["hacking"] and verdict["reward_rises"] and verdict["falling"] == ["coherence"]
     assert verdict["reward"]["slope"] == pytest.approx(0.1, abs=0.02)
-    healthy = [{**row, "coherence": 0.5 + 0.01 * i + rng.normal(0, 0.02)} for i, row in zip(it, hacked, strict=True)]
+    healthy = [
+        {**row, "coherence": 0.5 + 0.01 * i + rng.normal(0, 0.02)} for i, row in zip(it, hacked, strict=True)
+    ]
     assert not reward_hacking_check(healthy)["hacking"]
     assert reward_hacking_check(healthy)["reward_rises"]
     flat = [{"reward": rng.normal(), "coherence": 1.0 - 0.01 * i} for i in it]

@@ -14,10 +14,14 @@ from cagsr.human import export_samples, format_report, import_ratings
 
 def systems(n: int = 8) -> dict[str, list[dict]]:
     return {
-        "no-rl": [{"id": f"q{i}", "context": f"user: question {i}\nwith a second line", "response": f"base {i}"}
-                  for i in range(n)],
-        "cagsr": [{"id": f"q{i}", "context": f"user: question {i}\nwith a second line", "response": f"tuned, {i}"}
-                  for i in range(n)],
+        "no-rl": [
+            {"id": f"q{i}", "context": f"user: question {i}\nwith a second line", "response": f"base {i}"}
+            for i in range(n)
+        ],
+        "cagsr": [
+            {"id": f"q{i}", "context": f"user: question {i}\nwith a second line", "response": f"tuned, {i}"}
+            for i in range(n)
+        ],
     }
 
 
@@ -31,7 +35,14 @@ def test_csv_export_is_blinded_shuffled_and_keyed(tmp_path):
     rows = read_sheet(paths["sheet"])
     key = json.loads(paths["key"].read_text())
     assert paths["key"] == tmp_path / "key.json"
-    assert len(rows) == 10 and list(rows[0]) == ["item_id", "context", "response", "helpfulness", "clarity", "comment"]
+    assert len(rows) == 10 and list(rows[0]) == [
+        "item_id",
+        "context",
+        "response",
+        "helpfulness",
+        "clarity",
+        "comment",
+    ]
     sheet_text = paths["sheet"].read_text()
     assert "no-rl" not in sheet_text and "cagsr" not in sheet_text
     assert set(key["systems"].values()) == {"no-rl", "cagsr"}
@@ -99,10 +110,19 @@ def test_import_reports_means_and_agreement(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("item_id,helpfulness,clarity\nitem-0001,6,3\n", r"r.csv:2: helpfulness must be an integer 1\.\.5, got '6'"),
+        (
+            "item_id,helpfulness,clarity\nitem-0001,6,3\n",
+            r"r.csv:2: helpfulness must be an integer 1\.\.5, got '6'",
+        ),
         ("item_id,helpfulness,clarity\nitem-0001,3,2.5\n", r"r.csv:2: clarity must be an integer"),
-        ("item_id,helpfulness,clarity\nitem-0001,3,3\nitem-9999,3,3\n", r"r.csv:3: unknown item id 'item-9999'"),
-        ('item_id,helpfulness,clarity,comment\nitem-0001,3,3,"two\nlines"\nnope,1,1,\n', r"r.csv:4: unknown item id"),
+        (
+            "item_id,helpfulness,clarity\nitem-0001,3,3\nitem-9999,3,3\n",
+            r"r.csv:3: unknown item id 'item-9999'",
+        ),
+        (
+            'item_id,helpfulness,clarity,comment\nitem-0001,3,3,"two\nlines"\nnope,1,1,\n',
+            r"r.csv:4: unknown item id",
+        ),
         ("name,score\nx,1\n", r"r.csv:1: needs an item_id column"),
         ("item_id,helpfulness\nitem-0001,2\nitem-0001,3\n", r"rated item-0001 twice"),
     ],
@@ -117,3 +137,69 @@ def test_import_errors_name_file_and_line(tmp_path, content, message):
 def test_import_needs_a_key(tmp_path):
     with pytest.raises(DataError, match="key file not found"):
         import_ratings([], tmp_path / "key.json")
+
+
+NODE_DOM_STUB = r"""
+const fs = require("fs");
+const script = fs.readFileSync(process.argv[2], "utf8");
+const items = JSON.parse(fs.readFileSync(process.argv[3], "utf8"));
+let handler = null;
+let link = null;
+const elements = {
+  rater: {value: " ana "},
+  download: {addEventListener: (event, fn) => { handler = fn; }},
+  status: {textContent: ""},
+};
+const rows = items.map(it => ({
+  dataset: {item: it.id},
+  querySelector: selector => {
+    if (selector === ".comment") return {value: 'said "fine", thanks'};
+    const m = selector.match(/name="([^|]+)\|([^"]+)"\]:checked/);
+    const v = it.scores[m[2]];
+    return v ? {value: String(v)} : null;
+  },
+}));
+global.document = {
+  getElementById: id => elements[id],
+  querySelectorAll: () => rows,
+  createElement: () => ({click() { link = this; }}),
+};
+global.Blob = class { constructor(parts) { this.text = parts.join(""); } };
+global.URL = {createObjectURL: blob => blob};
+eval(script);
+handler();
+process.stdout.write(JSON.stringify({name: link.download, csv: link.href.text, status: elements.status.textContent}));
+"""
+
+
+def test_html_form_script_downloads_importable_csv(tmp_path):
+    """Run the page's script under node with a minimal DOM stub, then import the CSV it builds."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    paths = export_samples(systems(3), n=3, seed=0, path=tmp_path / "sheet.html", fmt="html")
+    page = paths["sheet"].read_text()
+    script = page[page.index("<script>") + len("<script>") : page.index("</script>")]
+    item_ids = list(json.loads(paths["key"].read_text())["items"])
+    answers = [
+        {"id": i, "scores": {"helpfulness": 1 + k % 5, "clarity": "" if k == 0 else 3}}
+        for k, i in enumerate(item_ids)
+    ]
+    (tmp_path / "page.js").write_text(script)
+    (tmp_path / "answers.json").write_text(json.dumps(answers))
+    (tmp_path / "stub.js").write_text(NODE_DOM_STUB)
+    done = subprocess.run(
+        [node, tmp_path / "stub.js", tmp_path / "page.js", tmp_path / "answers.json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    assert result["name"] == "ratings-ana.csv" and result["status"] == "1 ratings left blank"
+    (tmp_path / result["name"]).write_text(result["csv"])
+    report = import_ratings([tmp_path / result["name"]], paths["key"])
+    assert report["raters"] == ["ana"] and report["ratings"] == 2 * len(item_ids) - 1

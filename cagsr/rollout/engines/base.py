@@ -8,6 +8,7 @@ the same numbers exactly (method.md, section 9). After each policy update the tr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -82,10 +83,8 @@ def available_engines() -> list[str]:
     import cagsr.rollout.engines.hf  # noqa: F401 - registers "hf"
 
     for optional in ("cagsr.rollout.engines.lean", "cagsr.rollout.engines.vllm"):
-        try:
+        with contextlib.suppress(ImportError):
             __import__(optional)
-        except ImportError:
-            pass
     return sorted(_ENGINES)
 
 

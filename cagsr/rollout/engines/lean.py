@@ -143,12 +143,13 @@ def self_attention_modules(model: nn.Module) -> list[nn.Module]:
 
 
 def plain_linears(model: nn.Module) -> list[nn.Linear]:
-    """The decoder layers' and LM head's nn.Linear modules, skipping LoRA-wrapped ones (their adapter
-    must stay in the computation, so they keep their own forward)."""
-    names = [(n, m) for n, m in model.model.layers.named_modules() if type(m) is nn.Linear]
-    found = [m for n, m in names if "base_layer" not in n and "lora_" not in n]
-    head = model.get_output_embeddings()
-    return [*found, head] if type(head) is nn.Linear else found
+    """Every nn.Linear of the model (layers and LM head), skipping LoRA-wrapped ones: their adapter must
+    stay in the computation, so they keep their own forward."""
+    return [
+        m
+        for n, m in model.named_modules()
+        if type(m) is nn.Linear and "base_layer" not in n and "lora_" not in n
+    ]
 
 
 def completions(tokens: Tensor, logps: Tensor, capture: FusedCapture | None, prompt_columns: list[Tensor],
@@ -183,7 +184,7 @@ class LeanEngine:
         self.sessions = Sessions()
         self._packed: PackedLinears | None = None
         self.last_stats: dict[str, int] = {}
-        """prompt_tokens, reused_tokens and prefilled_rows x columns of the last call (benchmarks, tests)."""
+        """prompt_tokens, reused_tokens and prefill_columns (B x new columns) of the last call."""
 
     @staticmethod
     def supports(loaded: LoadedModel) -> bool:
@@ -220,10 +221,15 @@ class LeanEngine:
             if self.loaded.is_encoder_decoder:
                 from cagsr.rollout.engines.lean_t5 import generate_seq2seq
 
-                return generate_seq2seq(self.loaded, prompts, sampling, seed, self.capture_layers)
+                return generate_seq2seq(self.loaded, prompts, sampling, seed, self.capture_layers,
+                                        self._packing(unwrap(model)))  # fmt: skip
             return self._generate_decoder(prompts, sampling, seed, keys)
         finally:
             model.train(was_training)
+
+    def packed_inference(self):
+        """Context: no-grad forwards of the policy (e.g. the capture pass) run with the packed weights too."""
+        return self._packing(unwrap(self.loaded.model))
 
     def _packing(self, model: nn.Module):
         """Context running the model's plain Linear layers with packed weights, or a no-op."""

@@ -65,6 +65,10 @@ class PackedLinears:
     @contextmanager
     def active(self) -> Iterator[None]:
         """Run the modules with the packed kernel (inference only: no gradient reaches the weights)."""
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "packed weights are for no-grad forwards only (wrap the call in torch.no_grad())"
+            )
         self.refresh()
         try:
             for module, packed in zip(self.modules, self.packed, strict=True):

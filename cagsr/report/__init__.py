@@ -1,0 +1,1 @@
+"""Self-contained HTML reports of runs: curves, tables, validity plots and attention heatmaps."""

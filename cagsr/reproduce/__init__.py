@@ -1,0 +1,1 @@
+"""`cagsr reproduce`: every row of the paper's two tables, several seeds, one command."""

@@ -1,0 +1,91 @@
+"""The paper's tables as data: rows (what each trains with), scales (how big), and the paper's figures.
+
+Every RL row starts from the same supervised model. Overrides are dotted TrainJob keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHARED = Path("../shared/data")
+
+
+@dataclass
+class Row:
+    name: str
+    """Row label as in the paper."""
+    overrides: dict = field(default_factory=dict)
+    """TrainJob overrides (dotted keys); empty with rl=False."""
+    rl: bool = True
+    """False: the supervised model itself (No-RL)."""
+    reward_model: str | None = None
+    """'synthetic' or 'human': train that reward model first and use reward.kind=model."""
+    eval_engine: str = "auto"
+    """Engine whose latency the row reports ('hf' for the paper's HF rows)."""
+
+
+DIALOGUE_ROWS = [
+    Row("No-RL", rl=False, eval_engine="hf"),
+    Row("Synthetic preference RL", reward_model="synthetic", eval_engine="hf"),
+    Row("CAGSR single-turn (HF)", {"reward.history": "single_turn", "rollout.engine": "hf"}, eval_engine="hf"),
+    Row("CAGSR multi-turn", {}),
+    Row("Human-label RL (limited)", reward_model="human", eval_engine="hf"),
+    Row("Ablation: no history coverage", {"reward.coverage_scope": "current_turn"}),
+    Row("Ablation: no entropy clamping", {"reward.tau0": float("-inf"), "reward.kappa": 0.0}),
+]
+COT_ROWS = [
+    *(r for r in DIALOGUE_ROWS if r.reward_model != "human"),
+    Row("Ablation: uniform weights", {"reward.final_weight": 1.0}),
+]
+
+PAPER = {
+    "dialogue": {
+        "columns": ["coherence", "consistency", "helpfulness", "ms/turn"],
+        "No-RL": [0.66, 0.71, 3.0, 110], "Synthetic preference RL": [0.71, 0.75, 3.3, 125],
+        "CAGSR single-turn (HF)": [0.75, 0.78, 3.6, 110], "CAGSR multi-turn": [0.77, 0.81, 3.8, 35],
+        "Human-label RL (limited)": [0.80, 0.85, 4.2, 130],
+        "Ablation: no history coverage": ["-1% coherence"], "Ablation: no entropy clamping": ["-2% consistency"],
+    },
+    "cot": {
+        "columns": ["accuracy", "step correctness", "clarity", "ms/step"],
+        "No-RL": [0.61, 0.58, 3.1, 105], "Synthetic preference RL": [0.66, 0.62, 3.4, 115],
+        "CAGSR single-turn (HF)": [0.68, 0.64, 3.6, 105], "CAGSR multi-turn": [0.71, 0.68, 3.8, 30],
+        "Human-label RL (limited)": [0.75, 0.72, 4.1, 120], "Ablation: uniform weights": ["-1.5% accuracy"],
+    },
+}
+# Our metric keys for each paper column (human-rated columns come from `cagsr human import`).
+METRIC_KEYS = {"dialogue": ["coherence", "consistency", "helpfulness", "ms_per_turn"],
+               "cot": ["accuracy", "step_correctness", "clarity", "ms_per_step"]}
+
+
+def data_source(table: str, scale: str) -> dict:
+    """Shared real data when it is there (small, full), generated samples otherwise (tiny)."""
+    name = "star_dialogues.jsonl" if table == "dialogue" else "gsm8k_train.jsonl"
+    generated = "generated:dialogue" if table == "dialogue" else "generated:math"
+    if scale == "tiny" or not (SHARED / name).exists():
+        return {"path": generated, "num_generated": 48}
+    return {"path": str(SHARED / name), "limit": {"small": 400, "full": None}[scale]}
+
+
+SCALES = {
+    # model, SFT steps, PPO overrides, evaluation size
+    "tiny": {"model": "tiny-llama", "sft_steps": 3, "eval_records": 4,
+             "ppo": {"ppo.iterations": 2, "ppo.epochs": 1, "rollout.episodes": 4, "rollout.turns": 2,
+                     "rollout.sampling.max_new_tokens": 6, "rollout.cot_max_new_tokens": 12,
+                     "rollout.max_context": 192, "ppo.eval_every": 100, "ppo.eval_episodes": 2,
+                     "ppo.critic": "head"},
+             "eval": {"max_new_tokens": 6, "cot_max_new_tokens": 12, "max_turns": 2}},
+    "small": {"model": "smollm2-135m", "sft_steps": 8, "eval_records": 10,
+              "ppo": {"ppo.iterations": 3, "ppo.epochs": 1, "rollout.episodes": 4, "rollout.turns": 2,
+                      "rollout.sampling.max_new_tokens": 20, "rollout.cot_max_new_tokens": 48,
+                      "rollout.max_context": 320, "ppo.eval_every": 100, "ppo.eval_episodes": 2,
+                      "ppo.critic": "head", "ppo.minibatch_rows": 8},
+              "eval": {"max_new_tokens": 24, "cot_max_new_tokens": 64, "max_turns": 2}},
+    "full": {"model": "t5-large", "sft_steps": 2000, "eval_records": 500,
+             "ppo": {"ppo.iterations": 500, "ppo.epochs": 3, "rollout.episodes": 64, "rollout.turns": 5,
+                     "rollout.sampling.num_candidates": 4, "rollout.sampling.max_new_tokens": 64,
+                     "rollout.cot_max_new_tokens": 160, "ppo.critic": "separate", "ppo.minibatch_rows": 32,
+                     "model.dtype": "bfloat16"},
+             "eval": {"max_new_tokens": 64, "cot_max_new_tokens": 160, "max_turns": 5}},
+}
