@@ -87,8 +87,11 @@ class EngineSystem:
     """An engine's generate, optionally followed by the teacher-forced capture pass (timed apart, so one
     measurement gives both the "engine" row and the "engine + capture" row)."""
 
-    def __init__(self, name: str, engine, loaded: LoadedModel, capture: bool) -> None:
+    def __init__(
+        self, name: str, engine, loaded: LoadedModel, capture: bool, fast_capture=nullcontext
+    ) -> None:
         self.name, self.engine, self.loaded, self.capture = name, engine, loaded, capture
+        self.fast_capture = fast_capture
         self.sessions_ok = "sessions" in inspect.signature(engine.generate).parameters
 
     def turn(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int,
@@ -111,11 +114,9 @@ class EngineSystem:
     def _capture(self, histories: list[list[int]], responses: list[list[int]]) -> float:
         loaded = self.loaded
         batch = collate_pairs(histories, responses, loaded.tokenizer.pad_token_id, loaded.is_encoder_decoder)
-        # The lean engine's packed weights also serve this no-grad pass (nullcontext for other engines).
-        packed = getattr(self.engine, "packed_inference", nullcontext)
         _sync(loaded.device)
         start = time.perf_counter()
-        with packed():
+        with self.fast_capture():
             forward_with_capture(loaded.model, batch.to(loaded.device), last_layers=1)
         _sync(loaded.device)
         return time.perf_counter() - start
@@ -133,13 +134,18 @@ def build_systems(
     from cagsr.rollout.engines.lean import LeanEngine
 
     systems, notes = [], []
+    # The capture pass is the policy's own and the same for every engine: all "+ capture" rows run it with
+    # oneDNN-packed weights where available (fp32 CPU), so the rows differ only in how they generate.
+    fast_capture = LeanEngine(loaded).packed_inference if LeanEngine.supports(loaded) else nullcontext
     if "baseline" in engines:
         systems.append(BaselineSystem(loaded))
     if "hf" in engines:
-        systems.append(EngineSystem("HF generate (sdpa)", HFEngine(loaded), loaded, with_capture))
+        systems.append(
+            EngineSystem("HF generate (sdpa)", HFEngine(loaded), loaded, with_capture, fast_capture)
+        )
     if "lean" in engines:
         if LeanEngine.supports(loaded):
-            systems.append(EngineSystem("lean", LeanEngine(loaded), loaded, with_capture))
+            systems.append(EngineSystem("lean", LeanEngine(loaded), loaded, with_capture, fast_capture))
             systems.append(
                 EngineSystem("lean, fused capture", LeanEngine(loaded, capture_layers=1), loaded, False)
             )
@@ -155,5 +161,12 @@ def build_systems(
                 f"vllm: does not run {loaded.name} here (encoder-decoder, or a head size without CPU kernels)"
             )
         else:
-            systems.append(EngineSystem("vLLM", VLLMEngine(loaded), loaded, with_capture))
+            # 1 GiB of KV cache holds the largest run here (8 x ~1,000 tokens); vLLM's default share of the
+            # machine's memory (~5 GiB) next to the baseline's full attention maps got the run OOM-killed.
+            engine = (
+                VLLMEngine(loaded, kv_cache_memory_bytes=1 << 30)
+                if loaded.device.type == "cpu"
+                else VLLMEngine(loaded)
+            )
+            systems.append(EngineSystem("vLLM", engine, loaded, with_capture, fast_capture))
     return systems, notes

@@ -31,7 +31,23 @@ from cagsr.distributed.ops import (
 )
 
 __all__ = [
-    "SINGLE", "DistContext", "all_gather_object", "all_reduce_", "all_reduce_grads", "any_true", "barrier",
-    "broadcast_module", "broadcast_object", "check_in_sync", "check_launch", "choose_backend", "init_distributed",
-    "main_first", "param_fingerprint", "reduce_max_metrics", "shard", "shard_bounds", "shutdown",
+    "SINGLE",
+    "DistContext",
+    "all_gather_object",
+    "all_reduce_",
+    "all_reduce_grads",
+    "any_true",
+    "barrier",
+    "broadcast_module",
+    "broadcast_object",
+    "check_in_sync",
+    "check_launch",
+    "choose_backend",
+    "init_distributed",
+    "main_first",
+    "param_fingerprint",
+    "reduce_max_metrics",
+    "shard",
+    "shard_bounds",
+    "shutdown",
 ]

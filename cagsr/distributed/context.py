@@ -68,7 +68,9 @@ def choose_backend(device: str) -> str:
     forced = os.environ.get("CAGSR_DIST_BACKEND")
     if forced:
         if forced not in ("gloo", "nccl"):
-            raise ConfigError(f"environment variable CAGSR_DIST_BACKEND: expected gloo or nccl, got {forced!r}")
+            raise ConfigError(
+                f"environment variable CAGSR_DIST_BACKEND: expected gloo or nccl, got {forced!r}"
+            )
         return forced
     wants_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     return "nccl" if wants_cuda else "gloo"
@@ -78,13 +80,18 @@ def check_launch() -> None:
     """Refuse accelerate configs that ask for sharded training (see docs/distributed.md)."""
     for name, what in SHARDED_LAUNCH_ENV.items():
         if os.environ.get(name, "").lower() in ("1", "true", "yes"):
-            raise ConfigError(f"{what} launch ({name}=true): cagsr trains data-parallel with a full model copy per "
-                              f"process and does not shard models yet; launch without the {what} config "
-                              "(docs/distributed.md)")
+            raise ConfigError(
+                f"{what} launch ({name}=true): cagsr trains data-parallel with a full model copy per "
+                f"process and does not shard models yet; launch without the {what} config "
+                "(docs/distributed.md)"
+            )
 
 
-def init_distributed(device: str = "auto", timeout_minutes: int = 30) -> DistContext:
-    """Join the process group the launcher described in the environment (or a world of one)."""
+def init_distributed(device: str = "auto") -> DistContext:
+    """Join the process group the launcher described in the environment (or a world of one).
+
+    A collective that waits longer than CAGSR_DIST_TIMEOUT_S seconds (default 1800) fails instead of
+    hanging, e.g. when another rank died."""
     check_launch()
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
@@ -96,7 +103,8 @@ def init_distributed(device: str = "auto", timeout_minutes: int = 30) -> DistCon
         backend = choose_backend(device)
         if backend == "nccl":
             torch.cuda.set_device(local_rank)  # "cuda" / "auto" then means this rank's GPU
-        dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
+        timeout = timedelta(seconds=_env_int("CAGSR_DIST_TIMEOUT_S", 1800))
+        dist.init_process_group(backend=backend, timeout=timeout)
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, str(dist.get_backend()))
 
 

@@ -145,13 +145,20 @@ def broadcast_module(ctx: DistContext, module: nn.Module, src: int = 0) -> None:
             tensor.data.copy_(buffer)
 
 
-def reduce_max_metrics(ctx: DistContext, metrics: dict[str, float], prefix: str = "time/") -> dict[str, float]:
-    """The slowest rank's value for every metric under `prefix` (wall time is set by the slowest)."""
-    keys = sorted(k for k in metrics if k.startswith(prefix))
-    if not ctx.active or not keys:
+def reduce_max_metrics(
+    ctx: DistContext, metrics: dict[str, float], prefix: str = "time/"
+) -> dict[str, float]:
+    """The slowest rank's value for every metric under `prefix` (wall time is set by the slowest).
+
+    Ranks may hold different keys (only rank 0 evaluates), so the values travel as objects."""
+    if not ctx.active:
         return metrics
-    values = all_reduce_(ctx, torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64), op="max")
-    return metrics | dict(zip(keys, values.tolist(), strict=True))
+    mine = {k: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+    merged: dict[str, float] = {}
+    for part in all_gather_object(ctx, mine):
+        for key, value in part.items():
+            merged[key] = max(value, merged.get(key, value))
+    return metrics | merged
 
 
 def param_fingerprint(params: Iterable[Tensor]) -> list[float]:

@@ -47,8 +47,12 @@ def _sha256(path: Path) -> str:
 
 def rng_state() -> dict[str, Any]:
     """This process's global RNG states (python, numpy, torch, CUDA)."""
-    return {"global_python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "global_python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def restore_rng(state: dict[str, Any]) -> None:

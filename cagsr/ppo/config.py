@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from cagsr.attention.config import AttentionConfig
 from cagsr.config import check_range
 from cagsr.data.config import DataConfig
+from cagsr.errors import ConfigError
 from cagsr.models.config import ModelConfig
 from cagsr.reward.config import RewardConfig
 from cagsr.rollout.config import RolloutConfig
@@ -87,6 +89,14 @@ class PPOConfig:
         check_range("eval_every", self.eval_every, low=1)
         check_range("save_every", self.save_every, low=1)
         check_range("keep_checkpoints", self.keep_checkpoints, low=1)
+        check_range("grad_clip", self.grad_clip, low=0.0, low_open=True)
+        check_range("vf_coef", self.vf_coef, low=0.0)
+        check_range("target_kl", self.target_kl, low=0.0, low_open=True)
+        check_range("value_clip", self.value_clip, low=0.0, low_open=True)
+        check_range("warmup_iterations", self.warmup_iterations, low=0)
+        check_range("eval_episodes", self.eval_episodes, low=1)
+        check_range("sample_episodes", self.sample_episodes, low=0)
+        check_range("max_bad_batches", self.max_bad_batches, low=0)
 
 
 @dataclass
@@ -107,3 +117,10 @@ class TrainJob:
     """Optimisation."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output, seed and logging."""
+
+    def __post_init__(self) -> None:
+        # Attention entropy over N history tokens is at most log N, so a floor above that clamps every turn.
+        ceiling = math.log(self.rollout.max_context)
+        if self.reward.tau0 > ceiling:
+            raise ConfigError(f"reward.tau0: entropy floor {self.reward.tau0} is above log(rollout.max_context) = "
+                              f"{ceiling:.2f}, the largest attention entropy a history can have")

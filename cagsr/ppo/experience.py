@@ -95,8 +95,9 @@ def merge_parts(parts: list[ScoredPart]) -> ScoredPart:
 
     comps = {k: add([p.components[k] for p in parts]) for k in parts[0].components}
     comps["turn_mask"] = comps["turn_mask"] > 0
-    return ScoredPart(cat("old_logprobs"), cat("ref_logprobs"), cat("values"), comps,
-                      add([p.rewards for p in parts]))
+    return ScoredPart(
+        cat("old_logprobs"), cat("ref_logprobs"), cat("values"), comps, add([p.rewards for p in parts])
+    )
 
 
 def _chunks(n: int, size: int):
@@ -104,8 +105,9 @@ def _chunks(n: int, size: int):
         yield torch.arange(start, min(n, start + size))
 
 
-def _scatter_turns(target: Tensor, rows: RowBatch, index: Tensor, values: Tensor, turn_index: Tensor,
-                   turn_mask: Tensor) -> None:
+def _scatter_turns(
+    target: Tensor, rows: RowBatch, index: Tensor, values: Tensor, turn_index: Tensor, turn_mask: Tensor
+) -> None:
     """values [r, t] of rows `index` -> target [E, T] at (row_episode, turn_index)."""
     episodes = rows.row_episode[index][:, None].expand_as(turn_index)
     keep = turn_mask.cpu()
@@ -113,8 +115,15 @@ def _scatter_turns(target: Tensor, rows: RowBatch, index: Tensor, values: Tensor
 
 
 @torch.no_grad()
-def score_rows(policy_model, rows: RowBatch, n_episodes: int, n_turns: int, attention: AttentionConfig,
-               reward: RewardConfig, value_head=None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+def score_rows(
+    policy_model,
+    rows: RowBatch,
+    n_episodes: int,
+    n_turns: int,
+    attention: AttentionConfig,
+    reward: RewardConfig,
+    value_head=None,
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """Capture pass over all rows: old log-probs [R, S], head values [R, S], components [E, T]."""
     device = next(policy_model.parameters()).device
     logprobs = torch.zeros(rows.batch.response_ids.shape)
@@ -123,13 +132,30 @@ def score_rows(policy_model, rows: RowBatch, n_episodes: int, n_turns: int, atte
     for index in _chunks(rows.num_rows, attention.batch_rows):
         part = rows.select(index).to(device)
         b = part.batch
-        cap = forward_with_capture(policy_model, b, attention.last_layers, attention.window,
-                                   attention.prune_above, part.salient_mask, attention.prune_threshold)
+        cap = forward_with_capture(
+            policy_model,
+            b,
+            attention.last_layers,
+            attention.window,
+            attention.prune_above,
+            part.salient_mask,
+            attention.prune_threshold,
+        )
         logprobs[index] = token_logprobs(cap.logits, b.response_ids).cpu()
         if value_head is not None:
             values[index] = value_head(cap.hidden).float().cpu()
-        out = turn_components(cap, b.history_ids, b.history_mask, b.response_ids, b.response_mask,
-                              part.salient_mask, part.current_mask, part.token_turn, part.is_cot, reward)
+        out = turn_components(
+            cap,
+            b.history_ids,
+            b.history_mask,
+            b.response_ids,
+            b.response_mask,
+            part.salient_mask,
+            part.current_mask,
+            part.token_turn,
+            part.is_cot,
+            reward,
+        )
         for key in (*COMPONENTS, "turn_mask"):
             _scatter_turns(comps[key], rows, index, out[key].float(), out["turn_index"], out["turn_mask"])
     comps["turn_mask"] = comps["turn_mask"].bool()
@@ -171,15 +197,25 @@ def final_turn_mask(episodes: list[Episode], n_turns: int) -> Tensor:
     return mask
 
 
-def assemble(rows: RowBatch, episodes: list[Episode], old_logprobs: Tensor, ref_logprobs: Tensor,
-             values: Tensor, rewards: Tensor, turn_mask: Tensor, components: dict[str, Tensor],
-             ppo: PPOConfig, final_weight: float) -> Experience:
+def assemble(
+    rows: RowBatch,
+    episodes: list[Episode],
+    old_logprobs: Tensor,
+    ref_logprobs: Tensor,
+    values: Tensor,
+    rewards: Tensor,
+    turn_mask: Tensor,
+    components: dict[str, Tensor],
+    ppo: PPOConfig,
+    final_weight: float,
+) -> Experience:
     """Turn rewards -> weighted returns and advantages -> per-token advantages."""
     n_episodes, n_turns = turn_mask.shape
     v_turn = turn_values(values, rows, n_episodes, n_turns)
     weights = RF.turn_weights(turn_mask, final_turn_mask(episodes, n_turns), final_weight)
-    advantages, returns = PF.compute_advantages(ppo.advantage, rewards, v_turn, turn_mask, weights,
-                                                gamma=ppo.gamma, lam=ppo.lam)
+    advantages, returns = PF.compute_advantages(
+        ppo.advantage, rewards, v_turn, turn_mask, weights, gamma=ppo.gamma, lam=ppo.lam
+    )
     if ppo.whiten_advantages and int(turn_mask.sum()) > 1:
         advantages = PF.masked_whiten(advantages, turn_mask)
     advantages = advantages * turn_mask
@@ -188,5 +224,16 @@ def assemble(rows: RowBatch, episodes: list[Episode], old_logprobs: Tensor, ref_
     token_adv, token_ret = torch.zeros_like(old_logprobs), torch.zeros_like(old_logprobs)
     token_adv[valid] = advantages[episode_of_token[valid], rows.token_turn[valid]]
     token_ret[valid] = returns[episode_of_token[valid], rows.token_turn[valid]]
-    return Experience(rows, old_logprobs, ref_logprobs, values, turn_mask, rewards, returns, advantages,
-                      token_adv, token_ret, components)
+    return Experience(
+        rows,
+        old_logprobs,
+        ref_logprobs,
+        values,
+        turn_mask,
+        rewards,
+        returns,
+        advantages,
+        token_adv,
+        token_ret,
+        components,
+    )

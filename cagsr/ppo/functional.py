@@ -241,6 +241,8 @@ def kl_penalty(logprobs: Tensor, ref_logprobs: Tensor, kind: Literal["k1", "k2",
     if kind == "k2":
         return 0.5 * log_ratio**2
     if kind == "k3":
+        # exp(-log r) explodes for a token the policy has stopped producing; verl clamps the same way.
+        log_ratio = log_ratio.clamp(-10.0, 10.0)
         return torch.expm1(-log_ratio) + log_ratio
     raise ValueError(f"unknown KL estimator {kind!r}; known: k1, k2, k3")
 

@@ -41,14 +41,34 @@ class RowBatch:
 
     def select(self, index: Tensor) -> RowBatch:
         b = self.batch
-        tf = TeacherForcedBatch(b.history_ids[index], b.history_mask[index], b.response_ids[index],
-                                b.response_mask[index])
-        return RowBatch(tf, self.token_turn[index], self.turn_start[index], self.salient_mask[index],
-                        self.current_mask[index], self.row_episode[index], self.is_cot[index])
+        tf = TeacherForcedBatch(
+            b.history_ids[index], b.history_mask[index], b.response_ids[index], b.response_mask[index]
+        )
+        return RowBatch(
+            tf,
+            self.token_turn[index],
+            self.turn_start[index],
+            self.salient_mask[index],
+            self.current_mask[index],
+            self.row_episode[index],
+            self.is_cot[index],
+        )
 
     def to(self, device) -> RowBatch:
-        return RowBatch(self.batch.to(device), *(t.to(device) for t in (
-            self.token_turn, self.turn_start, self.salient_mask, self.current_mask, self.row_episode, self.is_cot)))
+        return RowBatch(
+            self.batch.to(device),
+            *(
+                t.to(device)
+                for t in (
+                    self.token_turn,
+                    self.turn_start,
+                    self.salient_mask,
+                    self.current_mask,
+                    self.row_episode,
+                    self.is_cot,
+                )
+            ),
+        )
 
     @property
     def num_rows(self) -> int:
@@ -82,7 +102,9 @@ def build_rows(episodes: list[Episode], loaded: LoadedModel, salience: Salience)
             responses.append(action.response_ids)
             turns.append(action.token_turn)
             salient.append([int(m) for m in salience.token_mask(action.history, keywords)])
-            current.append([int(m) for m in _current_turn_mask(action.history.token_turn, action.history.token_role)])
+            current.append(
+                [int(m) for m in _current_turn_mask(action.history.token_turn, action.history.token_role)]
+            )
             owners.append(e)
             cot.append(ep.kind == "math")
     left = not loaded.is_encoder_decoder
@@ -93,5 +115,6 @@ def build_rows(episodes: list[Episode], loaded: LoadedModel, salience: Salience)
     turn_start = (token_turn >= 0) & (token_turn != previous)
     salient_mask = pad_rows(salient, 0, left=left)[0].bool()
     current_mask = pad_rows(current, 0, left=left)[0].bool()
-    return RowBatch(batch, token_turn, turn_start, salient_mask, current_mask,
-                    torch.tensor(owners), torch.tensor(cot))
+    return RowBatch(
+        batch, token_turn, turn_start, salient_mask, current_mask, torch.tensor(owners), torch.tensor(cot)
+    )

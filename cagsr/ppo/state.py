@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from cagsr.distributed import all_gather_object, check_in_sync, main_first
+from cagsr.distributed import all_gather_object, any_true, check_in_sync, main_first
 from cagsr.errors import CagsrError
 from cagsr.ppo.checkpoint import (
     find_good_checkpoint,
@@ -31,6 +32,7 @@ from cagsr.ppo.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from cagsr.ppo.guards import io_failure
 
 
 @dataclass
@@ -73,41 +75,90 @@ class TrainState:
         return random.Random(int.from_bytes(key[:8], "little"))
 
     def to_json(self) -> dict:
-        return {"iteration": self.iteration, "seed": self.seed, "n_records": self.n_records,
-                "position": self.position, "skipped_batches": self.skipped_batches,
-                "bad_in_a_row": self.bad_in_a_row}
+        return {
+            "iteration": self.iteration,
+            "seed": self.seed,
+            "n_records": self.n_records,
+            "position": self.position,
+            "skipped_batches": self.skipped_batches,
+            "bad_in_a_row": self.bad_in_a_row,
+        }
 
 
 def params_finite(module_params) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module_params)
 
 
+def checkpoint_bytes(models) -> int:
+    """About how many bytes one checkpoint takes: saved policy weights, critic, optimizer moments."""
+    learner = models.learner
+    trainable = [p for p in learner.parameters() if p.requires_grad]
+    policy = [
+        p for p in models.policy.model.parameters() if p.requires_grad or not _is_peft(models.policy.model)
+    ]
+
+    def size(tensors) -> int:
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    moments = [v for s in learner.optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
+    return (
+        size(policy) + size(learner.critic.parameters()) + (size(moments) if moments else 2 * size(trainable))
+    )
+
+
+def _is_peft(model) -> bool:
+    return hasattr(model, "peft_config")  # PEFT saves the adapter only
+
+
+def check_disk_space(folder: Path, needed: int) -> None:
+    """Raise naming the folder when its file system cannot hold `needed` more bytes."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise CagsrError(
+            f"{folder}: {free / 2**20:.1f} MiB free on its disk, a checkpoint needs about "
+            f"{needed / 2**20:.1f} MiB (free some space or choose another --output-dir)"
+        )
+
+
 def save_state(trainer) -> Path:
     """Checkpoint the run (a collective: every rank calls it, rank 0 writes)."""
     models, state, ctx = trainer.models, trainer.state, trainer.dist
-    if not params_finite(models.learner.parameters()):
-        raise CagsrError(f"iteration {state.iteration}: the policy or critic parameters hold NaN/Inf; not writing "
-                         "a checkpoint (resume from the last good one with a lower ppo.lr)")
+    if any_true(ctx, not params_finite(models.learner.parameters())):
+        raise CagsrError(
+            f"iteration {state.iteration}: the policy or critic parameters hold NaN/Inf; not writing "
+            "a checkpoint (resume from the last good one with a lower ppo.lr)"
+        )
     check_in_sync(ctx, models.learner.parameters(), "policy and critic")
     rngs = all_gather_object(ctx, rng_state())
 
     def write(folder: Path) -> None:
         models.policy.model.save_pretrained(folder / "policy")
-        torch.save({"critic": models.learner.critic.state_dict(),
-                    "optimizer": models.learner.optimizer.state_dict(),
-                    "scheduler": models.learner.scheduler.state_dict(),
-                    "rng": rngs, "generator": trainer.generator.get_state()},
-                   folder / "trainer.pt")
+        torch.save(
+            {
+                "critic": models.learner.critic.state_dict(),
+                "optimizer": models.learner.optimizer.state_dict(),
+                "scheduler": models.learner.scheduler.state_dict(),
+                "rng": rngs,
+                "generator": trainer.generator.get_state(),
+            },
+            folder / "trainer.pt",
+        )
         (folder / "state.json").write_text(json.dumps(state.to_json(), indent=1))
         trainer.salience.save(folder)
 
     def save() -> Path:
         root = trainer.run_dir / "checkpoints"
+        check_disk_space(root, checkpoint_bytes(models))
         try:
             return save_checkpoint(root, state.iteration, write, trainer.job.ppo.keep_checkpoints)
-        except OSError as err:
-            raise CagsrError(f"{root}: could not write the checkpoint of iteration {state.iteration} "
-                             f"({err.strerror or err})") from None
+        except Exception as err:
+            reason = io_failure(err)
+            if reason is None:
+                raise
+            raise CagsrError(
+                f"{root}: could not write the checkpoint of iteration {state.iteration} ({reason})"
+            ) from None
 
     return main_first(ctx, save)
 
@@ -125,8 +176,10 @@ def _load_policy_weights(model: torch.nn.Module, folder: Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {k for k in missing if "lm_head" in k or "embed" in k or "shared" in k}
     if set(missing) - tied or unexpected:
-        raise CagsrError(f"{folder}: checkpoint does not fit the model (missing {sorted(set(missing) - tied)[:3]},"
-                         f" unexpected {unexpected[:3]})")
+        raise CagsrError(
+            f"{folder}: checkpoint does not fit the model (missing {sorted(set(missing) - tied)[:3]},"
+            f" unexpected {unexpected[:3]})"
+        )
     model.tie_weights()
 
 
@@ -150,9 +203,11 @@ def _restore_rngs(saved, ctx) -> None:
         restore_rng(rngs[ctx.rank])
         return
     if ctx.is_main:
-        warnings.warn(f"checkpoint was written by {len(rngs)} process(es), resuming with {ctx.world}: the data "
-                      "order and rollout seeds continue, but the run is not bit-identical to an uninterrupted one",
-                      stacklevel=3)
+        warnings.warn(
+            f"checkpoint was written by {len(rngs)} process(es), resuming with {ctx.world}: the data "
+            "order and rollout seeds continue, but the run is not bit-identical to an uninterrupted one",
+            stacklevel=3,
+        )
     restore_rng(rngs[min(ctx.rank, len(rngs) - 1)])
 
 
@@ -179,7 +234,10 @@ def load_state(trainer, run_dir: Path) -> Path:
 def trim_logs(run_dir: Path, iteration: int) -> None:
     """Drop metrics and samples logged after the checkpoint (a killed run logged them, the resumed run
     logs them again), so every iteration appears once."""
-    for name, key, limit in (("metrics.jsonl", "step", iteration), ("samples.jsonl", "iteration", iteration - 1)):
+    for name, key, limit in (
+        ("metrics.jsonl", "step", iteration),
+        ("samples.jsonl", "iteration", iteration - 1),
+    ):
         path = Path(run_dir) / name
         if not path.exists():
             continue

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import signal
+import threading
 import time
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,18 +55,29 @@ from cagsr.ppo.experience import (
     rows_values,
     score_rows,
 )
+from cagsr.ppo.guards import (
+    NanGuard,
+    TruncationNotice,
+    batch_is_finite,
+    run_folder_write,
+    writer_threads_report_one_line,
+)
 from cagsr.ppo.report import distinct_n, experience_metrics, masked_turn_mean, reward_metrics, sample_records
 from cagsr.ppo.rows import RowBatch, build_rows
 from cagsr.ppo.setup import build_models, build_rollout_parts
-from cagsr.ppo.state import TrainState, load_state, save_state, trim_logs
+from cagsr.ppo.state import (
+    TrainState,
+    check_disk_space,
+    checkpoint_bytes,
+    load_state,
+    save_state,
+    trim_logs,
+)
 from cagsr.ppo.update import ppo_update
 from cagsr.reward.registry import get_reward
 from cagsr.rollout.runner import rollout
 from cagsr.utils.logging import MetricLogger
 from cagsr.utils.run import check_writable, prepare_run_dir, seed_everything
-
-# formatting/history.py warns on every truncated prompt; a run reports the first one only.
-TRUNCATION = re.compile(r"^history of \d+ turns exceeds \d+ tokens")
 
 
 @dataclass
@@ -87,8 +97,10 @@ class Trainer:
         self.job = job
         self.dist = init_distributed(job.model.device)
         if job.rollout.episodes % self.dist.world:
-            raise ConfigError(f"rollout.episodes: the global batch of {job.rollout.episodes} episodes must divide "
-                              f"evenly over {self.dist.world} processes")
+            raise ConfigError(
+                f"rollout.episodes: the global batch of {job.rollout.episodes} episodes must divide "
+                f"evenly over {self.dist.world} processes"
+            )
         seed_everything(job.run.seed)
         if job.run.threads:
             torch.set_num_threads(job.run.threads)
@@ -106,9 +118,12 @@ class Trainer:
         if resume:
             load_state(self, resume)
             main_first(self.dist, lambda: trim_logs(self.run_dir, self.state.iteration))
-        self.logger = MetricLogger(self.run_dir, enabled=self.dist.is_main, wandb=job.run.wandb, config=to_dict(job))
+        self.logger = MetricLogger(
+            self.run_dir, enabled=self.dist.is_main, wandb=job.run.wandb, config=to_dict(job)
+        )
         self._stop_requested = False
-        self._truncation_reported = False
+        self.nan_guard = NanGuard(job.ppo.max_bad_batches, warn=self.dist.is_main)
+        self.truncation_notice = TruncationNotice(enabled=self.dist.is_main)
 
     def _same_weights_everywhere(self) -> None:
         models = self.models
@@ -117,10 +132,17 @@ class Trainer:
                 broadcast_module(self.dist, module)
 
     def _run_folder(self, resume: Path | None) -> Path:
-        if resume:
-            main_first(self.dist, lambda: check_writable(Path(resume)))
-            return Path(resume)
-        return main_first(self.dist, lambda: prepare_run_dir(self.job.run.output_dir, "train", self.job))
+        """Check (resume) or create the run folder on rank 0, after a disk-space check for checkpoints."""
+        target = Path(resume or self.job.run.output_dir or "runs")
+
+        def prepare() -> Path:
+            check_disk_space(target, checkpoint_bytes(self.models))
+            if resume:
+                check_writable(target)
+                return target
+            return prepare_run_dir(self.job.run.output_dir, "train", self.job)
+
+        return main_first(self.dist, prepare)
 
     # -- the pipeline -------------------------------------------------------------------------
     def rollout_batch(self) -> tuple[list, int, int]:
@@ -128,9 +150,15 @@ class Trainer:
         job, ctx = self.job, self.dist
         records = self.state.next_records(self.train_records, job.rollout.episodes)
         lo, hi = shard_bounds(len(records), ctx.rank, ctx.world)
-        with self.truncation_reported_once():
-            mine = rollout(records[lo:hi], self.models.policy, self.engine, self.simulator, job.rollout,
-                           self.state.rollout_rng(ctx.rank))
+        with self.truncation_notice():
+            mine = rollout(
+                records[lo:hi],
+                self.models.policy,
+                self.engine,
+                self.simulator,
+                job.rollout,
+                self.state.rollout_rng(ctx.rank),
+            )
         return [ep for part in all_gather_object(ctx, mine) for ep in part], lo, hi
 
     def score(self, rows: RowBatch, episodes: list, lo: int, hi: int, metrics: dict) -> ScoredPart:
@@ -140,13 +168,17 @@ class Trainer:
         n_turns = max(ep.num_turns for ep in episodes)
         with self.timed("score", metrics):
             head = models.learner.critic if models.learner.critic_is_head else None
-            old_logprobs, head_values, comps = score_rows(models.policy.model, mine, len(episodes), n_turns,
-                                                          job.attention, job.reward, head)
+            old_logprobs, head_values, comps = score_rows(
+                models.policy.model, mine, len(episodes), n_turns, job.attention, job.reward, head
+            )
         with self.timed("reference", metrics), self.reference_mode() as reference:
             ref_logprobs = rows_logprobs(reference, mine, job.attention.batch_rows)
         with self.timed("critic", metrics):
-            values = head_values if head is not None else rows_values(models.learner.critic, mine,
-                                                                     job.attention.batch_rows)
+            values = (
+                head_values
+                if head is not None
+                else rows_values(models.learner.critic, mine, job.attention.batch_rows)
+            )
         rewards = comps["reward"]
         if self.reward_fn is not None:
             own = self.reward_fn(episodes[lo:hi], job)
@@ -154,72 +186,56 @@ class Trainer:
             rewards[lo:hi, : own.shape[1]] = own
         return ScoredPart(old_logprobs, ref_logprobs, values, comps, rewards * comps["turn_mask"])
 
-    def iteration(self) -> dict:
-        job, models, metrics = self.job, self.models, {}
+    def collect(self, metrics: dict) -> tuple[Experience, list, ScoredPart]:
+        """Roll out, score and assemble the global batch: the same Experience on every rank."""
+        job = self.job
         with self.timed("rollout", metrics):
             episodes, lo, hi = self.rollout_batch()
         with self.timed("score", metrics):
-            rows = build_rows(episodes, models.policy, self.salience)  # the whole batch: same padding as 1 process
+            rows = build_rows(episodes, self.models.policy, self.salience)  # whole batch: 1-process padding
         part = self.score(rows, episodes, lo, hi, metrics)
         with self.timed("advantages", metrics):
             whole = merge_parts(all_gather_object(self.dist, part))
             comps = whole.components
-            exp = assemble(rows, episodes, whole.old_logprobs, whole.ref_logprobs, whole.values, whole.rewards,
-                           comps["turn_mask"], comps, job.ppo, self.final_weight)
-        if not self.guard(self.finite(exp), "NaN/Inf in rewards, advantages, log-probs or values"):
+            exp = assemble(
+                rows,
+                episodes,
+                whole.old_logprobs,
+                whole.ref_logprobs,
+                whole.values,
+                whole.rewards,
+                comps["turn_mask"],
+                comps,
+                job.ppo,
+                self.final_weight,
+            )
+        return exp, episodes, whole
+
+    def iteration(self) -> dict:
+        job, metrics = self.job, {}
+        exp, episodes, whole = self.collect(metrics)
+        if not self.nan_guard.check(
+            self.state, batch_is_finite(exp), "NaN/Inf in rewards, advantages, log-probs or values"
+        ):
             return metrics
         with self.timed("update", metrics):
-            stats = ppo_update(models.learner, exp, job.ppo, self.generator, self.dist)
+            stats = ppo_update(self.models.learner, exp, job.ppo, self.generator, self.dist)
             self.engine.sync_weights()
-        if not self.guard(not stats.pop("guard/nonfinite_update"), "NaN/Inf in the PPO loss or gradients"):
+        if not self.nan_guard.check(
+            self.state, not stats.pop("guard/nonfinite_update"), "NaN/Inf in the PPO loss or gradients"
+        ):
             return metrics
         metrics |= stats | experience_metrics(exp, episodes)
         if self.reward_fn is not None:
-            metrics["reward/task_reward"] = masked_turn_mean(whole.rewards, comps["turn_mask"].float())
+            metrics["reward/task_reward"] = masked_turn_mean(whole.rewards, exp.turn_mask.float())
         if self.dist.is_main:
-            self.write_samples(episodes, comps)
+            with run_folder_write(self.run_dir, "samples"):
+                self.write_samples(episodes, exp.components)
         return metrics
 
     @property
     def final_weight(self) -> float:
         return self.job.reward.final_weight if self.kind == "math" else 1.0
-
-    @staticmethod
-    def finite(exp: Experience) -> bool:
-        tensors = (exp.rewards, exp.advantages, exp.returns, exp.old_logprobs, exp.ref_logprobs, exp.old_values)
-        return all(bool(torch.isfinite(t).all()) for t in tensors)
-
-    def guard(self, ok: bool, what: str) -> bool:
-        """NaN/Inf guard: skip the batch with a warning; stop after too many in a row.
-
-        Every input of the decision is identical on all ranks, so they skip (or stop) together."""
-        if ok:
-            self.state.bad_in_a_row = 0
-            return True
-        self.state.skipped_batches += 1
-        self.state.bad_in_a_row += 1
-        if self.dist.is_main:
-            warnings.warn(f"iteration {self.state.iteration + 1}: {what}: batch skipped "
-                          f"({self.state.skipped_batches} so far)", stacklevel=2)
-        if self.state.bad_in_a_row > self.job.ppo.max_bad_batches:
-            raise CagsrError(f"{self.state.bad_in_a_row} batches in a row had NaN/Inf values ({what}); stopping "
-                             "before a corrupted checkpoint is written (lower ppo.lr or check the data and reward)")
-        return False
-
-    @contextmanager
-    def truncation_reported_once(self):
-        """Let the first 'history exceeds the context' warning of the run through, drop the rest."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield
-        for w in caught:
-            if TRUNCATION.match(str(w.message)):
-                if self._truncation_reported or not self.dist.is_main:
-                    continue
-                self._truncation_reported = True
-                w.message = UserWarning(f"{w.message} (oldest turns are dropped to fit rollout.max_context; "
-                                        "further truncations are not reported)")
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     @contextmanager
     def reference_mode(self):
@@ -243,18 +259,23 @@ class Trainer:
         job = self.job
         records = (self.val_records or self.train_records)[: job.ppo.eval_episodes]
         rng = random.Random(job.run.seed + 10_007)
-        with self.timed("eval", out := {}), self.truncation_reported_once():
+        with self.timed("eval", out := {}), self.truncation_notice():
             episodes = rollout(records, self.models.policy, self.engine, self.simulator, job.rollout, rng)
             rows = build_rows(episodes, self.models.policy, self.salience)
             n_turns = max(ep.num_turns for ep in episodes)
-            _, _, comps = score_rows(self.models.policy.model, rows, len(episodes), n_turns, job.attention,
-                                     job.reward)
+            _, _, comps = score_rows(
+                self.models.policy.model, rows, len(episodes), n_turns, job.attention, job.reward
+            )
         texts = [t for ep in episodes for t in ep.turn_texts]
         out |= reward_metrics(comps, prefix="eval")
         if self.reward_fn is not None:
-            out["eval/task_reward"] = masked_turn_mean(self.reward_fn(episodes, job), comps["turn_mask"].float())
-        out |= {"eval/response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
-                "eval/distinct2": distinct_n(texts)}
+            out["eval/task_reward"] = masked_turn_mean(
+                self.reward_fn(episodes, job), comps["turn_mask"].float()
+            )
+        out |= {
+            "eval/response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
+            "eval/distinct2": distinct_n(texts),
+        }
         return out
 
     def write_samples(self, episodes, comps) -> None:
@@ -267,8 +288,9 @@ class Trainer:
         folder = self.run_dir / "model"
         model = self.models.policy.model
         model = model.merge_and_unload() if self.job.ppo.lora_r > 0 else model
-        model.save_pretrained(folder)
-        self.models.policy.tokenizer.save_pretrained(folder)
+        with run_folder_write(self.run_dir, "final model"):
+            model.save_pretrained(folder)
+            self.models.policy.tokenizer.save_pretrained(folder)
         return folder
 
     # -- the loop -----------------------------------------------------------------------------
@@ -287,38 +309,55 @@ class Trainer:
     def train(self) -> TrainResult:
         cfg, history = self.job.ppo, []
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
-        bar = tqdm(total=cfg.iterations, initial=self.state.iteration, desc="ppo",
-                   disable=not (self.job.run.progress and self.dist.is_main), dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.iterations,
+            initial=self.state.iteration,
+            desc="ppo",
+            disable=not (self.job.run.progress and self.dist.is_main),
+            dynamic_ncols=True,
+        )
+        failed = True
         try:
-            while self.state.iteration < cfg.iterations and not self._stop_requested:
-                metrics = self.step()
-                self.logger.log(self.state.iteration, metrics)
-                history.append({"iteration": self.state.iteration, **metrics})
-                bar.update(1)
-                bar.set_postfix(reward=f"{metrics.get('reward/reward', float('nan')):.3f}",
-                                kl=f"{metrics.get('policy/kl_ref', float('nan')):.4f}")
-                if self.state.iteration % cfg.save_every == 0 or self.state.iteration == cfg.iterations:
+            with writer_threads_report_one_line():
+                while self.state.iteration < cfg.iterations and not self._stop_requested:
+                    metrics = self.step()
+                    with run_folder_write(self.run_dir, "metrics"):
+                        self.logger.log(self.state.iteration, metrics)
+                    history.append({"iteration": self.state.iteration, **metrics})
+                    bar.update(1)
+                    bar.set_postfix(
+                        reward=f"{metrics.get('reward/reward', float('nan')):.3f}",
+                        kl=f"{metrics.get('policy/kl_ref', float('nan')):.4f}",
+                    )
+                    if self.state.iteration % cfg.save_every == 0 or self.state.iteration == cfg.iterations:
+                        save_state(self)
+                if self.state.iteration >= cfg.iterations:
+                    main_first(self.dist, self.save_final_model)
+                elif self.state.iteration % cfg.save_every:  # stopped by SIGTERM after an unsaved iteration
                     save_state(self)
-            finished = self.state.iteration >= cfg.iterations
-            if finished:
-                main_first(self.dist, self.save_final_model)
-            elif self.state.iteration % cfg.save_every:  # stopped by SIGTERM after an unsaved iteration
-                save_state(self)
+                failed = False
         finally:
             bar.close()
-            self.logger.close()
+            self._close_logger(report=not failed)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         stopped = self.state.iteration < cfg.iterations
         return TrainResult(self.run_dir, history, stopped_early=stopped, is_main=self.dist.is_main)
+
+    def _close_logger(self, report: bool) -> None:
+        """Flush the logs; while another error is on its way out, a second failure here stays quiet."""
+        try:
+            with run_folder_write(self.run_dir, "metrics"):
+                self.logger.close()
+        except CagsrError:
+            if report:
+                raise
 
     def _on_sigterm(self, *_):
         self._stop_requested = True  # finish the iteration, save, exit cleanly
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 

@@ -45,8 +45,13 @@ class Learner:
         yield from self.critic.parameters()
 
 
-def minibatch_loss(learner: Learner, exp: Experience, index: Tensor, cfg: PPOConfig,
-                   totals: tuple[float, float] | None = None) -> tuple[Tensor, dict]:
+def minibatch_loss(
+    learner: Learner,
+    exp: Experience,
+    index: Tensor,
+    cfg: PPOConfig,
+    totals: tuple[float, float] | None = None,
+) -> tuple[Tensor, dict]:
     """Loss of rows `index`; totals = (response tokens, turn starts) of the whole minibatch when the
     rows are one rank's share of it (None: the rows are the whole minibatch)."""
     device = next(learner.policy.parameters()).device
@@ -60,17 +65,28 @@ def minibatch_loss(learner: Learner, exp: Experience, index: Tensor, cfg: PPOCon
     pg_loss, pg_stats = PF.policy_loss(logprobs, old, adv, mask, cfg.clip_eps)
     kl = PF.masked_mean(PF.kl_penalty(logprobs, ref, cfg.kl_estimator), mask)
     values = learner.critic(hidden) if learner.critic_is_head else learner.critic(b)
-    v_loss, v_stats = PF.value_loss(values, exp.old_values[index].to(device), exp.token_returns[index].to(device),
-                                    rows.turn_start, cfg.value_clip)
+    v_loss, v_stats = PF.value_loss(
+        values,
+        exp.old_values[index].to(device),
+        exp.token_returns[index].to(device),
+        rows.turn_start,
+        cfg.value_clip,
+    )
     # Means over this rank's entries times its share of the global count = global sums / global count.
     w_tok = 1.0 if totals is None else float(mask.sum()) / max(1.0, totals[0])
     w_turn = 1.0 if totals is None else float(rows.turn_start.sum()) / max(1.0, totals[1])
     loss = w_tok * (pg_loss + cfg.kl_coef * kl) + w_turn * cfg.vf_coef * v_loss
     with torch.no_grad():
         entropy = PF.masked_mean(PF.entropy_from_logits(logits), mask)
-    stats = {"loss/policy": pg_loss.item(), "loss/value": v_loss.item(), "loss/kl": kl.item(),
-             "policy/clip_frac": float(pg_stats["clip_frac"]), "policy/approx_kl": float(pg_stats["approx_kl"]),
-             "policy/entropy": entropy.item(), "value/clip_frac": float(v_stats["clip_frac"])}
+    stats = {
+        "loss/policy": pg_loss.item(),
+        "loss/value": v_loss.item(),
+        "loss/kl": kl.item(),
+        "policy/clip_frac": float(pg_stats["clip_frac"]),
+        "policy/approx_kl": float(pg_stats["approx_kl"]),
+        "policy/entropy": entropy.item(),
+        "value/clip_frac": float(v_stats["clip_frac"]),
+    }
     stats = {k: v * (w_tok if k in TOKEN_STATS else w_turn) for k, v in stats.items()}
     stats["loss/total"] = loss.item()
     return loss, stats
@@ -89,14 +105,17 @@ def _reduce_stats(ctx: DistContext, stats: dict[str, float]) -> dict[str, float]
     return dict(zip(keys, summed.tolist(), strict=True))
 
 
-def minibatch_step(learner: Learner, exp: Experience, index: Tensor, cfg: PPOConfig, ctx: DistContext
-                   ) -> tuple[dict[str, float], bool]:
+def minibatch_step(
+    learner: Learner, exp: Experience, index: Tensor, cfg: PPOConfig, ctx: DistContext
+) -> tuple[dict[str, float], bool]:
     """One gradient step on a global minibatch; returns (stats, applied)."""
     mine = index[ctx.rank :: ctx.world]
     learner.optimizer.zero_grad(set_to_none=True)
     loss, stats = None, dict.fromkeys((*TOKEN_STATS, *TURN_STATS, "loss/total"), 0.0)
     if mine.numel():  # a short last minibatch can leave a rank without rows: it adds zero gradients
-        loss, stats = minibatch_loss(learner, exp, mine, cfg, _global_totals(exp, index) if ctx.active else None)
+        loss, stats = minibatch_loss(
+            learner, exp, mine, cfg, _global_totals(exp, index) if ctx.active else None
+        )
     stats = _reduce_stats(ctx, stats)
     if not torch.isfinite(torch.tensor(stats["loss/total"])):
         return stats, False
@@ -113,8 +132,9 @@ def minibatch_step(learner: Learner, exp: Experience, index: Tensor, cfg: PPOCon
     return stats, True
 
 
-def ppo_update(learner: Learner, exp: Experience, cfg: PPOConfig, generator: torch.Generator,
-               ctx: DistContext = SINGLE) -> dict:
+def ppo_update(
+    learner: Learner, exp: Experience, cfg: PPOConfig, generator: torch.Generator, ctx: DistContext = SINGLE
+) -> dict:
     """Epochs x shuffled minibatches; early stop when approx KL passes cfg.target_kl."""
     totals: dict[str, float] = {}
     steps, stopped, bad = 0, False, False
@@ -141,6 +161,10 @@ def ppo_update(learner: Learner, exp: Experience, cfg: PPOConfig, generator: tor
         return {"guard/nonfinite_update": 1.0, "policy/updates": float(steps)}
     learner.scheduler.step()
     out = {k: v / max(1, steps) for k, v in totals.items()}
-    out |= {"policy/early_stop": float(stopped), "policy/updates": float(steps),
-            "policy/lr": learner.scheduler.get_last_lr()[0], "guard/nonfinite_update": 0.0}
+    out |= {
+        "policy/early_stop": float(stopped),
+        "policy/updates": float(steps),
+        "policy/lr": learner.scheduler.get_last_lr()[0],
+        "guard/nonfinite_update": 0.0,
+    }
     return out

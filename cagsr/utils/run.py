@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -54,6 +55,7 @@ def default_run_dir(command: str) -> Path:
 
 def check_writable(folder: Path) -> None:
     """Fail before any work if the folder cannot be created or written (read-only, full disk)."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".write-test"
@@ -63,6 +65,11 @@ def check_writable(folder: Path) -> None:
             os.fsync(handle.fileno())
         probe.unlink()
     except OSError as err:
+        with contextlib.suppress(OSError):
+            (folder / ".write-test").unlink()
+        for path in created:  # leaf first: remove only the (empty) folders this check made
+            with contextlib.suppress(OSError):
+                path.rmdir()
         raise ConfigError(f"{folder}: run folder is not writable ({err.strerror or err})") from None
 
 
@@ -77,7 +84,14 @@ def prepare_run_dir(output_dir: str | None, command: str, job: Any) -> Path:
 @contextmanager
 def jsonl_sink(path: str | None):
     """Yield a write(record) function: JSON Lines to the file, or to standard output."""
-    handle: TextIO = open(path, "w", encoding="utf-8") if path else sys.stdout  # noqa: SIM115
+    if path:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            handle: TextIO = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot write output ({err.strerror or err})") from None
+    else:
+        handle = sys.stdout
     try:
         def write(record: dict[str, Any]) -> None:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -36,9 +36,21 @@ def test_iteration_changes_policy_and_writes_run_folder(tmp_path):
     for name in ("config.yaml", "metrics.jsonl", "samples.jsonl", "model/config.json"):
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
-    for key in ("reward/reward", "reward/coverage", "reward/focus", "reward/repetition", "policy/kl_ref",
-                "policy/clip_frac", "loss/value", "value/explained_variance",
-                "policy/entropy", "policy/response_len", "time/rollout", "time/update", "eval/reward"):
+    for key in (
+        "reward/reward",
+        "reward/coverage",
+        "reward/focus",
+        "reward/repetition",
+        "policy/kl_ref",
+        "policy/clip_frac",
+        "loss/value",
+        "value/explained_variance",
+        "policy/entropy",
+        "policy/response_len",
+        "time/rollout",
+        "time/update",
+        "eval/reward",
+    ):
         assert key in metrics, key
     sample = json.loads((run / "samples.jsonl").read_text().splitlines()[0])
     assert sample["turns"] and "reward" in sample["turns"][0]
@@ -53,15 +65,26 @@ def test_same_seed_same_run(tmp_path):
     assert results[0].history[-1]["reward/reward"] == results[1].history[-1]["reward/reward"]
 
 
-@pytest.mark.parametrize("model, data", [("tiny-t5", "generated:dialogue"), ("tiny-t5", "generated:math"),
-                                         ("tiny-llama", "generated:math")])
+@pytest.mark.parametrize(
+    "model, data",
+    [("tiny-t5", "generated:dialogue"), ("tiny-t5", "generated:math"), ("tiny-llama", "generated:math")],
+)
 def test_both_model_kinds_train_dialogue_and_cot(tmp_path, model, data):
-    trainer = Trainer(job(tmp_path, model={"name": model}, data={"path": data, "num_generated": 12},
-                          ppo={"iterations": 1, "critic": "separate"}, rollout={"cot_max_new_tokens": 12}))
+    trainer = Trainer(
+        job(
+            tmp_path,
+            model={"name": model},
+            data={"path": data, "num_generated": 12},
+            ppo={"iterations": 1, "critic": "separate"},
+            rollout={"cot_max_new_tokens": 12},
+        )
+    )
     before = params(trainer.models.policy.model)
     result = trainer.train()
     assert result.history[0]["reward/turns_per_episode"] >= 1
-    assert any(not torch.equal(a, b) for a, b in zip(before, params(trainer.models.policy.model), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, params(trainer.models.policy.model), strict=True)
+    )
 
 
 def test_lora_trains_adapter_and_keeps_reference(tmp_path):
@@ -93,5 +116,37 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     resumed = Trainer(job(tmp_path, "resumed", **settings), resume=tmp_path / "resumed")
     assert resumed.state.iteration == 2
     resumed.train()
+    for a, b in zip(params(straight.models.policy.model), params(resumed.models.policy.model), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_rollout_streams_are_per_iteration_and_per_rank():
+    from cagsr.ppo.state import TrainState
+
+    state = TrainState.fresh(seed=3, n_records=10)
+    draws = {}
+    for iteration in (0, 1):
+        state.iteration = iteration
+        for rank in (0, 1):
+            draws[iteration, rank] = [state.rollout_rng(rank).random() for _ in range(3)]
+            assert draws[iteration, rank] == [state.rollout_rng(rank).random() for _ in range(3)]  # resumable
+    assert len({tuple(v) for v in draws.values()}) == 4  # no two (iteration, rank) share a stream
+
+
+def test_sigterm_between_checkpoints_saves_and_resumes_exactly(tmp_path):
+    """Stopped after iteration 2 with save_every 3: the stop itself writes the checkpoint."""
+    settings = {
+        "ppo": {"iterations": 3, "save_every": 3, "epochs": 1},
+        "rollout": {"episodes": 2, "turns": 1},
+    }
+    straight = Trainer(job(tmp_path, "straight", **settings))
+    straight.train()
+    interrupted = StopAfter(job(tmp_path, "resumed", **settings))
+    assert interrupted.train().stopped_early
+    assert [p.name for p in (tmp_path / "resumed" / "checkpoints").glob("step-*")] == ["step-000002"]
+    assert not (tmp_path / "resumed" / "model").exists()
+    resumed = Trainer(job(tmp_path, "resumed", **settings), resume=tmp_path / "resumed")
+    assert resumed.state.iteration == 2
+    assert not resumed.train().stopped_early
     for a, b in zip(params(straight.models.policy.model), params(resumed.models.policy.model), strict=True):
         assert torch.equal(a, b)

@@ -25,6 +25,7 @@ Encoder-decoder models (T5) go through lean_t5.py.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ class FusedCapture:
 
 
 _TAPS: dict[nn.Module, Callable] = {}
+# One packed copy of a model's weights, shared by every lean engine on it (each copy is the model's size).
+_PACKED: weakref.WeakKeyDictionary[nn.Module, PackedLinears] = weakref.WeakKeyDictionary()
 
 
 def _lean_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -182,7 +185,6 @@ class LeanEngine:
         self.capture_layers = capture_layers
         self.pack = packed
         self.sessions = Sessions()
-        self._packed: PackedLinears | None = None
         self.last_stats: dict[str, int] = {}
         """prompt_tokens, reused_tokens and prefill_columns (B x new columns) of the last call."""
 
@@ -239,9 +241,10 @@ class LeanEngine:
                 raise ValueError("lean engine: packed=True needs an fp32 CPU model and oneDNN")
             return nullcontext()
         modules = plain_linears(model)
-        if self._packed is None or self._packed.modules != modules:
-            self._packed = PackedLinears(modules)
-        return self._packed.active()
+        packed = _PACKED.get(model)
+        if packed is None or packed.modules != modules:
+            packed = _PACKED[model] = PackedLinears(modules)
+        return packed.active()
 
     def _generate_decoder(self, prompts, sampling: SamplingConfig, seed, keys) -> list[list[Completion]]:
         model, k, steps = unwrap(self.loaded.model), sampling.num_candidates, sampling.max_new_tokens

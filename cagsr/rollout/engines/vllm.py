@@ -120,8 +120,8 @@ class VLLMEngine:
 
     def __init__(self, loaded: LoadedModel, gpu_memory_utilization: float | None = None,
                  max_model_len: int = 4096, **llm_kwargs) -> None:  # fmt: skip
-        """gpu_memory_utilization: vLLM's KV-cache budget (default 0.3 on CPU, 0.5 on a GPU shared with training).
-        llm_kwargs go to vllm.LLM unchanged."""
+        """gpu_memory_utilization: vLLM's memory budget (default 0.3 on CPU, 0.5 on a GPU shared with training).
+        llm_kwargs go to vllm.LLM unchanged (e.g. kv_cache_memory_bytes=1 << 30 caps the KV cache exactly)."""
         if not self.supports(loaded):
             raise ValueError("vllm engine: needs vllm (pip install 'cagsr[vllm]') and a decoder-only model")
         on_cpu = loaded.device.type == "cpu"

@@ -1,0 +1,161 @@
+"""Data-parallel bookkeeping without processes: shards, minibatch dealing, merging, loss normalisation,
+and the checks that refuse a launch cagsr cannot honour."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cagsr.config import from_dict, load_job, to_dict
+from cagsr.distributed import (
+    SINGLE,
+    all_gather_object,
+    any_true,
+    main_first,
+    reduce_max_metrics,
+    shard,
+    shard_bounds,
+)
+from cagsr.errors import CagsrError
+from cagsr.ppo.config import TrainJob
+from cagsr.ppo.experience import ScoredPart, merge_parts
+from cagsr.ppo.trainer import Trainer
+from cagsr.ppo.update import _global_totals, minibatch_loss
+
+
+@given(n=st.integers(0, 300), world=st.integers(1, 9))
+def test_shards_cover_the_batch_exactly_once(n, world):
+    items = list(range(n))
+    parts = [shard(items, rank, world) for rank in range(world)]
+    assert [i for part in parts for i in part] == items  # in order, each item once
+    sizes = [len(p) for p in parts]
+    assert max(sizes) - min(sizes) <= 1
+    bounds = [shard_bounds(n, rank, world) for rank in range(world)]
+    assert all(hi == lo_next for (_, hi), (lo_next, _) in zip(bounds, bounds[1:], strict=False))
+
+
+@given(n=st.integers(1, 64), minibatch=st.integers(1, 16), world=st.integers(1, 5), seed=st.integers(0, 10))
+def test_minibatch_rows_are_dealt_to_exactly_one_rank(n, minibatch, world, seed):
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    seen = []
+    for start in range(0, n, minibatch):
+        index = order[start : start + minibatch]
+        dealt = [index[rank::world] for rank in range(world)]
+        assert sorted(torch.cat(dealt).tolist()) == sorted(index.tolist())
+        seen += torch.cat(dealt).tolist()
+    assert sorted(seen) == list(range(n))
+
+
+def test_shard_rejects_a_rank_outside_the_world():
+    with pytest.raises(ValueError):
+        shard_bounds(4, 2, 2)
+
+
+def test_world_of_one_collectives_are_identity():
+    assert all_gather_object(SINGLE, {"a": 1}) == [{"a": 1}]
+    assert any_true(SINGLE, True) and not any_true(SINGLE, False)
+    assert reduce_max_metrics(SINGLE, {"time/x": 1.0}) == {"time/x": 1.0}
+    assert main_first(SINGLE, lambda: 7) == 7
+    with pytest.raises(CagsrError, match="boom"):
+        main_first(SINGLE, lambda: (_ for _ in ()).throw(CagsrError("boom")))
+
+
+def _part(rows: int, episodes: tuple[int, int], n_episodes: int, seed: int) -> ScoredPart:
+    g = torch.Generator().manual_seed(seed)
+    table = torch.zeros(n_episodes, 3)
+    table[episodes[0] : episodes[1]] = torch.randn(episodes[1] - episodes[0], 3, generator=g)
+    mask = table != 0
+    return ScoredPart(
+        torch.randn(rows, 5, generator=g),
+        torch.randn(rows, 5, generator=g),
+        torch.randn(rows, 5, generator=g),
+        {"reward": table, "turn_mask": mask},
+        table * 2,
+    )
+
+
+def test_merged_parts_equal_the_single_process_tables():
+    a, b = _part(3, (0, 2), 4, 0), _part(2, (2, 4), 4, 1)
+    whole = merge_parts([a, b])
+    assert torch.equal(whole.old_logprobs, torch.cat([a.old_logprobs, b.old_logprobs]))
+    assert torch.equal(whole.values, torch.cat([a.values, b.values]))
+    assert torch.equal(whole.components["reward"][:2], a.components["reward"][:2])
+    assert torch.equal(whole.components["reward"][2:], b.components["reward"][2:])
+    assert torch.equal(whole.rewards, a.rewards + b.rewards)
+    assert whole.components["turn_mask"].dtype == torch.bool
+    assert torch.equal(whole.components["turn_mask"], a.components["turn_mask"] | b.components["turn_mask"])
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory):
+    base = to_dict(load_job(TrainJob, "tiny", {}))
+    base["run"] |= {"output_dir": str(tmp_path_factory.mktemp("shard") / "run"), "progress": False}
+    trainer = Trainer(from_dict(TrainJob, base))
+    exp, _, _ = trainer.collect({})
+    return trainer, exp
+
+
+def _grads(learner):
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in learner.parameters()]
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_rank_losses_sum_to_the_single_process_gradient(collected, world):
+    """Each rank divides by the minibatch's global counts, so summed rank gradients = one process's."""
+    trainer, exp = collected
+    learner, cfg = trainer.models.learner, trainer.job.ppo
+    index = torch.randperm(exp.rows.num_rows, generator=torch.Generator().manual_seed(0))[:7]
+    learner.optimizer.zero_grad(set_to_none=True)
+    loss, stats = minibatch_loss(learner, exp, index, cfg)
+    loss.backward()
+    single = _grads(learner)
+    learner.optimizer.zero_grad(set_to_none=True)
+    summed = dict.fromkeys(stats, 0.0)
+    for rank in range(world):
+        part_loss, part_stats = minibatch_loss(
+            learner, exp, index[rank::world], cfg, _global_totals(exp, index)
+        )
+        part_loss.backward()
+        summed = {k: summed[k] + part_stats[k] for k in stats}
+    for a, b in zip(single, _grads(learner), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7)
+    for key, value in stats.items():
+        assert summed[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    learner.optimizer.zero_grad(set_to_none=True)
+
+
+def test_a_global_batch_that_does_not_divide_over_the_ranks_is_refused(monkeypatch, tmp_path):
+    from cagsr.distributed import DistContext
+    from cagsr.errors import ConfigError
+    from cagsr.ppo import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "init_distributed", lambda device: DistContext(rank=0, world=3))
+    job = from_dict(TrainJob, to_dict(load_job(TrainJob, "tiny", {"run.output_dir": str(tmp_path / "run")})))
+    with pytest.raises(
+        ConfigError, match="rollout.episodes: the global batch of 4 episodes must divide evenly over 3"
+    ):
+        Trainer(job)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("variable", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
+def test_sharded_accelerate_configs_are_refused_not_ignored(monkeypatch, variable):
+    from cagsr.distributed import init_distributed
+    from cagsr.errors import ConfigError
+
+    monkeypatch.setenv(variable, "true")
+    with pytest.raises(ConfigError, match="does not shard models"):
+        init_distributed("cpu")
+
+
+def test_backend_follows_the_model_device(monkeypatch):
+    from cagsr.distributed import choose_backend
+    from cagsr.errors import ConfigError
+
+    monkeypatch.delenv("CAGSR_DIST_BACKEND", raising=False)
+    assert choose_backend("cpu") == "gloo" and choose_backend("cuda:1") == "nccl"
+    monkeypatch.setenv("CAGSR_DIST_BACKEND", "gloo")
+    assert choose_backend("cuda") == "gloo"
+    monkeypatch.setenv("CAGSR_DIST_BACKEND", "mpi")
+    with pytest.raises(ConfigError, match="CAGSR_DIST_BACKEND"):
+        choose_backend("cpu")
