@@ -33,9 +33,10 @@ def _choose(cands: list[Completion], scores: list[float] | None, rng: random.Ran
 
 
 def _generate(prompts: list[FormattedHistory], engine: Engine, cfg: RolloutConfig, rng: random.Random,
-              scorer: CandidateScorer | None, sampling=None) -> list[Completion]:
+              scorer: CandidateScorer | None, sampling=None, sessions: list | None = None) -> list[Completion]:
     sampling = sampling or cfg.sampling
-    outputs = engine.generate([p.input_ids for p in prompts], sampling, seed=rng.randrange(2**31))
+    outputs = engine.generate([p.input_ids for p in prompts], sampling, seed=rng.randrange(2**31),
+                              sessions=sessions)
     scores = scorer(prompts, outputs) if (scorer and cfg.select == "best" and sampling.num_candidates > 1) else None
     return [_choose(c, None if scores is None else scores[i], rng) for i, c in enumerate(outputs)]
 
@@ -51,7 +52,7 @@ def rollout_dialogues(records: list[Dialogue], policy: LoadedModel, engine: Engi
             break
         prompts = [format_history(policy.tokenizer, ep.utterances, policy.is_encoder_decoder, budget)
                    for ep in active]
-        chosen = _generate(prompts, engine, cfg, rng, scorer)
+        chosen = _generate(prompts, engine, cfg, rng, scorer, sessions=[id(ep) for ep in active])
         for ep, prompt, completion in zip(active, prompts, chosen, strict=True):
             text = decode_reply(policy, completion.token_ids)
             ids = completion.token_ids or [policy.eos_token_id]
@@ -65,6 +66,9 @@ def rollout_dialogues(records: list[Dialogue], policy: LoadedModel, engine: Engi
                 ep.done = True
             else:
                 ep.utterances.append(Utterance("user", reply))
+    if hasattr(engine, "end_session"):  # free the per-episode KV caches
+        for ep in episodes:
+            engine.end_session(id(ep))
     return episodes
 
 

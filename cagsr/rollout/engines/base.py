@@ -9,7 +9,7 @@ the same numbers exactly (method.md, section 9). After each policy update the tr
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,9 +56,13 @@ class Completion:
 class Engine(Protocol):
     name: str
 
-    def generate(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int | None = None
-                 ) -> list[list[Completion]]:
-        """B prompts -> B lists of K completions."""
+    def generate(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int | None = None,
+                 sessions: Sequence[Hashable | None] | None = None) -> list[list[Completion]]:
+        """B prompts -> B lists of K completions.
+
+        sessions: one key per prompt (an episode); engines that keep KV caches reuse the cached
+        prefix when the next prompt of the same session extends it. Others ignore it.
+        """
         ...
 
     def sync_weights(self) -> None:

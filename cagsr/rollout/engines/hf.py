@@ -31,8 +31,8 @@ class HFEngine:
         """Shares the policy's parameters: nothing to copy."""
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int | None = None
-                 ) -> list[list[Completion]]:
+    def generate(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int | None = None,
+                 sessions=None) -> list[list[Completion]]:
         loaded, k = self.loaded, sampling.num_candidates
         ids, mask = pad_rows(prompts, loaded.tokenizer.pad_token_id, left=not loaded.is_encoder_decoder)
         if seed is not None:
