@@ -73,6 +73,9 @@ def main(argv: list[str], prog: str = "cagsr eval") -> None:
     table = summary_table({job.model.name: report.summary}, columns)
     (folder / "eval.md").write_text(f"# cagsr eval\n\nengine: {report.summary['engine']}\n\n{table}\n")
     print(table, file=sys.stderr)
+    from cagsr.evaluation.validity_report import write_validity_report
+
+    write_validity_report(report.rows, folder / "validity", title=f"Reward validity: {job.model.name} on {job.data.path}")
     with jsonl_sink(job.run.output) as write:
         for row in report.rows:
             write(row)
