@@ -35,6 +35,8 @@ def main(argv: list[str], prog: str = "cagsr train") -> None:
     from cagsr.ppo.trainer import run_train
 
     result = run_train(job, resume)
+    if not result.is_main:  # only rank 0 reports
+        return
     last = result.history[-1] if result.history else {}
     print(f"run folder: {result.run_dir}" + (" (stopped by SIGTERM, checkpoint saved)" if result.stopped_early
                                               else ""), file=sys.stderr)

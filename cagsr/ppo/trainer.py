@@ -62,7 +62,14 @@ from cagsr.ppo.guards import (
     run_folder_write,
     writer_threads_report_one_line,
 )
-from cagsr.ppo.report import distinct_n, experience_metrics, masked_turn_mean, reward_metrics, sample_records
+from cagsr.ppo.report import (
+    distinct_n,
+    episode_quality,
+    experience_metrics,
+    masked_turn_mean,
+    reward_metrics,
+    sample_records,
+)
 from cagsr.ppo.rows import RowBatch, build_rows
 from cagsr.ppo.setup import build_models, build_rollout_parts
 from cagsr.ppo.state import (
@@ -276,7 +283,7 @@ class Trainer:
             "eval/response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
             "eval/distinct2": distinct_n(texts),
         }
-        return out
+        return out | episode_quality(episodes)  # quality proxies beside the reward: the hacking check
 
     def write_samples(self, episodes, comps) -> None:
         rows = sample_records(self.state.iteration, episodes, comps, self.job.ppo.sample_episodes)

@@ -22,7 +22,7 @@ def test_dialogue_rollout_alternates_policy_and_simulator(tiny_llama):
         for ep in episodes:
             roles = [u.role for u in ep.utterances]
             assert roles[0] == "user" and roles[1] == "agent"
-            assert all(a != b for a, b in zip(roles, roles[1:]))
+            assert all(a != b for a, b in zip(roles, roles[1:], strict=False))
             assert len(ep.actions) == ep.num_turns == 3
             assert [a.token_turn[0] for a in ep.actions] == [0, 1, 2]
             # each turn's history is longer than the previous one: it contains it

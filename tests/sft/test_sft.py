@@ -16,7 +16,7 @@ def test_loss_masks_cover_agent_turns_only(tiny_llama):
         assert pair.history.token_role[-1] == "template"  # the generation prompt, then the response
         assert tiny_llama.tokenizer.decode(pair.response_ids[:-1]) == pair.response_text
     math_pairs = supervised_pairs(generate_math(2), tiny_llama)
-    assert all(p.response_text.endswith(f"Answer: {r.answer}") for p, r in zip(math_pairs, generate_math(2)))
+    assert all(p.response_text.endswith(f"Answer: {r.answer}") for p, r in zip(math_pairs, generate_math(2), strict=True))
 
 
 def test_steps_lower_loss_on_a_fixed_batch_and_change_parameters():
