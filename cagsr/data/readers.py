@@ -118,11 +118,18 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | RecordError]]:
                 yield lineno, text
 
 
-def parse_line(text: str, kind: str, default_id: str) -> Record:
+def decode_json_line(item: str | RecordError) -> Any:
+    """A line from iter_lines as a JSON value; unreadable lines and invalid JSON raise RecordError."""
+    if isinstance(item, RecordError):
+        raise item
     try:
-        obj = json.loads(text)
+        return json.loads(item)
     except json.JSONDecodeError as err:
         raise RecordError(f"invalid JSON ({err.msg} at column {err.colno})") from None
+
+
+def parse_line(text: str, kind: str, default_id: str) -> Record:
+    obj = decode_json_line(text)
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
     kind = detect_kind(obj) if kind == "auto" else kind

@@ -14,7 +14,6 @@ another problem's solution, ranked by the number of reference steps they reprodu
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cagsr.data.readers import ROLE_ALIASES, RecordError, iter_lines
+from cagsr.data.readers import ROLE_ALIASES, RecordError, decode_json_line, iter_lines
 from cagsr.data.schema import ANSWER_MARKER, Dialogue, MathProblem, Record, Utterance
 from cagsr.errors import DataError
 from cagsr.evaluation.embedding import render_history
@@ -228,12 +227,7 @@ def read_preference_file(
     out = []
     for lineno, item in iter_lines(path):
         try:
-            if isinstance(item, RecordError):
-                raise item
-            try:
-                obj = json.loads(item)
-            except json.JSONDecodeError as err:
-                raise RecordError(f"invalid JSON ({err.msg} at column {err.colno})") from None
+            obj = decode_json_line(item)
             pair = _parse_preference(obj, context_turns, max_context_chars)
         except RecordError as err:
             raise DataError(f"{path}:{lineno}: {err}") from None

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cagsr.data.readers import RecordError, iter_lines
+from cagsr.data.readers import RecordError, decode_json_line, iter_lines
 from cagsr.errors import DataError
 from cagsr.evaluation.preferences import LabelledResponse
 
@@ -117,12 +117,7 @@ def read_taskmaster_rewards(
         if limit is not None and len(out) >= limit:
             break
         try:
-            if isinstance(item, RecordError):
-                raise item
-            try:
-                obj = json.loads(item)
-            except json.JSONDecodeError as err:
-                raise RecordError(f"invalid JSON ({err.msg} at column {err.colno})") from None
+            obj = decode_json_line(item)
             out.append(parse_taskmaster_row(obj, context_turns, max_context_chars))
         except RecordError as err:
             raise DataError(f"{path}:{lineno}: {err}") from None
