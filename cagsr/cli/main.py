@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         module = importlib.import_module(commands[name][0])
         module.main(rest, prog=f"cagsr {name}")
     except CagsrError as err:
-        print(f"cagsr {name}: error: {err}", file=sys.stderr)
+        sys.stderr.write(f"cagsr {name}: error: {err}\n")  # one write: log threads may be printing too
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"cagsr {name}: interrupted", file=sys.stderr)

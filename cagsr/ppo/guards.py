@@ -123,7 +123,10 @@ def writer_threads_report_one_line():
 
     def hook(args) -> None:
         if args.exc_type is not None and issubclass(args.exc_type, OSError):
-            print(f"cagsr: a log writer thread stopped: {args.exc_value}", file=sys.stderr)
+            # One write call: print() writes the newline separately, and the main thread's error
+            # line could land between the two.
+            sys.stderr.write(f"cagsr: a log writer thread stopped: {args.exc_value}\n")
+            sys.stderr.flush()
             return
         previous(args)
 

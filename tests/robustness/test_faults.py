@@ -118,7 +118,10 @@ def test_disk_filling_up_during_the_run_is_a_clear_error(tmp_path):
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    err = done.stderr.strip().splitlines()[-1]  # a log writer thread may have said so one line earlier
+    # A log writer thread may say so on a line of its own, before or after the main error.
+    errors = [line for line in done.stderr.splitlines() if line.startswith("cagsr train: error:")]
+    assert len(errors) == 1, done.stderr
+    err = errors[0]
     assert err.startswith(f"cagsr train: error: {run}"), err
     assert "MiB free on its disk" in err or "No space left on device" in err
 
