@@ -19,9 +19,8 @@ import torch
 
 from cagsr.errors import ConfigError
 
-# Sharding launchers set these; cagsr keeps a full model copy per process (plain data parallel), so a
-# sharded config would silently do nothing: refuse it instead.
-SHARDED_LAUNCH_ENV = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
+# FSDP launches are honoured (cagsr.distributed.fsdp); DeepSpeed would silently run unsharded: refuse.
+UNSUPPORTED_LAUNCH_ENV = {"ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
 
 
 @dataclass(frozen=True)
@@ -77,13 +76,12 @@ def choose_backend(device: str) -> str:
 
 
 def check_launch() -> None:
-    """Refuse accelerate configs that ask for sharded training (see docs/distributed.md)."""
-    for name, what in SHARDED_LAUNCH_ENV.items():
+    """Refuse accelerate configs cagsr cannot honour (see docs/distributed.md)."""
+    for name, what in UNSUPPORTED_LAUNCH_ENV.items():
         if os.environ.get(name, "").lower() in ("1", "true", "yes"):
             raise ConfigError(
-                f"{what} launch ({name}=true): cagsr trains data-parallel with a full model copy per "
-                f"process and does not shard models yet; launch without the {what} config "
-                "(docs/distributed.md)"
+                f"{what} launch ({name}=true): cagsr shards with FSDP, not {what}; launch with an FSDP "
+                "config instead (examples/accelerate/fsdp.yaml, docs/distributed.md)"
             )
 
 

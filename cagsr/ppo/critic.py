@@ -45,7 +45,8 @@ class SeparateCritic(nn.Module):
     def forward(self, batch: TeacherForcedBatch) -> Tensor:
         """batch [B, N] / [B, S] -> values [B, S]."""
         _, hidden = forward_no_capture(self.backbone, batch)
-        return self.head(hidden)
+        # A fresh tensor, not a view: FSDP's backward hook on a module's output needs one.
+        return self.head(hidden).clone()
 
 
 def make_critic(kind: str, policy_model: nn.Module, device: torch.device) -> nn.Module:

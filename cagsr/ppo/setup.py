@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from cagsr.data.schema import Dialogue, MathProblem, Record
+from cagsr.distributed import SINGLE, DistContext, broadcast_module
+from cagsr.distributed.fsdp import copy_sharded_into_whole, is_sharded, plan_from_env, sharded_copy
+from cagsr.errors import ConfigError
 from cagsr.models.registry import LoadedModel, load_model
 from cagsr.ppo.config import PPOConfig, TrainJob
 from cagsr.ppo.critic import make_critic
@@ -27,8 +30,15 @@ class Models:
     """The policy being trained (PEFT-wrapped with LoRA)."""
     reference: torch.nn.Module | None
     """Frozen copy of the starting policy; None with LoRA (the base model with the adapter off)."""
+    critic: torch.nn.Module
+    """The critic that scores rollouts (whole; the learner's own with FSDP is a sharded copy)."""
     learner: Learner
     """Policy, critic and their optimizer/scheduler."""
+
+    def whole_parameters(self):
+        """Trainable weights of the whole copies: identical on every rank, checked before a save."""
+        yield from (p for p in self.policy.model.parameters() if p.requires_grad)
+        yield from self.critic.parameters()
 
 
 def corpus_texts(records: list[Record]) -> list[str]:
@@ -64,9 +74,16 @@ def _apply_lora(policy: LoadedModel, cfg: PPOConfig) -> None:
     policy.model = get_peft_model(policy.model, lora)
 
 
-def build_models(job: TrainJob) -> Models:
+def build_models(job: TrainJob, ctx: DistContext = SINGLE) -> Models:
+    """Load the policy, copy the reference, make the critic; every rank starts from rank 0's weights.
+
+    With an FSDP launch the learner trains sharded copies of the policy and a separate critic (a
+    value head stays replicated); see cagsr.distributed.fsdp for why rollouts keep whole copies."""
     policy = load_model(job.model)
     cfg = job.ppo
+    plan = plan_from_env() if ctx.active else None
+    if plan and cfg.lora_r > 0:
+        raise ConfigError("ppo.lora_r: LoRA trains too few weights to need FSDP; launch without the FSDP config")
     reference = None
     if cfg.lora_r > 0:
         _apply_lora(policy, cfg)
@@ -74,12 +91,35 @@ def build_models(job: TrainJob) -> Models:
         reference = copy.deepcopy(policy.model).eval().requires_grad_(False)
     base = policy.model.get_base_model() if cfg.lora_r > 0 else policy.model
     critic = make_critic(cfg.critic, base, policy.device)
-    groups = [{"params": [p for p in policy.model.parameters() if p.requires_grad], "lr": cfg.lr},
-              {"params": list(critic.parameters()), "lr": cfg.critic_lr}]
+    for module in (policy.model, critic, reference):
+        if module is not None:
+            broadcast_module(ctx, module)
+    train_policy, train_critic = policy.model, critic
+    if plan:
+        train_policy = sharded_copy(policy.model, plan, ctx)
+        train_critic = critic if cfg.critic == "head" else sharded_copy(critic, plan, ctx)
+    groups = [{"params": [p for p in train_policy.parameters() if p.requires_grad], "lr": cfg.lr},
+              {"params": list(train_critic.parameters()), "lr": cfg.critic_lr}]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
-    learner = Learner(policy.model, critic, cfg.critic == "head", optimizer, scheduler)
-    return Models(policy, reference, learner)
+    learner = Learner(train_policy, train_critic, cfg.critic == "head", optimizer, scheduler, plan is not None)
+    return Models(policy, reference, critic, learner)
+
+
+def trained_share(learner: Learner) -> float:
+    """Share of the trained weights this rank holds: 1 data-parallel, about 1/world with FSDP."""
+    params = list(learner.parameters())
+    local = sum(p.to_local().numel() if is_sharded(p) else p.numel() for p in params)
+    return local / max(1, sum(p.numel() for p in params))
+
+
+def sync_whole_models(models: Models) -> None:
+    """FSDP: copy the updated shards into the whole copies that roll out and score (a collective)."""
+    if not models.learner.sharded:
+        return
+    copy_sharded_into_whole(models.learner.policy, models.policy.model)
+    if models.learner.critic is not models.critic:
+        copy_sharded_into_whole(models.learner.critic, models.critic)
 
 
 def reference_loaded(models: Models) -> LoadedModel:

@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 from cagsr.distributed import all_gather_object, any_true, check_in_sync, main_first
+from cagsr.distributed.fsdp import copy_whole_into_sharded, full_optimizer_state, load_full_optimizer_state
 from cagsr.errors import CagsrError
 from cagsr.ppo.checkpoint import (
     find_good_checkpoint,
@@ -102,7 +103,7 @@ def checkpoint_bytes(models) -> int:
 
     moments = [v for s in learner.optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
     return (
-        size(policy) + size(learner.critic.parameters()) + (size(moments) if moments else 2 * size(trainable))
+        size(policy) + size(models.critic.parameters()) + (size(moments) if moments else 2 * size(trainable))
     )
 
 
@@ -121,23 +122,43 @@ def check_disk_space(folder: Path, needed: int) -> None:
         )
 
 
+def optimizer_state(learner) -> dict:
+    """The optimizer's state dict; with FSDP gathered to whole tensors keyed by parameter name."""
+    if not learner.sharded:
+        return learner.optimizer.state_dict()
+    return full_optimizer_state(learner.modules(), learner.optimizer)
+
+
+def load_learner_state(models, optimizer: dict) -> None:
+    """Optimizer state into the learner; with FSDP the loaded whole weights are sharded again first."""
+    learner = models.learner
+    if not learner.sharded:
+        learner.optimizer.load_state_dict(optimizer)
+        return
+    copy_whole_into_sharded(models.policy.model, learner.policy)
+    if learner.critic is not models.critic:
+        copy_whole_into_sharded(models.critic, learner.critic)
+    load_full_optimizer_state(learner.modules(), learner.optimizer, optimizer)
+
+
 def save_state(trainer) -> Path:
     """Checkpoint the run (a collective: every rank calls it, rank 0 writes)."""
     models, state, ctx = trainer.models, trainer.state, trainer.dist
-    if any_true(ctx, not params_finite(models.learner.parameters())):
+    if any_true(ctx, not params_finite(models.whole_parameters())):
         raise CagsrError(
             f"iteration {state.iteration}: the policy or critic parameters hold NaN/Inf; not writing "
             "a checkpoint (resume from the last good one with a lower ppo.lr)"
         )
-    check_in_sync(ctx, models.learner.parameters(), "policy and critic")
+    check_in_sync(ctx, models.whole_parameters(), "policy and critic")
     rngs = all_gather_object(ctx, rng_state())
+    optimizer = optimizer_state(models.learner)  # with FSDP a collective: every rank gathers
 
     def write(folder: Path) -> None:
         models.policy.model.save_pretrained(folder / "policy")
         torch.save(
             {
-                "critic": models.learner.critic.state_dict(),
-                "optimizer": models.learner.optimizer.state_dict(),
+                "critic": models.critic.state_dict(),
+                "optimizer": optimizer,
                 "scheduler": models.learner.scheduler.state_dict(),
                 "rng": rngs,
                 "generator": trainer.generator.get_state(),
@@ -217,8 +238,8 @@ def load_state(trainer, run_dir: Path) -> Path:
     models = trainer.models
     _load_policy_weights(models.policy.model, folder / "policy")
     blob = torch.load(folder / "trainer.pt", weights_only=False)
-    models.learner.critic.load_state_dict(blob["critic"])
-    models.learner.optimizer.load_state_dict(blob["optimizer"])
+    models.critic.load_state_dict(blob["critic"])
+    load_learner_state(models, blob["optimizer"])
     models.learner.scheduler.load_state_dict(blob["scheduler"])
     trainer.generator.set_state(blob["generator"])
     saved = json.loads((folder / "state.json").read_text())

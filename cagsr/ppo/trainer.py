@@ -37,7 +37,6 @@ from cagsr.data.sources import load_records, record_kind, split_records
 from cagsr.distributed import (
     all_gather_object,
     any_true,
-    broadcast_module,
     init_distributed,
     main_first,
     reduce_max_metrics,
@@ -71,7 +70,7 @@ from cagsr.ppo.report import (
     sample_records,
 )
 from cagsr.ppo.rows import RowBatch, build_rows
-from cagsr.ppo.setup import build_models, build_rollout_parts
+from cagsr.ppo.setup import build_models, build_rollout_parts, sync_whole_models, trained_share
 from cagsr.ppo.state import (
     TrainState,
     check_disk_space,
@@ -116,8 +115,7 @@ class Trainer:
         self.kind = record_kind(records)
         self.train_records, self.val_records = split_records(records, job.data.val_fraction, job.data.seed)
         self.reward_fn = None if job.reward.kind == "attention" else get_reward(job.reward.kind)
-        self.models = build_models(job)
-        self._same_weights_everywhere()
+        self.models = build_models(job, self.dist)
         self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
         self.run_dir = self._run_folder(resume)
         self.state = TrainState.fresh(job.run.seed, len(self.train_records))
@@ -126,17 +124,15 @@ class Trainer:
             load_state(self, resume)
             main_first(self.dist, lambda: trim_logs(self.run_dir, self.state.iteration))
         self.logger = MetricLogger(
-            self.run_dir, enabled=self.dist.is_main, wandb=job.run.wandb, config=to_dict(job)
+            self.run_dir,
+            enabled=self.dist.is_main,
+            wandb=job.run.wandb,
+            config=to_dict(job),
+            resume_step=self.state.iteration if resume else None,
         )
         self._stop_requested = False
         self.nan_guard = NanGuard(job.ppo.max_bad_batches, warn=self.dist.is_main)
         self.truncation_notice = TruncationNotice(enabled=self.dist.is_main)
-
-    def _same_weights_everywhere(self) -> None:
-        models = self.models
-        for module in (models.policy.model, models.learner.critic, models.reference):
-            if module is not None:
-                broadcast_module(self.dist, module)
 
     def _run_folder(self, resume: Path | None) -> Path:
         """Check (resume) or create the run folder on rank 0, after a disk-space check for checkpoints."""
@@ -174,7 +170,7 @@ class Trainer:
         mine = rows.select(rows.episode_rows(lo, hi))
         n_turns = max(ep.num_turns for ep in episodes)
         with self.timed("score", metrics):
-            head = models.learner.critic if models.learner.critic_is_head else None
+            head = models.critic if models.learner.critic_is_head else None
             old_logprobs, head_values, comps = score_rows(
                 models.policy.model, mine, len(episodes), n_turns, job.attention, job.reward, head
             )
@@ -184,7 +180,7 @@ class Trainer:
             values = (
                 head_values
                 if head is not None
-                else rows_values(models.learner.critic, mine, job.attention.batch_rows)
+                else rows_values(models.critic, mine, job.attention.batch_rows)
             )
         rewards = comps["reward"]
         if self.reward_fn is not None:
@@ -227,6 +223,7 @@ class Trainer:
             return metrics
         with self.timed("update", metrics):
             stats = ppo_update(self.models.learner, exp, job.ppo, self.generator, self.dist)
+            sync_whole_models(self.models)
             self.engine.sync_weights()
         if not self.nan_guard.check(
             self.state, not stats.pop("guard/nonfinite_update"), "NaN/Inf in the PPO loss or gradients"
@@ -310,6 +307,7 @@ class Trainer:
         self.state.iteration += 1
         metrics["guard/skipped_batches"] = float(self.state.skipped_batches)
         metrics["dist/world_size"] = float(self.dist.world)
+        metrics["dist/trained_share_per_rank"] = trained_share(self.models.learner)
         self._stop_requested = any_true(self.dist, self._stop_requested)  # SIGTERM may reach ranks apart
         return reduce_max_metrics(self.dist, metrics)
 

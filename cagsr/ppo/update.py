@@ -7,6 +7,10 @@ minibatch's rows are dealt out over the ranks (rows[rank::world]). Each rank's l
 divided by the minibatch's GLOBAL token (policy, KL) or turn (value) count, so after the gradients
 are summed over ranks they equal the single-process gradient of the whole minibatch.
 
+With FSDP (cagsr.distributed.fsdp) the policy and a separate critic are sharded: their gradients are
+summed by FSDP's reduce-scatter, only replicated parameters (a value head) go through all_reduce_grads,
+and every rank runs a forward and backward for every minibatch, even one without rows of its own.
+
 A non-finite loss or gradient norm stops the update of this batch before the step is applied
 (stats["guard/nonfinite_update"] = 1); the trainer counts it as a skipped batch.
 """
@@ -20,6 +24,7 @@ from torch import Tensor, nn
 
 from cagsr.attention.capture import forward_no_capture
 from cagsr.distributed import SINGLE, DistContext, all_reduce_, all_reduce_grads
+from cagsr.distributed.fsdp import clip_grad_norm_, is_sharded
 from cagsr.models.forward import token_logprobs
 from cagsr.ppo import functional as PF
 from cagsr.ppo.config import PPOConfig
@@ -39,10 +44,16 @@ class Learner:
     critic_is_head: bool
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    sharded: bool = False
+    """FSDP: policy (and a separate critic) are sharded copies of the whole rollout models."""
 
     def parameters(self):
         yield from (p for p in self.policy.parameters() if p.requires_grad)
         yield from self.critic.parameters()
+
+    def modules(self) -> nn.Module:
+        """Both trained modules under one root, as the checkpoint's optimizer-state keys expect."""
+        return nn.ModuleDict({"policy": self.policy, "critic": self.critic})
 
 
 def minibatch_loss(
@@ -112,18 +123,21 @@ def minibatch_step(
     mine = index[ctx.rank :: ctx.world]
     learner.optimizer.zero_grad(set_to_none=True)
     loss, stats = None, dict.fromkeys((*TOKEN_STATS, *TURN_STATS, "loss/total"), 0.0)
-    if mine.numel():  # a short last minibatch can leave a rank without rows: it adds zero gradients
-        loss, stats = minibatch_loss(
-            learner, exp, mine, cfg, _global_totals(exp, index) if ctx.active else None
-        )
+    # A short last minibatch can leave a rank without rows: it adds zero gradients. Sharded modules
+    # need every rank in every forward, so there it runs a row with the loss multiplied by zero.
+    stand_in = learner.sharded and not mine.numel()
+    if mine.numel() or stand_in:
+        rows = index[:1] if stand_in else mine
+        loss, own = minibatch_loss(learner, exp, rows, cfg, _global_totals(exp, index) if ctx.active else None)
+        loss, stats = (loss * 0.0, stats) if stand_in else (loss, own)
     stats = _reduce_stats(ctx, stats)
     if not torch.isfinite(torch.tensor(stats["loss/total"])):
         return stats, False
     if loss is not None:
         loss.backward()
     params = list(learner.parameters())
-    all_reduce_grads(ctx, params)
-    norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    all_reduce_grads(ctx, [p for p in params if not is_sharded(p)])
+    norm = clip_grad_norm_(params, cfg.grad_clip, ctx)
     stats["policy/grad_norm"] = float(norm)
     if not torch.isfinite(norm):  # identical on every rank: the gradients were summed first
         learner.optimizer.zero_grad(set_to_none=True)
@@ -139,7 +153,10 @@ def ppo_update(
     totals: dict[str, float] = {}
     steps, stopped, bad = 0, False, False
     n = exp.rows.num_rows
-    learner.policy.train()
+    # Dropout off (eval mode) while training, as TRL does for PPO: the ratio must compare the same
+    # function at the first step, and ranks would draw different dropout masks than one process.
+    learner.policy.eval()
+    learner.critic.eval()
     for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=generator)  # same generator state on every rank
         epoch_kl = []
@@ -155,7 +172,6 @@ def ppo_update(
         if bad or (cfg.target_kl is not None and sum(epoch_kl) / len(epoch_kl) > cfg.target_kl):
             stopped = not bad
             break
-    learner.policy.eval()
     if bad:
         learner.optimizer.zero_grad(set_to_none=True)
         return {"guard/nonfinite_update": 1.0, "policy/updates": float(steps)}

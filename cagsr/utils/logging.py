@@ -14,14 +14,24 @@ from typing import Any
 class MetricLogger:
     """Appends {"step": s, **metrics} to metrics.jsonl and mirrors scalars to TensorBoard."""
 
-    def __init__(self, folder: Path, enabled: bool = True, wandb: bool = False, config: dict | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        enabled: bool = True,
+        wandb: bool = False,
+        config: dict | None = None,
+        resume_step: int | None = None,
+    ):
+        """resume_step: the checkpoint's step when resuming; TensorBoard hides what a killed run
+        logged after it, so every step shows once (metrics.jsonl is trimmed the same way)."""
         self.folder, self.enabled = folder, enabled
         self._tb = self._wandb = None
         if not enabled:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        self._tb = SummaryWriter(log_dir=str(folder / "tensorboard"))
+        purge = None if resume_step is None else resume_step + 1
+        self._tb = SummaryWriter(log_dir=str(folder / "tensorboard"), purge_step=purge)
         self._file = (folder / "metrics.jsonl").open("a", encoding="utf-8")
         if wandb:
             import wandb as wb

@@ -138,14 +138,29 @@ def test_a_global_batch_that_does_not_divide_over_the_ranks_is_refused(monkeypat
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("variable", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
-def test_sharded_accelerate_configs_are_refused_not_ignored(monkeypatch, variable):
+def test_deepspeed_configs_are_refused_not_ignored(monkeypatch):
     from cagsr.distributed import init_distributed
     from cagsr.errors import ConfigError
 
-    monkeypatch.setenv(variable, "true")
-    with pytest.raises(ConfigError, match="does not shard models"):
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    with pytest.raises(ConfigError, match="cagsr shards with FSDP, not DeepSpeed"):
         init_distributed("cpu")
+
+
+def test_fsdp_plan_reads_what_accelerate_launch_sets():
+    from cagsr.distributed.fsdp import FSDPPlan, plan_from_env
+    from cagsr.errors import ConfigError
+
+    assert plan_from_env({}) is None and plan_from_env({"ACCELERATE_USE_FSDP": "false"}) is None
+    assert plan_from_env({"ACCELERATE_USE_FSDP": "true"}) == FSDPPlan(True, ())
+    env = {"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "SHARD_GRAD_OP",
+           "FSDP_TRANSFORMER_CLS_TO_WRAP": "LlamaDecoderLayer, T5Block"}
+    assert plan_from_env(env) == FSDPPlan(False, ("LlamaDecoderLayer", "T5Block"))
+    assert plan_from_env(env | {"FSDP_RESHARD_AFTER_FORWARD": "true"}).reshard_after_forward
+    with pytest.raises(ConfigError, match="FSDP_SHARDING_STRATEGY: cagsr shards with FULL_SHARD"):
+        plan_from_env({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "HYBRID_SHARD"})
+    with pytest.raises(ConfigError, match="FSDP_RESHARD_AFTER_FORWARD: expected true or false"):
+        plan_from_env({"ACCELERATE_USE_FSDP": "true", "FSDP_RESHARD_AFTER_FORWARD": "maybe"})
 
 
 def test_backend_follows_the_model_device(monkeypatch):

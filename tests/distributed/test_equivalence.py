@@ -9,6 +9,7 @@ difference, 1/150 of the movement).
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -177,3 +178,33 @@ def test_two_nodes_launch_matches_one_process(runs, tmp_path):
     assert [m["dist/world_size"] for m in metrics(tmp_path / "nodes")] == [2.0]
     after_one = one / "checkpoints" / "step-000001" / "policy"
     assert max_diff(policy(after_one), policy(tmp_path / "nodes" / "model")) <= ATOL
+
+
+def test_fsdp_launch_shards_matches_one_process_and_resumes_exactly(runs, tmp_path):
+    """`accelerate launch --use_fsdp`: the update trains shards (half the weights per rank) and still
+    gives the one-process parameters; a resume from the first checkpoint ends bit-identical."""
+    one, _ = runs
+    launch = [
+        sys.executable, "-m", "accelerate.commands.launch", "--use_fsdp", "--fsdp_version", "2",
+        "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()), "-m", "cagsr",
+    ]  # fmt: skip
+    run = tmp_path / "fsdp"
+    finish(start(launch, run, 2))
+    logged = metrics(run)
+    assert [m["dist/world_size"] for m in logged] == [2.0, 2.0]
+    assert all(0.45 < m["dist/trained_share_per_rank"] < 0.6 for m in logged)  # sharded, not replicated
+    assert max_diff(policy(one / "model"), policy(run / "model")) <= ATOL
+    assert max_diff(critic(one), critic(run)) <= ATOL
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed, symlinks=True)
+    shutil.rmtree(resumed / "checkpoints" / "step-000002")
+    shutil.rmtree(resumed / "model")
+    (resumed / "checkpoints" / "latest").unlink()
+    (resumed / "checkpoints" / "latest").symlink_to("step-000001")
+    resume = [*launch[:-1], "cagsr", "train", "--resume", str(resumed)]
+    resume[resume.index("--main_process_port") + 1] = str(free_port())
+    finish(subprocess.Popen(resume, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV))
+    assert max_diff(policy(run / "model"), policy(resumed / "model")) == 0.0
+    assert max_diff(critic(run), critic(resumed)) == 0.0
