@@ -75,4 +75,10 @@ def parse_job(parser: argparse.ArgumentParser, job_cls: type, argv: list[str] | 
     args = parser.parse_args(argv)
     keys = {dotted for dotted, *_ in iter_fields(job_cls)}
     overrides = {k: v for k, v in vars(args).items() if k in keys}
-    return load_job(job_cls, args.config, overrides), args
+    job = load_job(job_cls, args.config, overrides)
+    threads = getattr(getattr(job, "run", None), "threads", None)
+    if threads:  # every command honours run.threads, also those (eval, reproduce) that run no trainer
+        import torch
+
+        torch.set_num_threads(threads)
+    return job, args

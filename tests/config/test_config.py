@@ -83,3 +83,19 @@ def test_bad_yaml_is_one_line_error(tmp_path):
     bad.write_text("ppo: {iterations: [1,\n")
     with pytest.raises(ConfigError, match="bad.yaml:.*not valid YAML"):
         load_job(TrainJob, bad, {})
+
+
+def test_every_command_honours_run_threads():
+    """run.threads applies when the flags are parsed, not only in the trainers that set it."""
+    import torch
+
+    from cagsr.cli.reproduce import ReproduceJob
+
+    before = torch.get_num_threads()
+    parser = JobParser(prog="cagsr reproduce")
+    add_job_args(parser, ReproduceJob)
+    try:
+        parse_job(parser, ReproduceJob, ["--run.threads", "1"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
