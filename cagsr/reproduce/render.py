@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from cagsr.reproduce.runner import Reproduction, slug
-from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, METRIC_KEYS, PAPER
+from cagsr.reproduce.tables import COLUMNS, COT_ROWS, DIALOGUE_ROWS, PAPER
 
 
 def cell(values: list[float]) -> str:
@@ -32,8 +32,9 @@ def _paper(table: str, row: str) -> str:
 
 def render_table(rep: Reproduction) -> str:
     paper = PAPER[rep.table]
-    keys = METRIC_KEYS[rep.table]
-    header = [*paper["columns"], "reward (attention)", f"paper ({' / '.join(paper['columns'])})"]
+    keys = [key for _, key in COLUMNS[rep.table]]
+    header = [*(label for label, _ in COLUMNS[rep.table]), "reward (attention)",
+              f"paper ({' / '.join(paper['columns'])})"]
     lines = [f"| system | {' | '.join(header)} |", "|---|" + "---|" * len(header)]
     rows = DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS
     for row in rows:
@@ -56,7 +57,9 @@ def write_outputs(rep: Reproduction, seeds: int, seconds: float) -> Path:
     if (out / "sft" / "config.yaml").exists():
         shutil.copy(out / "sft" / "config.yaml", configs / "sft.yaml")
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
-    compute = {"total_seconds": seconds, "device": device, "per_row_seconds": rep.compute}
+    row_seconds = sum(sum(v) for v in rep.compute.values())
+    compute = {"total_seconds": seconds, "row_seconds": row_seconds, "device": device,
+               "per_row_seconds": rep.compute}
     (out / "compute.json").write_text(json.dumps(compute, indent=1))
     (out / "table.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "seeds": seeds,
                                                 "results": rep.results}, indent=1, default=str))
@@ -66,7 +69,9 @@ def write_outputs(rep: Reproduction, seeds: int, seconds: float) -> Path:
             "Cells: mean ± standard deviation over seeds. Human-rated columns (helpfulness, clarity) stay empty "
             "until ratings are imported with `cagsr human import`; latency is measured with the engine named "
             "below on this machine, the paper's on a GPU with T5-Large.", "",
-            f"Compute: {seconds / 60:.1f} minutes on {device}. Per row (seconds, per seed): "
+            f"Compute: {row_seconds / 60:.1f} minutes summed over rows and seeds on {device} (this "
+            f"invocation: {seconds / 60:.1f} minutes; rows finished by an earlier one are reused). "
+            "Per row (seconds, per seed): "
             + "; ".join(f"{k}: {', '.join(f'{v:.0f}' for v in vs)}" for k, vs in rep.compute.items()), "",
             "Engines used for latency: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in engines.items()), "",
             f"Exact configs: `configs/` ({', '.join(sorted(p.name for p in configs.glob('*.yaml')))})."]
