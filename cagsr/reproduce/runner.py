@@ -84,6 +84,9 @@ def _run_row(row: Row, seed: int, ctx: dict) -> tuple[dict, list[dict], float]:
             job = train_job(row, ctx["spec"], ctx["data"], str(ctx["sft"]), seed, folder, ctx["progress"],
                             ctx["reward_models"])
             Trainer(job).train()
+            # A row is rerun from scratch if interrupted, so its checkpoints (~0.5 GB each for
+            # SmolLM2) are never read again: keep the final model only.
+            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
         model_path = folder / "model"
     eval_file = folder / "eval.json"
     if eval_file.exists():

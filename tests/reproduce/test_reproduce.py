@@ -36,3 +36,6 @@ def test_tiny_cot_table_end_to_end(tmp_path):
     assert (tmp_path / "validity" / "validity.md").exists()
     assert (tmp_path / "configs" / "sft.yaml").exists()
     assert json.loads((tmp_path / "compute.json").read_text())["total_seconds"] > 0
+    assert "| ms/token |" in table.splitlines()[2]  # CoT latency is per reasoning token
+    assert (tmp_path / "rows" / "cagsr-multi-turn" / "seed-0" / "model" / "config.json").exists()
+    assert not list(tmp_path.glob("rows/*/seed-*/checkpoints"))  # only the final models are kept
