@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from cagsr.distributed.context import DistContext
+from cagsr.distributed.ops import all_reduce_
 from cagsr.errors import ConfigError
 
 TRUE, FALSE = ("1", "true", "yes", "full_shard"), ("0", "false", "no", "shard_grad_op")
@@ -153,12 +154,7 @@ def clip_grad_norm_(params: list[nn.Parameter], max_norm: float, ctx: DistContex
             local += g.to_local().double().pow(2).sum().cpu()
         else:
             replicated += g.double().pow(2).sum().cpu()
-    if ctx.active:
-        import torch.distributed as dist
-
-        shipped = local.to(ctx.comm_device)
-        dist.all_reduce(shipped)
-        local = shipped.cpu()
+    all_reduce_(ctx, local)
     norm = (local + replicated).sqrt().float()
     coef = max_norm / (float(norm) + 1e-6)
     if math.isfinite(float(norm)) and coef < 1.0:

@@ -116,6 +116,7 @@ class Trainer:
         self.train_records, self.val_records = split_records(records, job.data.val_fraction, job.data.seed)
         self.reward_fn = None if job.reward.kind == "attention" else get_reward(job.reward.kind)
         self.models = build_models(job, self.dist)
+        self.trained_share = trained_share(self.models.learner)  # fixed once the learner is built
         self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
         self.run_dir = self._run_folder(resume)
         self.state = TrainState.fresh(job.run.seed, len(self.train_records))
@@ -307,7 +308,7 @@ class Trainer:
         self.state.iteration += 1
         metrics["guard/skipped_batches"] = float(self.state.skipped_batches)
         metrics["dist/world_size"] = float(self.dist.world)
-        metrics["dist/trained_share_per_rank"] = trained_share(self.models.learner)
+        metrics["dist/trained_share_per_rank"] = self.trained_share
         self._stop_requested = any_true(self.dist, self._stop_requested)  # SIGTERM may reach ranks apart
         return reduce_max_metrics(self.dist, metrics)
 

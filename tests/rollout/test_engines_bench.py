@@ -8,22 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from cagsr.bench import BenchConfig, run
 from cagsr.bench.machine import Machine, model_cost
 from cagsr.bench.table import BASELINE
 from cagsr.bench.workload import bench_model, chat_prompts, user_message
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared, loaded machine two OpenMP threads
-    wait on each other at every op (seconds instead of milliseconds): run these tests on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_quick_run_writes_table_and_json(tmp_path):

@@ -16,14 +16,7 @@ from cagsr.rollout.engines.sampling import choose, make_generator, token_logprob
 CONFIGS = [(0.8, 50, 0.95), (1.0, 0, 0.9), (0.7, 10, 1.0), (1.0, 0, 1.0), (1.3, 400, 0.5), (0.5, 1, 0.3)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared, loaded machine two OpenMP threads
-    wait on each other at every op (seconds instead of milliseconds): run these tests on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def hf_probs(logits: torch.Tensor, t: float, k: int, p: float) -> torch.Tensor:
