@@ -21,9 +21,9 @@ def heatmaps_for(run: Path, limit: int) -> list[bytes]:
     from cagsr.attention.config import AttentionConfig
     from cagsr.data.schema import Dialogue, Utterance
     from cagsr.models.registry import load_model
-    from cagsr.reward.probe import plot_episodes
     from cagsr.rollout.recorded import recorded_episodes
     from cagsr.salience.masks import Salience
+    from cagsr.scoring.probe import plot_episodes
 
     samples = run / "samples.jsonl"
     if not (run / "model" / "config.json").exists() or not samples.exists():

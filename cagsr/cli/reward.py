@@ -45,12 +45,11 @@ class RewardJob:
 def main(argv: list[str], prog: str = "cagsr reward") -> None:
     job, _ = parse_job_args(RewardJob, argv, prog, RewardJob.__doc__ or "")
     quiet_libraries()
-    from cagsr.data.sources import load_records
+    from cagsr.data.sources import corpus_texts, load_records
     from cagsr.models.registry import load_model
-    from cagsr.ppo.setup import corpus_texts
-    from cagsr.reward.probe import plot_episodes, probe
     from cagsr.rollout.recorded import recorded_episodes
     from cagsr.salience.masks import Salience
+    from cagsr.scoring.probe import plot_episodes, probe
 
     records = load_records(job.data)
     loaded = load_model(job.model)

@@ -82,3 +82,14 @@ def split_records(records: list[Record], val_fraction: float, seed: int) -> tupl
 
 def record_kind(records: list[Record]) -> str:
     return "dialogue" if isinstance(records[0], Dialogue) else "math"
+
+
+def corpus_texts(records: list[Record]) -> list[str]:
+    """Every utterance, question and reference step of the records (the salience corpus)."""
+    texts = []
+    for r in records:
+        if isinstance(r, Dialogue):
+            texts += [u.text for u in r.turns]
+        elif isinstance(r, MathProblem):
+            texts += [r.question, *r.steps]
+    return texts

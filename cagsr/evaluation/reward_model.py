@@ -32,6 +32,8 @@ from cagsr.errors import DataError
 from cagsr.evaluation.config import RewardModelConfig
 from cagsr.evaluation.embedding import Context, Embedder, context_text, pair_features
 from cagsr.evaluation.preferences import LabelledResponse, PreferencePair
+from cagsr.reward.registry import turn_context, turn_tensor
+from cagsr.rollout.episode import Episode
 
 FORMAT_VERSION = 1
 
@@ -277,3 +279,18 @@ def train_pointwise(
         **{f"val_{k}": v for k, v in _classification_report(logits[val], y[val]).items()},
     }
     return RewardModel(head, config, embedder, {"report": report}), report
+
+
+_LOADED: dict[str, RewardModel] = {}
+
+
+def reward_model_reward(episodes: list[Episode], job) -> Tensor:
+    """Score each dialogue turn with the reward model at reward.model_path; a chain of thought is scored
+    as a whole solution (how the model was trained) and the score goes to its answer turn."""
+    model = _LOADED.get(job.reward.model_path) or RewardModel.load(job.reward.model_path)
+    _LOADED[job.reward.model_path] = model
+    pairs = [(ep, t) for ep in episodes for t in range(ep.num_turns) if ep.kind == "dialogue" or t == ep.final_turn]
+    responses = [ep.turn_texts[t] if ep.kind == "dialogue" else ep.utterances[-1].text for ep, t in pairs]
+    scores = model.score([turn_context(ep, t) for ep, t in pairs], responses)
+    lookup = {(id(ep), t): s for (ep, t), s in zip(pairs, scores, strict=True)}
+    return turn_tensor(episodes, lambda ep, t: lookup.get((id(ep), t), 0.0))

@@ -15,18 +15,18 @@ from dataclasses import dataclass, field
 
 from cagsr.attention.config import AttentionConfig
 from cagsr.data.schema import Dialogue, MathProblem, Record, Utterance
+from cagsr.data.sources import corpus_texts
 from cagsr.evaluation.metrics import answer_correct, coherence, latency_summary, split_steps, step_correctness
 from cagsr.formatting.examples import supervised_pairs
 from cagsr.formatting.history import format_history
 from cagsr.models.registry import LoadedModel
-from cagsr.ppo.setup import corpus_texts
 from cagsr.reward.config import RewardConfig
-from cagsr.reward.probe import probe
 from cagsr.rollout.engines.base import SamplingConfig, make_engine
 from cagsr.rollout.episode import Action, Episode
 from cagsr.rollout.generate import decode_reply
 from cagsr.rollout.runner import fill_cot_episode
 from cagsr.salience.masks import Salience
+from cagsr.scoring.probe import probe
 
 
 @dataclass

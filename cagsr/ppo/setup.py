@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cagsr.data.schema import Dialogue, MathProblem, Record
+from cagsr.data.schema import Record
+from cagsr.data.sources import corpus_texts
 from cagsr.distributed import SINGLE, DistContext, broadcast_module
 from cagsr.distributed.fsdp import copy_sharded_into_whole, is_sharded, plan_from_env, sharded_copy
 from cagsr.errors import ConfigError
@@ -41,14 +42,6 @@ class Models:
         yield from self.critic.parameters()
 
 
-def corpus_texts(records: list[Record]) -> list[str]:
-    texts = []
-    for r in records:
-        if isinstance(r, Dialogue):
-            texts += [u.text for u in r.turns]
-        elif isinstance(r, MathProblem):
-            texts += [r.question, *r.steps]
-    return texts
 
 
 def lr_factor(cfg: PPOConfig):

@@ -44,16 +44,9 @@ from cagsr.distributed import (
     shutdown,
 )
 from cagsr.errors import CagsrError, ConfigError
+from cagsr.evaluation.quality import distinct_n, episode_quality
 from cagsr.ppo.config import TrainJob
-from cagsr.ppo.experience import (
-    Experience,
-    ScoredPart,
-    assemble,
-    merge_parts,
-    rows_logprobs,
-    rows_values,
-    score_rows,
-)
+from cagsr.ppo.experience import Experience, assemble
 from cagsr.ppo.guards import (
     NanGuard,
     TruncationNotice,
@@ -62,14 +55,11 @@ from cagsr.ppo.guards import (
     writer_threads_report_one_line,
 )
 from cagsr.ppo.report import (
-    distinct_n,
-    episode_quality,
     experience_metrics,
     masked_turn_mean,
     reward_metrics,
     sample_records,
 )
-from cagsr.ppo.rows import RowBatch, build_rows
 from cagsr.ppo.setup import build_models, build_rollout_parts, sync_whole_models, trained_share
 from cagsr.ppo.state import (
     TrainState,
@@ -82,6 +72,8 @@ from cagsr.ppo.state import (
 from cagsr.ppo.update import ppo_update
 from cagsr.reward.registry import get_reward
 from cagsr.rollout.runner import rollout
+from cagsr.scoring.passes import ScoredPart, merge_parts, rows_logprobs, rows_values, score_rows
+from cagsr.scoring.rows import RowBatch, build_rows
 from cagsr.utils.logging import MetricLogger
 from cagsr.utils.run import check_writable, prepare_run_dir, seed_everything
 

@@ -7,12 +7,13 @@ The attention reward is computed from the capture pass itself; any other reward 
     def short(episodes, job):
         return turn_tensor(episodes, lambda ep, t: -len(ep.turn_texts[t].split()))
 
-The built-in "model" reward scores each turn with a trained reward model (the synthetic-preference
-and human-label baselines).
+The built-in "model" reward (cagsr.evaluation.reward_model) scores each turn with a trained reward
+model (the synthetic-preference and human-label baselines).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import torch
@@ -23,7 +24,8 @@ from cagsr.rollout.episode import Episode
 
 TurnRewardFn = Callable[[list[Episode], object], Tensor]
 _REWARDS: dict[str, TurnRewardFn] = {}
-_RM_CACHE: dict[str, object] = {}
+# Built-in rewards that live above this package, reached by import path so nothing here imports upward.
+BUILTIN_REWARDS = {"model": "cagsr.evaluation.reward_model:reward_model_reward"}
 
 
 def register_reward(name: str):
@@ -35,8 +37,12 @@ def register_reward(name: str):
 
 
 def get_reward(name: str) -> TurnRewardFn:
+    if name in BUILTIN_REWARDS:
+        module, _, attr = BUILTIN_REWARDS[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
     if name not in _REWARDS:
-        raise ConfigError(f"reward.kind: unknown reward {name!r} (available: attention, {', '.join(sorted(_REWARDS))})")
+        known = ", ".join(sorted({"attention", *BUILTIN_REWARDS, *_REWARDS}))
+        raise ConfigError(f"reward.kind: unknown reward {name!r} (available: {known})")
     return _REWARDS[name]
 
 
@@ -61,18 +67,3 @@ def turn_context(ep: Episode, t: int):
                 return ep.utterances[:i]
             agent_seen += 1
     return ep.utterances
-
-
-@register_reward("model")
-def reward_model_reward(episodes: list[Episode], job) -> Tensor:
-    """Score each dialogue turn with the reward model at reward.model_path; a chain of thought is scored
-    as a whole solution (how the model was trained) and the score goes to its answer turn."""
-    from cagsr.evaluation.reward_model import RewardModel
-
-    model = _RM_CACHE.get(job.reward.model_path) or RewardModel.load(job.reward.model_path)
-    _RM_CACHE[job.reward.model_path] = model
-    pairs = [(ep, t) for ep in episodes for t in range(ep.num_turns) if ep.kind == "dialogue" or t == ep.final_turn]
-    responses = [ep.turn_texts[t] if ep.kind == "dialogue" else ep.utterances[-1].text for ep, t in pairs]
-    scores = model.score([turn_context(ep, t) for ep, t in pairs], responses)
-    lookup = {(id(ep), t): s for (ep, t), s in zip(pairs, scores, strict=True)}
-    return turn_tensor(episodes, lambda ep, t: lookup.get((id(ep), t), 0.0))

@@ -18,9 +18,9 @@ from cagsr.distributed import (
 )
 from cagsr.errors import CagsrError
 from cagsr.ppo.config import TrainJob
-from cagsr.ppo.experience import ScoredPart, merge_parts
 from cagsr.ppo.trainer import Trainer
 from cagsr.ppo.update import _global_totals, minibatch_loss
+from cagsr.scoring.passes import ScoredPart, merge_parts
 
 
 @given(n=st.integers(0, 300), world=st.integers(1, 9))

@@ -34,6 +34,10 @@ class RowBatch:
     """[R, N] bool: salient history tokens."""
     current_mask: Tensor
     """[R, N] bool: tokens of the current prompt x_t (single-turn variant, ablation)."""
+    template_mask: Tensor
+    """[R, N] bool: chat-template / speaker-tag tokens (outside every utterance's text), e.g. <|im_start|>."""
+    special_mask: Tensor
+    """[R, N] bool: the tokenizer's special tokens (BOS, <|im_start|>, ...)."""
     row_episode: Tensor
     """[R] long: which episode each row belongs to."""
     is_cot: Tensor
@@ -50,6 +54,8 @@ class RowBatch:
             self.turn_start[index],
             self.salient_mask[index],
             self.current_mask[index],
+            self.template_mask[index],
+            self.special_mask[index],
             self.row_episode[index],
             self.is_cot[index],
         )
@@ -64,6 +70,8 @@ class RowBatch:
                     self.turn_start,
                     self.salient_mask,
                     self.current_mask,
+                    self.template_mask,
+                    self.special_mask,
                     self.row_episode,
                     self.is_cot,
                 )
@@ -95,6 +103,8 @@ def episode_keywords(ep: Episode) -> list[str]:
 
 def build_rows(episodes: list[Episode], loaded: LoadedModel, salience: Salience) -> RowBatch:
     histories, responses, turns, salient, current, owners, cot = [], [], [], [], [], [], []
+    template, special = [], []
+    special_ids = set(loaded.tokenizer.all_special_ids)
     for e, ep in enumerate(episodes):
         keywords = episode_keywords(ep)
         for action in ep.actions:
@@ -105,6 +115,8 @@ def build_rows(episodes: list[Episode], loaded: LoadedModel, salience: Salience)
             current.append(
                 [int(m) for m in _current_turn_mask(action.history.token_turn, action.history.token_role)]
             )
+            template.append([int(r == "template") for r in action.history.token_role])
+            special.append([int(i in special_ids) for i in action.history.input_ids])
             owners.append(e)
             cot.append(ep.kind == "math")
     left = not loaded.is_encoder_decoder
@@ -115,6 +127,7 @@ def build_rows(episodes: list[Episode], loaded: LoadedModel, salience: Salience)
     turn_start = (token_turn >= 0) & (token_turn != previous)
     salient_mask = pad_rows(salient, 0, left=left)[0].bool()
     current_mask = pad_rows(current, 0, left=left)[0].bool()
-    return RowBatch(
-        batch, token_turn, turn_start, salient_mask, current_mask, torch.tensor(owners), torch.tensor(cot)
-    )
+    template_mask = pad_rows(template, 0, left=left)[0].bool()
+    special_mask = pad_rows(special, 0, left=left)[0].bool()
+    return RowBatch(batch, token_turn, turn_start, salient_mask, current_mask, template_mask, special_mask,
+                    torch.tensor(owners), torch.tensor(cot))

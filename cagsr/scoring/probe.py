@@ -13,13 +13,13 @@ import torch
 from cagsr.attention.capture import forward_with_capture
 from cagsr.attention.config import AttentionConfig
 from cagsr.models.registry import LoadedModel
-from cagsr.ppo.experience import score_rows
-from cagsr.ppo.rows import build_rows, episode_keywords
 from cagsr.reward.attention_reward import COMPONENTS
 from cagsr.reward.config import RewardConfig
-from cagsr.reward.plots import plot_turn_attention
 from cagsr.rollout.episode import Episode
 from cagsr.salience.masks import Salience
+from cagsr.scoring.passes import score_rows
+from cagsr.scoring.plots import plot_turn_attention
+from cagsr.scoring.rows import build_rows, episode_keywords
 
 
 def salient_words(action, salience: Salience, keywords: list[str]) -> list[str]:
