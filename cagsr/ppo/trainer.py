@@ -70,7 +70,7 @@ from cagsr.ppo.state import (
     trim_logs,
 )
 from cagsr.ppo.update import ppo_update
-from cagsr.reward.registry import get_reward
+from cagsr.reward.combine import build_turn_reward
 from cagsr.rollout.runner import rollout
 from cagsr.scoring.passes import ScoredPart, merge_parts, rows_logprobs, rows_values, score_rows
 from cagsr.scoring.rows import RowBatch, build_rows
@@ -106,7 +106,7 @@ class Trainer:
         records = load_records(job.data)
         self.kind = record_kind(records)
         self.train_records, self.val_records = split_records(records, job.data.val_fraction, job.data.seed)
-        self.reward_fn = None if job.reward.kind == "attention" else get_reward(job.reward.kind)
+        self.turn_reward = build_turn_reward(job.reward)
         self.models = build_models(job, self.dist)
         self.trained_share = trained_share(self.models.learner)  # fixed once the learner is built
         self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
@@ -175,11 +175,10 @@ class Trainer:
                 if head is not None
                 else rows_values(models.critic, mine, job.attention.batch_rows)
             )
-        rewards = comps["reward"]
-        if self.reward_fn is not None:
-            own = self.reward_fn(episodes[lo:hi], job)
-            rewards = torch.zeros(len(episodes), n_turns)
-            rewards[lo:hi, : own.shape[1]] = own
+        rewards = torch.zeros(len(episodes), n_turns)
+        rewards[lo:hi], parts = self.turn_reward(episodes[lo:hi], comps["reward"][lo:hi], job)
+        for name, part in parts.items():  # [E, T] tables, zero outside this rank's episodes (merge adds them)
+            comps[f"part/{name}"] = torch.zeros_like(rewards).index_copy_(0, torch.arange(lo, hi), part)
         return ScoredPart(old_logprobs, ref_logprobs, values, comps, rewards * comps["turn_mask"])
 
     def collect(self, metrics: dict) -> tuple[Experience, list, ScoredPart]:
@@ -223,8 +222,8 @@ class Trainer:
         ):
             return metrics
         metrics |= stats | experience_metrics(exp, episodes)
-        if self.reward_fn is not None:
-            metrics["reward/task_reward"] = masked_turn_mean(whole.rewards, exp.turn_mask.float())
+        for key in [k for k in whole.components if k.startswith("part/")]:
+            metrics[f"reward/{key[5:]}"] = masked_turn_mean(whole.components[key], exp.turn_mask.float())
         if self.dist.is_main:
             with run_folder_write(self.run_dir, "samples"):
                 self.write_samples(episodes, exp.components)
@@ -265,10 +264,8 @@ class Trainer:
             )
         texts = [t for ep in episodes for t in ep.turn_texts]
         out |= reward_metrics(comps, prefix="eval")
-        if self.reward_fn is not None:
-            out["eval/task_reward"] = masked_turn_mean(
-                self.reward_fn(episodes, job), comps["turn_mask"].float()
-            )
+        _, parts = self.turn_reward(episodes, comps["reward"], job)
+        out |= {f"eval/{name}": masked_turn_mean(part, comps["turn_mask"].float()) for name, part in parts.items()}
         out |= {
             "eval/response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
             "eval/distinct2": distinct_n(texts),

@@ -50,13 +50,16 @@ def restrict(abar: Tensor, columns: Tensor) -> Tensor:
     return kept / kept.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
-def turn_components(capture: CaptureResult, history_ids: Tensor, history_mask: Tensor, response_ids: Tensor,
-                    response_mask: Tensor, salient_mask: Tensor, current_mask: Tensor, token_turn: Tensor,
-                    is_cot: Tensor, cfg: RewardConfig) -> dict[str, Tensor]:
+def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask: Tensor, response_ids: Tensor,
+                    response_mask: Tensor, salient_mask: Tensor, current_mask: Tensor, template_mask: Tensor,
+                    special_mask: Tensor, token_turn: Tensor, is_cot: Tensor, cfg: RewardConfig
+                    ) -> dict[str, Tensor]:
     """Every component for every (row, turn): dict of [R, T] tensors plus 'turn_mask' [R, T].
 
-    token_turn [R, S]: episode turn index of each response token (-1 on padding); the entropy
-    floor uses tau_t = tau0 + kappa * t with t that index. is_cot [R] bool: block checkpoints.
+    history_* / salient_mask / current_mask / template_mask / special_mask: [R, N];
+    response_*: [R, S]. token_turn [R, S]: episode turn index of each response token (-1 on
+    padding); the entropy floor uses tau_t = tau0 + kappa * t with t that index. is_cot [R]
+    bool: block checkpoints.
     """
     abar, n_cols = capture.abar.float(), capture.abar.shape[-1]
     columns = column_validity(history_mask, capture.kept_index, n_cols)

@@ -106,18 +106,7 @@ def score_rows(
         logprobs[index] = token_logprobs(cap.logits, b.response_ids).cpu()
         if value_head is not None:
             values[index] = value_head(cap.hidden).float().cpu()
-        out = turn_components(
-            cap,
-            b.history_ids,
-            b.history_mask,
-            b.response_ids,
-            b.response_mask,
-            part.salient_mask,
-            part.current_mask,
-            part.token_turn,
-            part.is_cot,
-            reward,
-        )
+        out = turn_components(cap, **part.reward_inputs(), cfg=reward)
         for key in (*COMPONENTS, "turn_mask"):
             _scatter_turns(comps[key], rows, index, out[key].float(), out["turn_index"], out["turn_mask"])
     comps["turn_mask"] = comps["turn_mask"].bool()

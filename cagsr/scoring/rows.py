@@ -78,6 +78,14 @@ class RowBatch:
             ),
         )
 
+    def reward_inputs(self) -> dict[str, Tensor]:
+        """The keyword arguments of reward.attention_reward.turn_components (everything but the capture)."""
+        b = self.batch
+        return {"history_ids": b.history_ids, "history_mask": b.history_mask, "response_ids": b.response_ids,
+                "response_mask": b.response_mask, "salient_mask": self.salient_mask,
+                "current_mask": self.current_mask, "template_mask": self.template_mask,
+                "special_mask": self.special_mask, "token_turn": self.token_turn, "is_cot": self.is_cot}
+
     @property
     def num_rows(self) -> int:
         return self.row_episode.shape[0]

@@ -72,15 +72,17 @@ def test_degenerate_attention_gives_finite_rewards_and_advantages(batch, block_t
     cfg = RewardConfig(block_tokens=block_tokens, tau0=tau0)
     out = turn_components(
         capture,
-        ids["history_ids"],
-        history_mask,
-        ids["response_ids"],
-        response_mask,
-        salient,
-        history_mask,
-        token_turn,
-        cot,
-        cfg,
+        history_ids=ids["history_ids"],
+        history_mask=history_mask,
+        response_ids=ids["response_ids"],
+        response_mask=response_mask,
+        salient_mask=salient,
+        current_mask=history_mask,
+        template_mask=torch.zeros_like(history_mask),
+        special_mask=torch.zeros_like(history_mask),
+        token_turn=token_turn,
+        is_cot=cot,
+        cfg=cfg,
     )
     for key in COMPONENTS:
         assert torch.isfinite(out[key]).all(), (kind, key)
