@@ -32,6 +32,11 @@ class SFTConfig:
     """Validation pairs used for each validation loss."""
     samples: int = 3
     """Validation prompts to generate sample outputs for at the end."""
+    patience: int = 0
+    """Early stopping: stop once this many validation losses in a row fail to beat the best so far by
+    min_delta (the loss has flattened); 0 trains max_steps."""
+    min_delta: float = 0.01
+    """Relative fall below the best validation loss that counts as an improvement (0.01 = 1%)."""
 
     def __post_init__(self) -> None:
         check_range("max_steps", self.max_steps, low=1)
@@ -39,6 +44,8 @@ class SFTConfig:
         check_range("lr", self.lr, low=0.0, low_open=True)
         check_range("max_context", self.max_context, low=16)
         check_range("eval_every", self.eval_every, low=1)
+        check_range("patience", self.patience, low=0)
+        check_range("min_delta", self.min_delta, low=0.0)
 
 
 @dataclass

@@ -34,6 +34,8 @@ class SFTResult:
     """(step, validation loss) pairs, the first at step 0."""
     samples: list[dict]
     """Generated replies to validation prompts after training."""
+    stopped_at: int | None = None
+    """Step at which the validation loss had flattened (sft.patience), None when max_steps ran."""
 
 
 def _batches(pairs: list[Pair], batch_size: int, rng: random.Random):
@@ -60,6 +62,19 @@ def validation_loss(loaded: LoadedModel, pairs: list[Pair], batch_size: int) -> 
         losses.append(batch_nll(loaded.model, collate(loaded, chunk)))
         weights.append(sum(len(p.response_ids) for p in chunk))
     return sum(x * w for x, w in zip(losses, weights, strict=True)) / max(1, sum(weights))
+
+
+def flattened(losses: list[float], patience: int, min_delta: float) -> bool:
+    """True when the last `patience` validation losses all failed to fall below (1 - min_delta) times
+    the best loss before them.
+
+    >>> flattened([3.0, 2.0, 1.99, 1.985], patience=2, min_delta=0.01), flattened([3.0, 2.0, 1.5], 2, 0.01)
+    (True, False)
+    """
+    if patience <= 0 or len(losses) <= patience:
+        return False
+    best = min(losses[:-patience])
+    return all(loss > best * (1 - min_delta) for loss in losses[-patience:])
 
 
 def lr_lambda(cfg: SFTConfig):
@@ -90,6 +105,7 @@ def run_sft(job: SFTJob) -> SFTResult:
     val_losses = [(0, validation_loss(loaded, val_pairs, cfg.batch_size))]
     logger.log(0, {"loss/val": val_losses[0][1]})
     batches = _batches(train_pairs, cfg.batch_size, random.Random(job.run.seed))
+    stopped_at = None
     bar = tqdm(range(1, cfg.max_steps + 1), desc="sft", disable=not job.run.progress, dynamic_ncols=True)
     for step in bar:
         loaded.model.train()
@@ -106,11 +122,17 @@ def run_sft(job: SFTJob) -> SFTResult:
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             val_losses.append((step, validation_loss(loaded, val_pairs, cfg.batch_size)))
             metrics["loss/val"] = val_losses[-1][1]
+        stop = flattened([v for _, v in val_losses], cfg.patience, cfg.min_delta) and "loss/val" in metrics
+        if stop:
+            metrics["sft/early_stop"] = 1.0
         logger.log(step, metrics)
         bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_losses[-1][1]:.3f}")
+        if stop:
+            stopped_at = step
+            break
     logger.close()
     loaded.model.eval()
     loaded.model.save_pretrained(run_dir / "model")
     loaded.tokenizer.save_pretrained(run_dir / "model")
     samples = greedy_replies(loaded, val_pairs[: cfg.samples], max_new_tokens=48)
-    return SFTResult(run_dir=run_dir, val_losses=val_losses, samples=samples)
+    return SFTResult(run_dir=run_dir, val_losses=val_losses, samples=samples, stopped_at=stopped_at)
