@@ -140,10 +140,10 @@ def _math_rows(loaded, engine, problems: list[MathProblem], s: EvalSettings, emb
 
 
 def _attach_rewards(
-    rows: list[dict], episodes: list[Episode], loaded, records: list[Record], kind: str
+    rows: list[dict], episodes: list[Episode], loaded, records: list[Record], kind: str, reward: RewardConfig
 ) -> None:
     salience = Salience.fit(corpus_texts(records), "idf|entities|keywords", 0.7)
-    scored = probe(episodes, loaded, salience, AttentionConfig(), RewardConfig())
+    scored = probe(episodes, loaded, salience, AttentionConfig(), reward)
     keys = ("coverage", "focus", "repetition", "entropy", "reward")
     if kind == "math":  # one row per solution: mean over its steps
         for row in rows:
@@ -160,8 +160,10 @@ def evaluate(
     settings: EvalSettings | None = None,
     consistency=None,
     embedder=None,
+    reward: RewardConfig | None = None,
 ) -> EvalReport:
-    """Generate on `records` and compute every metric that applies to their kind."""
+    """Generate on `records` and compute every metric that applies to their kind; the attention reward
+    is the paper's (RewardConfig()) unless `reward` says otherwise."""
     s = settings or EvalSettings()
     engine = make_engine(s.engine, loaded)
     kind = "math" if isinstance(records[0], MathProblem) else "dialogue"
@@ -170,7 +172,7 @@ def evaluate(
     else:
         rows, episodes, latency = _math_rows(loaded, engine, records, s, embedder)
     if s.attention_reward:
-        _attach_rewards(rows, episodes, loaded, records, kind)
+        _attach_rewards(rows, episodes, loaded, records, kind, reward or RewardConfig())
     metric_keys = [k for k in rows[0] if isinstance(rows[0][k], float)] if rows else []
     summary = {k: _nanmean([r[k] for r in rows]) for k in metric_keys}
     summary |= {
