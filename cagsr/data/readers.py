@@ -2,26 +2,30 @@
 
     records = read_jsonl_records(Path("star.jsonl"), kind="auto")    # raises DataError on the first problem
     report = validate_file(Path("star.jsonl"))                        # collects every problem instead
+
+Dialogue shapes (turns, messages, prompt/completion) live in chat.py; Parquet and saved datasets in
+tables.py. A UTF-8 byte-order mark and CRLF line ends read as the same data.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cagsr.data.schema import Dialogue, MathProblem, Record, Utterance
+from cagsr.data.chat import DIALOGUE_KEYS, ROLE_ALIASES, RecordError, clean_text, is_dialogue, parse_dialogue
+from cagsr.data.schema import Dialogue, MathProblem, Record
 from cagsr.errors import DataError
 
+__all__ = ["ROLE_ALIASES", "RecordError", "decode_json_line", "iter_lines", "parse_dialogue", "parse_math",
+           "read_jsonl_records", "scan", "scan_items"]
+
 MAX_LINE_CHARS = 1_000_000
-ROLE_ALIASES = {"user": "user", "agent": "agent", "assistant": "agent", "system": "agent", "customer": "user"}
-
-
-class RecordError(ValueError):
-    """A problem with one record; the reader adds file and line."""
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def normalise_number(text: str) -> str:
@@ -34,47 +38,10 @@ def normalise_number(text: str) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise RecordError(f"{what} must be text, got {type(value).__name__}")
-    if not value.strip():
-        raise RecordError(f"{what} is empty")
-    return value.strip()
-
-
-def parse_dialogue(obj: dict[str, Any], default_id: str) -> Dialogue:
-    turns = obj.get("turns")
-    if turns is None:
-        raise RecordError("missing field 'turns'")
-    if not isinstance(turns, list):
-        raise RecordError(f"'turns' must be a list, got {type(turns).__name__}")
-    merged: list[Utterance] = []
-    for i, turn in enumerate(turns, start=1):
-        if not isinstance(turn, dict):
-            raise RecordError(f"turn {i} must be an object")
-        role = ROLE_ALIASES.get(str(turn.get("role", "")).lower())
-        if role is None:
-            raise RecordError(f"turn {i} has role {turn.get('role')!r} (expected user or agent)")
-        if "text" not in turn:
-            raise RecordError(f"turn {i} has no text")
-        text = _text(turn["text"], f"turn {i} text")
-        if merged and merged[-1].role == role:
-            merged[-1].text += "\n" + text
-        else:
-            merged.append(Utterance(role=role, text=text))
-    if not merged:
-        raise RecordError("dialogue has no turns")
-    roles = {u.role for u in merged}
-    if roles != {"user", "agent"}:
-        raise RecordError(f"dialogue is one-sided (only {next(iter(roles))} turns)")
-    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
-    return Dialogue(id=str(obj.get("id", default_id)), turns=merged, domain=str(obj.get("domain", "")), meta=meta)
-
-
 def parse_math(obj: dict[str, Any], default_id: str) -> MathProblem:
     if "question" not in obj:
         raise RecordError("missing field 'question'")
-    question = _text(obj["question"], "'question'")
+    question = clean_text(obj["question"], "'question'")
     steps = obj.get("steps", [])
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
         raise RecordError("'steps' must be a list of text")
@@ -89,11 +56,11 @@ def parse_math(obj: dict[str, Any], default_id: str) -> MathProblem:
 
 
 def detect_kind(obj: dict[str, Any]) -> str:
-    if "turns" in obj:
+    if is_dialogue(obj):
         return "dialogue"
     if "question" in obj:
         return "math"
-    raise RecordError("neither a dialogue (no 'turns') nor a math problem (no 'question')")
+    raise RecordError(f"neither a dialogue (no {DIALOGUE_KEYS}) nor a math problem (no 'question')")
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str | RecordError]]:
@@ -103,9 +70,15 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | RecordError]]:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a JSON Lines file") from None
+        raise DataError(f"{path}: is a folder, expected a JSON Lines or Parquet file "
+                        "or a dataset saved with save_to_disk") from None
     with handle:
         for lineno, raw in enumerate(handle, start=1):
+            if lineno == 1:
+                if raw.startswith(UTF16_BOMS):
+                    yield lineno, RecordError("UTF-16 text (byte-order mark); save the file as UTF-8")
+                    return
+                raw = raw.removeprefix(UTF8_BOM)  # editors on Windows write one; it is not data
             if len(raw) > MAX_LINE_CHARS:
                 yield lineno, RecordError(f"line is {len(raw):,} bytes long (limit {MAX_LINE_CHARS:,})")
                 continue
@@ -118,22 +91,49 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | RecordError]]:
                 yield lineno, text
 
 
+def _reject_constant(name: str) -> float:
+    raise RecordError(f"invalid JSON ({name} is not a JSON number)")
+
+
 def decode_json_line(item: str | RecordError) -> Any:
-    """A line from iter_lines as a JSON value; unreadable lines and invalid JSON raise RecordError."""
+    """A line from iter_lines as a JSON value; unreadable lines and invalid JSON raise RecordError.
+
+    Whatever json.loads can throw is caught: nesting deeper than the interpreter's recursion limit
+    raises RecursionError, an integer of more than 4,300 digits a plain ValueError.
+    """
     if isinstance(item, RecordError):
         raise item
     try:
-        return json.loads(item)
+        return json.loads(item, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         raise RecordError(f"invalid JSON ({err.msg} at column {err.colno})") from None
+    except RecursionError:
+        raise RecordError("invalid JSON (nested too deeply)") from None
+    except ValueError as err:
+        raise RecordError(f"invalid JSON ({str(err).split(':')[0]})") from None
 
 
-def parse_line(text: str, kind: str, default_id: str) -> Record:
-    obj = decode_json_line(text)
+def rename_columns(obj: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
+    """The record's fields under our names: columns maps our field -> the source's column."""
+    if not columns:
+        return obj
+    missing = [theirs for theirs in columns.values() if theirs not in obj]
+    if missing:
+        raise RecordError(f"no column {missing[0]!r} (data.columns maps it; columns here: {', '.join(map(str, obj))})")
+    renamed = {k: v for k, v in obj.items() if k not in columns.values()}
+    return renamed | {ours: obj[theirs] for ours, theirs in columns.items()}
+
+
+def parse_record(obj: Any, kind: str, default_id: str, columns: dict[str, str] | None = None) -> Record:
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+    obj = rename_columns(obj, columns or {})
     kind = detect_kind(obj) if kind == "auto" else kind
     return parse_dialogue(obj, default_id) if kind == "dialogue" else parse_math(obj, default_id)
+
+
+def parse_line(text: str, kind: str, default_id: str, columns: dict[str, str] | None = None) -> Record:
+    return parse_record(decode_json_line(text), kind, default_id, columns)
 
 
 @dataclass
@@ -145,19 +145,28 @@ class FileReport:
     problems: list[str] = field(default_factory=list)
 
 
-def scan(path: Path, kind: str = "auto", limit: int | None = None, strict: bool = True) -> FileReport:
-    """Parse a file; strict raises the first problem as DataError, else problems are collected."""
+Item = str | dict | RecordError
+"""A JSON line (str), an already decoded row (dict, from Parquet or a dataset), or a read error."""
+
+
+def scan_items(path: Path, items: Iterable[tuple[int, Item]], kind: str = "auto", limit: int | None = None,
+               strict: bool = True, columns: dict[str, str] | None = None, unit: str = "line") -> FileReport:
+    """Parse numbered items; strict raises the first problem as DataError, else problems are collected.
+
+    Messages place an item as 'file:12' (unit line) or 'file: row 12' (unit row)."""
     report = FileReport(path=path)
-    for lineno, item in iter_lines(path):
+    for number, item in items:
         if limit is not None and len(report.records) >= limit:
             break
         try:
             if isinstance(item, RecordError):
                 raise item
-            record = parse_line(item, kind, f"{path.stem}-{lineno}")
+            default_id = f"{path.stem}-{number}"
+            record = (parse_line(item, kind, default_id, columns) if isinstance(item, str)
+                      else parse_record(item, kind, default_id, columns))
             kind = "dialogue" if isinstance(record, Dialogue) else "math"  # one format per file
         except RecordError as err:
-            message = f"{path}:{lineno}: {err}"
+            message = f"{path}:{number}: {err}" if unit == "line" else f"{path}: {unit} {number}: {err}"
             if strict:
                 raise DataError(message) from None
             report.problems.append(message)
@@ -166,6 +175,12 @@ def scan(path: Path, kind: str = "auto", limit: int | None = None, strict: bool 
     if not report.records and strict:
         raise DataError(f"{path}: no records")
     return report
+
+
+def scan(path: Path, kind: str = "auto", limit: int | None = None, strict: bool = True,
+         columns: dict[str, str] | None = None) -> FileReport:
+    """Parse a JSON Lines file (see scan_items)."""
+    return scan_items(path, iter_lines(path), kind, limit, strict, columns)
 
 
 def read_jsonl_records(path: Path, kind: str = "auto", limit: int | None = None) -> list[Record]:

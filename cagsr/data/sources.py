@@ -7,55 +7,25 @@
 from __future__ import annotations
 
 import random
-import re
 from pathlib import Path
-from typing import Any
 
 from cagsr.data.config import DataConfig
 from cagsr.data.generate import generate_dialogues, generate_math
-from cagsr.data.readers import RecordError, parse_dialogue, parse_math, read_jsonl_records
+from cagsr.data.readers import FileReport, scan
 from cagsr.data.schema import Dialogue, MathProblem, Record
-from cagsr.errors import DataError
+from cagsr.data.tables import is_saved_dataset, load_hub, scan_parquet, scan_saved_dataset
 
 GENERATORS = {"generated:dialogue": generate_dialogues, "generated:math": generate_math}
 
 
-def _gsm8k_row(row: dict[str, Any], index: int) -> MathProblem:
-    """GSM8K's 'answer' is steps, then '#### N'; calculator annotations <<...>> are dropped."""
-    body, _, final = row["answer"].partition("####")
-    steps = [re.sub(r"<<[^>]*>>", "", line).strip() for line in body.strip().splitlines() if line.strip()]
-    return parse_math({"question": row["question"], "steps": steps, "answer": final.strip()}, f"gsm8k-{index}")
-
-
-def load_hub(name: str, kind: str, limit: int | None) -> list[Record]:
-    """hf:NAME[:split]; GSM8K is converted, other datasets must already have our fields."""
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(f"hf:{name}: the datasets package is not installed") from None
-    repo, _, split = name.partition(":")
-    split = split or "train"
-    try:
-        if repo in ("gsm8k", "openai/gsm8k"):
-            rows = datasets.load_dataset("openai/gsm8k", "main", split=split)
-        else:
-            rows = datasets.load_dataset(repo, split=split)
-    except Exception as err:  # noqa: BLE001 - any hub failure is the same user-facing problem
-        raise DataError(f"hf:{name}: could not load from the hub ({type(err).__name__}; offline?)") from None
-    out: list[Record] = []
-    for i, row in enumerate(rows):
-        if limit is not None and len(out) >= limit:
-            break
-        try:
-            if repo.endswith("gsm8k"):
-                out.append(_gsm8k_row(row, i))
-            elif "turns" in row or kind == "dialogue":
-                out.append(parse_dialogue(row, f"{repo}-{i}"))
-            else:
-                out.append(parse_math(row, f"{repo}-{i}"))
-        except RecordError as err:
-            raise DataError(f"hf:{name}: row {i}: {err}") from None
-    return out
+def scan_path(path: Path, config: DataConfig, strict: bool = True) -> FileReport:
+    """A local source by its shape: a saved dataset folder, a .parquet file, else JSON Lines."""
+    columns = config.column_map()
+    if is_saved_dataset(path):
+        return scan_saved_dataset(path, config.split, config.kind, config.limit, strict, columns)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return scan_parquet(path, config.kind, config.limit, strict, columns)
+    return scan(path, config.kind, config.limit, strict, columns)
 
 
 def load_records(config: DataConfig) -> list[Record]:
@@ -65,8 +35,8 @@ def load_records(config: DataConfig) -> list[Record]:
         count = min(config.num_generated, config.limit or config.num_generated)
         return list(GENERATORS[path](count, seed=config.seed))
     if path.startswith("hf:"):
-        return load_hub(path[3:], config.kind, config.limit)
-    return read_jsonl_records(Path(path).expanduser(), config.kind, config.limit)
+        return load_hub(path[3:], config)
+    return scan_path(Path(path).expanduser(), config).records
 
 
 def split_records(records: list[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
@@ -89,7 +59,7 @@ def corpus_texts(records: list[Record]) -> list[str]:
     texts = []
     for r in records:
         if isinstance(r, Dialogue):
-            texts += [u.text for u in r.turns]
+            texts += [u.text for u in r.conversation()]
         elif isinstance(r, MathProblem):
             texts += [r.question, *r.steps]
     return texts

@@ -4,6 +4,11 @@ Decoder-only models use the tokenizer's chat template (agent -> assistant); seq2
 plain speaker-tagged serialisation ("User: ...\nAgent: ...\nAgent:"). The reward needs the
 provenance to find salient words (char offsets) and to weight or restrict turns (token_turn).
 
+A system prompt (a leading Utterance with role 'system') goes into the chat template's system slot, or
+first as "System: ..." for seq2seq. Its tokens have role 'system' and turn -1: context the model reads,
+never a turn, so no reward, salience, current-turn or loss mask takes them. It is kept when old
+turns are dropped to fit the context.
+
     fh = format_history(tokenizer, dialogue.turns[:3], is_encoder_decoder=False)
     fh.input_ids, fh.offsets, fh.token_turn, fh.token_role
 """
@@ -18,8 +23,8 @@ from transformers import PreTrainedTokenizerBase
 from cagsr.data.schema import Utterance
 from cagsr.errors import DataError
 
-SPEAKER_TAGS = {"user": "User", "agent": "Agent"}
-CHAT_ROLES = {"user": "user", "agent": "assistant"}
+SPEAKER_TAGS = {"user": "User", "agent": "Agent", "system": "System"}
+CHAT_ROLES = {"user": "user", "agent": "assistant", "system": "system"}
 
 
 @dataclass
@@ -33,13 +38,15 @@ class FormattedHistory:
     offsets: list[tuple[int, int]]
     """Character span of every token in `text` ((0, 0) for special tokens)."""
     token_turn: list[int]
-    """Index of the utterance (in the caller's list) each token belongs to; -1 for template tokens."""
+    """Index of the utterance (in the caller's list) each token belongs to; -1 for template and
+    system-prompt tokens (neither is a turn)."""
     token_role: list[str]
-    """'user', 'agent' or 'template' for every token."""
+    """'user', 'agent', 'system' (the system prompt) or 'template' for every token."""
     turn_spans: list[tuple[int, int]]
     """Character span of each kept utterance's content in `text` (first_kept_turn onward)."""
     first_kept_turn: int = 0
-    """How many of the oldest utterances were dropped to fit the context."""
+    """How many of the oldest utterances were dropped to fit the context (a system prompt is kept and
+    not counted: kept turns are the system prompt, if any, then turns[first_kept_turn:])."""
 
 
 def _render(tokenizer: PreTrainedTokenizerBase, turns: list[Utterance], seq2seq: bool, prompt: bool) -> str:
@@ -76,26 +83,30 @@ def format_history(
     """Render and tokenise `turns`; if longer than max_tokens, drop the oldest turns (one warning)."""
     if not turns:
         raise DataError("a history needs at least one turn")
-    first = 0
+    system = turns[:1] if turns[0].role == "system" else []
+    first = len(system)
     while True:
-        kept = turns[first:]
+        kept = [*system, *turns[first:]]
         text = _render(tokenizer, kept, is_encoder_decoder, add_generation_prompt)
         ids, offsets = _tokenize(tokenizer, text)
-        if max_tokens is None or len(ids) <= max_tokens or first == len(turns) - 1:
+        if max_tokens is None or len(ids) <= max_tokens or first >= len(turns) - 1:
             break
         first += 1
-    if first:
-        warnings.warn(f"history of {len(turns)} turns exceeds {max_tokens} tokens: dropped the oldest {first}",
+    dropped = first - len(system)
+    if dropped:
+        warnings.warn(f"history of {len(turns)} turns exceeds {max_tokens} tokens: dropped the oldest {dropped}",
                       stacklevel=2)
     if max_tokens is not None and len(ids) > max_tokens:  # a single huge turn: keep its end
         ids, offsets = ids[-max_tokens:], offsets[-max_tokens:]
     spans = _content_spans(text, kept)
     token_turn, token_role = [], []
+    index = [*range(len(system)), *range(first, len(turns))]  # kept utterance -> its index in `turns`
     for start, end in offsets:
         owner = next((k for k, (a, b) in enumerate(spans) if start < b and end > a and end > start), None)
-        token_turn.append(-1 if owner is None else owner + first)
-        token_role.append("template" if owner is None else kept[owner].role)
-    return FormattedHistory(text, ids, offsets, token_turn, token_role, spans, first)
+        role = "template" if owner is None else kept[owner].role
+        token_turn.append(-1 if role in ("template", "system") else index[owner])
+        token_role.append(role)
+    return FormattedHistory(text, ids, offsets, token_turn, token_role, spans[len(system):], first)
 
 
 def format_response(tokenizer: PreTrainedTokenizerBase, text: str, eos_token_id: int) -> list[int]:
