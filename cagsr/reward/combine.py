@@ -1,7 +1,16 @@
-"""The reward a run trains on, per turn: the attention reward, another reward, or (later) a mix.
+"""The reward a run trains on, per turn: the attention reward, another reward, or a weighted sum of several.
 
-    turn_reward = build_turn_reward(job.reward)
+    turn_reward = build_turn_reward(job.reward)            # resolved and checked once, at start-up
     total, parts = turn_reward(episodes, attention, job)   # [E, T] each; parts are logged under reward/
+
+`reward.kind` names one reward; `reward.parts` sums several, each `WEIGHT*NAME` or `NAME` (weight 1),
+NAME being `attention`, a built-in of cagsr.reward.registry.REWARDS or an import path:
+
+    --reward.parts "attention,0.5*correctness"                 # chain of thought: + answer correctness
+    --reward.parts "attention,0.2*my_rewards.py:politeness"    # + a user reward from a file
+
+Every part is reported unweighted under its name (reward/attention, reward/correctness,
+reward/politeness; eval/... in held-out evaluation); reward/turn_reward is the weighted total.
 
 Shapes: E episodes, T turns.
 """
@@ -13,29 +22,114 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from cagsr.errors import ConfigError
+from cagsr.reward.attention_reward import COMPONENTS
 from cagsr.reward.config import RewardConfig
-from cagsr.reward.registry import TurnRewardFn, get_reward
+from cagsr.reward.registry import ATTENTION, TurnRewardFn, get_reward
 from cagsr.rollout.episode import Episode
+
+# Names the trainer already logs under reward/: a part with one of them is renamed <name>_part.
+TAKEN = {*COMPONENTS, "turn_reward", "return", "turns_per_episode"}
+
+
+@dataclass(frozen=True)
+class RewardPart:
+    """One weighted term of the trained reward."""
+
+    name: str
+    """Logged as reward/<name> (eval/<name>)."""
+    spec: str
+    """The reward as configured: attention, a built-in name or an import path."""
+    weight: float
+    """Its weight in the total."""
+    fn: TurnRewardFn | None
+    """fn(episodes, job) -> [E, T]; None for the attention reward (computed by the capture pass)."""
+
+    def values(self, episodes: list[Episode], attention: Tensor, job) -> Tensor:
+        """This part's [E, T] values, checked to be a tensor of the episodes' shape."""
+        if self.fn is None:
+            return attention
+        out = self.fn(episodes, job)
+        if not isinstance(out, Tensor):
+            try:
+                out = torch.as_tensor(out, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                raise ConfigError(f"reward {self.spec}: returned {type(out).__name__}, expected a tensor [E, T]"
+                                  ) from None
+        n_episodes, n_turns = attention.shape
+        if out.dim() != 2 or out.shape[0] != n_episodes or out.shape[1] > n_turns:
+            raise ConfigError(f"reward {self.spec}: returned shape {list(out.shape)}, expected [E, T] = "
+                              f"[{n_episodes}, {n_turns}] (episodes x turns)")
+        padded = torch.zeros_like(attention)
+        padded[:, : out.shape[1]] = out.to(attention.dtype)
+        return padded
 
 
 @dataclass(frozen=True, kw_only=True)
 class TurnReward:
-    """reward.kind resolved once at start-up."""
+    """reward.kind / reward.parts resolved once at start-up."""
 
-    kind: str
-    """The configured reward.kind."""
-    other: TurnRewardFn | None
-    """The non-attention reward function, None for the attention reward alone."""
+    parts: tuple[RewardPart, ...]
+    """The weighted terms; a lone attention part is the attention reward as before (no extra logs)."""
+
+    @property
+    def attention_only(self) -> bool:
+        return len(self.parts) == 1 and self.parts[0].fn is None and self.parts[0].weight == 1.0
 
     def __call__(self, episodes: list[Episode], attention: Tensor, job) -> tuple[Tensor, dict[str, Tensor]]:
         """attention [E, T] (the attention reward of each turn) -> total [E, T] and named parts [E, T]."""
-        if self.other is None:
+        if self.attention_only:
             return attention, {}
-        own = self.other(episodes, job).float()
+        values = {part.name: part.values(episodes, attention, job) for part in self.parts}
         total = torch.zeros_like(attention)
-        total[:, : own.shape[1]] = own[:, : attention.shape[1]]
-        return total, {"task_reward": total}
+        for part in self.parts:
+            total = total + part.weight * values[part.name]
+        return total, values
+
+
+def parse_part(text: str) -> tuple[float, str]:
+    """'0.5*correctness' -> (0.5, 'correctness'); 'attention' -> (1.0, 'attention').
+
+    >>> parse_part("-0.01 * length"), parse_part("my_rewards.py:politeness")
+    ((-0.01, 'length'), (1.0, 'my_rewards.py:politeness'))
+    """
+    weight, sep, name = text.partition("*")
+    if not sep:
+        return 1.0, text.strip()
+    try:
+        value = float(weight)
+    except ValueError:
+        raise ConfigError(f"reward.parts: {text!r}: expected WEIGHT*NAME with a number as WEIGHT") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"reward.parts: {text!r}: the weight must be finite")
+    return value, name.strip()
+
+
+def _part_name(spec: str, used: set[str]) -> str:
+    name = spec.rpartition(":")[2].rpartition(".")[2] if ":" in spec else spec
+    if name in TAKEN:
+        name = f"{name}_part"
+    base, i = name, 2
+    while name in used:
+        name, i = f"{base}_{i}", i + 1
+    used.add(name)
+    return name
 
 
 def build_turn_reward(cfg: RewardConfig) -> TurnReward:
-    return TurnReward(kind=cfg.kind, other=None if cfg.kind == "attention" else get_reward(cfg.kind))
+    """Resolve every reward named in cfg (imports and signatures checked here: one-line ConfigError)."""
+    if cfg.parts and cfg.kind != ATTENTION:
+        raise ConfigError(f"reward.parts: set either reward.kind ({cfg.kind!r}) or reward.parts, not both; "
+                          f"put {cfg.kind} into reward.parts")
+    setting = "reward.parts" if cfg.parts else "reward.kind"
+    entries = [parse_part(p) for p in cfg.parts] if cfg.parts else [(1.0, cfg.kind)]
+    used: set[str] = set()
+    parts = []
+    for weight, spec in entries:
+        if not spec:
+            raise ConfigError(f"{setting}: an empty reward name")
+        if spec == "model" and not cfg.model_path:
+            raise ConfigError("reward.model_path: the model reward needs a saved reward model folder")
+        fn = None if spec == ATTENTION else get_reward(spec, setting)
+        parts.append(RewardPart(_part_name(spec, used), spec, weight, fn))
+    return TurnReward(parts=tuple(parts))

@@ -13,8 +13,13 @@ from cagsr.errors import ConfigError
 @dataclass
 class RewardConfig:
     kind: str = "attention"
-    """attention (the history-aware attention reward), model (a trained reward model: the baselines), or any
-    reward registered with cagsr.reward.registry.register_reward."""
+    """The trained reward: attention (the history-aware attention reward), a built-in of
+    cagsr.reward.registry.REWARDS (model: a trained reward model, the baselines; correctness: the chain of
+    thought's final answer; length: words per turn), or a user reward fn(episodes, job) -> [E, T] tensor named
+    package.module:function or path/to/file.py:function."""
+    parts: list[str] = field(default_factory=list)
+    """A combined reward instead of reward.kind: the sum of these, each WEIGHT*NAME or NAME (weight 1), NAME as in
+    reward.kind, e.g. "attention,0.5*correctness"; each part is logged under reward/<name>."""
     model_path: str | None = None
     """Saved reward model folder, for kind=model (synthetic-preference or human-label RL)."""
     history: Literal["multi_turn", "single_turn"] = "multi_turn"

@@ -1,54 +1,64 @@
-"""Turn-level reward functions as small registered callables (TRL style).
+"""Turn-level rewards besides the attention reward: one table of built-ins, user rewards by import path.
 
-The attention reward is computed from the capture pass itself; any other reward is a function
-`(episodes, job) -> [E, T] tensor` registered under a name and chosen with `reward.kind`:
+A reward is a plain function `fn(episodes, job) -> Tensor [E, T]` (TRL style): E episodes, T turns,
+one value per reward turn (a dialogue reply, a chain-of-thought step), 0 after an episode's last
+turn. `job` is the running job (TrainJob in `cagsr train`: `job.reward`, `job.data`, ...). Name it in
+`reward.kind` or `reward.parts` as a built-in below or as an import path:
 
-    @register_reward("short")
-    def short(episodes, job):
-        return turn_tensor(episodes, lambda ep, t: -len(ep.turn_texts[t].split()))
+    # my_rewards.py                                   --reward.kind my_rewards.py:politeness
+    from cagsr.reward.registry import turn_tensor
 
-The built-in "model" reward (cagsr.evaluation.reward_model) scores each turn with a trained reward
-model (the synthetic-preference and human-label baselines).
+    def politeness(episodes, job):
+        return turn_tensor(episodes, lambda ep, t: float("please" in ep.turn_texts[t].lower()))
+
+The signature is checked when the run starts (one-line error, exit code 2, nothing written); the
+returned tensor's shape when the reward is first called.
+
+Built-ins living above this package (the reward-model reward in cagsr.evaluation) are listed by
+import path, so nothing here imports upward.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from cagsr.errors import ConfigError
 from cagsr.rollout.episode import Episode
+from cagsr.utils.imports import resolve
 
 TurnRewardFn = Callable[[list[Episode], object], Tensor]
-_REWARDS: dict[str, TurnRewardFn] = {}
-# Built-in rewards that live above this package, reached by import path so nothing here imports upward.
-BUILTIN_REWARDS = {"model": "cagsr.evaluation.reward_model:reward_model_reward"}
+
+ATTENTION = "attention"
+"""The history-aware attention reward, computed from the capture pass itself (not a table entry)."""
+
+REWARDS: dict[str, str] = {
+    "model": "cagsr.evaluation.reward_model:reward_model_reward",
+    "correctness": "cagsr.evaluation.task_rewards:answer_correctness",
+    "length": "cagsr.reward.builtin:response_words",
+}
+"""Built-in rewards: name -> import path of fn(episodes, job) -> [E, T]."""
+
+SIGNATURE = "fn(episodes: list[Episode], job) -> Tensor [E, T]"
 
 
-def register_reward(name: str):
-    def wrap(fn: TurnRewardFn) -> TurnRewardFn:
-        _REWARDS[name] = fn
-        return fn
-
-    return wrap
-
-
-def get_reward(name: str) -> TurnRewardFn:
-    if name in BUILTIN_REWARDS:
-        module, _, attr = BUILTIN_REWARDS[name].partition(":")
-        return getattr(importlib.import_module(module), attr)
-    if name not in _REWARDS:
-        known = ", ".join(sorted({"attention", *BUILTIN_REWARDS, *_REWARDS}))
-        raise ConfigError(f"reward.kind: unknown reward {name!r} (available: {known})")
-    return _REWARDS[name]
+def get_reward(name: str, setting: str = "reward.kind") -> TurnRewardFn:
+    """A built-in reward by name or a user reward by import path, its signature checked."""
+    return resolve(name, REWARDS, setting=setting, call=SIGNATURE, args=2, extra_names=[ATTENTION])
 
 
 def turn_tensor(episodes: list[Episode], value: Callable[[Episode, int], float]) -> Tensor:
-    """[E, T] tensor of value(episode, turn) over real turns, 0 elsewhere."""
-    n_turns = max(ep.num_turns for ep in episodes)
+    """[E, T] tensor of value(episode, turn) over real turns, 0 elsewhere.
+
+    >>> from cagsr.rollout.episode import Episode
+    >>> eps = [Episode(record=None, kind="dialogue", turn_texts=["hi", "a b"]),
+    ...        Episode(record=None, kind="dialogue", turn_texts=["x y z"])]
+    >>> turn_tensor(eps, lambda ep, t: len(ep.turn_texts[t].split()))
+    tensor([[1., 2.],
+            [3., 0.]])
+    """
+    n_turns = max((ep.num_turns for ep in episodes), default=0)
     out = torch.zeros(len(episodes), n_turns)
     for e, ep in enumerate(episodes):
         for t in range(ep.num_turns):

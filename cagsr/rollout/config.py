@@ -17,8 +17,9 @@ class RolloutConfig:
     """Episodes (dialogues or problems) rolled out per PPO iteration."""
     turns: int = 3
     """Most policy turns per dialogue (the paper trains with T = 3..5)."""
-    simulator: Literal["scripted", "rules", "model"] = "scripted"
-    """Who speaks user turns after the first: recorded turns, rule-based follow-ups, or an LM."""
+    simulator: str = "scripted"
+    """Who speaks user turns after the first: scripted (recorded turns), rules (rule-based follow-ups), model (an
+    LM), or your own class named package.module:Class or path/to/file.py:Class (cagsr.rollout.simulators)."""
     select: Literal["random", "best"] = "random"
     """Which of the K candidates continues the dialogue: a random one or the best by reward."""
     max_context: int = 768

@@ -12,13 +12,11 @@ from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines.base import SamplingConfig, make_engine
 from cagsr.rollout.episode import Episode
 from cagsr.rollout.generate import decode_reply
-from cagsr.rollout.simulators import register_simulator
 
 PERSONA = ("You are a customer talking to a support agent about {domain}. Reply with the customer's next "
            "short message only. Refer to details you gave earlier.")
 
 
-@register_simulator("model")
 class ModelUser:
     def __init__(self, user_model: LoadedModel | None = None, max_new_tokens: int = 40, seed: int = 0, **_):
         if user_model is None:

@@ -1,14 +1,27 @@
 """User simulators: who speaks the user turns after the first one.
 
-    sim = make_simulator("rules", seed=0)            # or "scripted", or "model" (needs a LoadedModel)
+    sim = make_simulator("rules", seed=0)            # or "scripted", or "model" (needs user_model)
     replies = sim.next_user_turns(episodes)          # None ends that episode
 
-Implement `UserSimulator` (one method) and register it with `@register_simulator("name")` to add
-your own.
+The built-ins are the SIMULATORS table (name -> import path). Your own: a class (or any factory) that
+accepts some of the keywords in OPTIONS and returns an object with `next_user_turns`, named by import
+path in `rollout.simulator`:
+
+    # my_users.py                                   --rollout.simulator my_users.py:EchoUser
+    class EchoUser:
+        def __init__(self, seed: int = 0):
+            self.seed = seed
+
+        def next_user_turns(self, episodes):        # list[Episode] -> list[str | None]
+            return [f"You said: {ep.utterances[-1].text}" for ep in episodes]
+
+The factory gets only the OPTIONS keywords it declares (all of them with **kwargs); a required
+parameter outside OPTIONS, or a result without next_user_turns, is a one-line error at start-up.
 """
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable
 from typing import Protocol
@@ -17,6 +30,7 @@ from cagsr.data.schema import Dialogue, Utterance
 from cagsr.errors import ConfigError
 from cagsr.rollout.episode import Episode
 from cagsr.salience.entities import entity_spans
+from cagsr.utils.imports import check_signature, resolve
 
 
 class UserSimulator(Protocol):
@@ -25,23 +39,46 @@ class UserSimulator(Protocol):
         ...
 
 
-_SIMULATORS: dict[str, Callable[..., UserSimulator]] = {}
+SIMULATORS: dict[str, str] = {
+    "scripted": "cagsr.rollout.simulators:ScriptedUser",
+    "rules": "cagsr.rollout.simulators:RuleUser",
+    "model": "cagsr.rollout.model_user:ModelUser",
+}
+"""Built-in user simulators: name -> import path of the factory."""
+
+OPTIONS = ("seed", "user_model", "max_new_tokens")
+"""Keywords a simulator factory may declare: the run's seed, the user LoadedModel (the reference policy by
+default), the most tokens a model user writes."""
+
+SIGNATURE = "Factory(seed=..., user_model=..., ...) -> object with next_user_turns(episodes)"
 
 
-def register_simulator(name: str):
-    def wrap(factory):
-        _SIMULATORS[name] = factory
-        return factory
-
-    return wrap
+def _accepted(factory: Callable, kwargs: dict) -> dict:
+    """The keywords of kwargs that factory declares (all of them when it takes **kwargs)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return kwargs
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {k: v for k, v in kwargs.items() if k in names}
 
 
 def make_simulator(name: str, **kwargs) -> UserSimulator:
-    import cagsr.rollout.model_user  # noqa: F401 - registers "model" (it imports this module)
-
-    if name not in _SIMULATORS:
-        raise ConfigError(f"rollout.simulator: unknown simulator {name!r} (available: {', '.join(_SIMULATORS)})")
-    return _SIMULATORS[name](**kwargs)
+    """A simulator by table name or import path; kwargs are OPTIONS (each passed only where declared)."""
+    unknown = set(kwargs) - set(OPTIONS)
+    if unknown:
+        raise TypeError(f"make_simulator: unknown options {sorted(unknown)} (known: {', '.join(OPTIONS)})")
+    setting = "rollout.simulator"
+    factory = resolve(name, SIMULATORS, setting=setting, call=SIGNATURE, check=False)
+    given = _accepted(factory, kwargs)
+    check_signature(factory, setting, name, SIGNATURE, kwargs=given)
+    simulator = factory(**given)
+    if not callable(getattr(simulator, "next_user_turns", None)):
+        raise ConfigError(f"{setting}: {name} made a {type(simulator).__name__} without a "
+                          "next_user_turns(episodes) method")
+    return simulator
 
 
 def recorded_user_turns(dialogue: Dialogue) -> list[str]:
@@ -54,7 +91,6 @@ def opening(dialogue: Dialogue) -> list[Utterance]:
     return [Utterance(u.role, u.text) for u in dialogue.turns[: first_user + 1]]
 
 
-@register_simulator("scripted")
 class ScriptedUser:
     """The next recorded user turn of the dialogue, whatever the agent said."""
 
@@ -81,7 +117,6 @@ FOLLOW_UPS = {
 }
 
 
-@register_simulator("rules")
 class RuleUser:
     """Follow-ups built from the dialogue's intent and the agent's last reply.
 

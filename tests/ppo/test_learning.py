@@ -9,10 +9,8 @@ import torch
 from cagsr.config import from_dict
 from cagsr.ppo.config import TrainJob
 from cagsr.ppo.trainer import Trainer
-from cagsr.reward.registry import register_reward
 
 
-@register_reward("test_low_ids")
 def low_id_share(episodes, job):
     n_turns = max(ep.num_turns for ep in episodes)
     out = torch.zeros(len(episodes), n_turns)
@@ -29,7 +27,7 @@ def learning_job(tmp_path, iterations):
         "data": {"path": "generated:dialogue", "num_generated": 40},
         "rollout": {"engine": "hf", "episodes": 8, "turns": 1, "max_context": 128,
                     "sampling": {"max_new_tokens": 8, "top_k": 20, "temperature": 1.0}},
-        "reward": {"kind": "test_low_ids"},
+        "reward": {"kind": f"{__file__}:low_id_share"},  # a user reward by file path
         "ppo": {"iterations": iterations, "epochs": 2, "minibatch_rows": 8, "lr": 3e-3, "critic": "head",
                 "critic_lr": 1e-2, "kl_coef": 0.0, "target_kl": None, "eval_every": 1000, "eval_episodes": 16,
                 "save_every": 1000},
@@ -39,9 +37,9 @@ def learning_job(tmp_path, iterations):
 
 def test_ppo_raises_a_learnable_reward(tmp_path):
     trainer = Trainer(learning_job(tmp_path, iterations=30))
-    before = trainer.evaluate()["eval/task_reward"]
+    before = trainer.evaluate()["eval/low_id_share"]
     result = trainer.train()
-    after = trainer.evaluate()["eval/task_reward"]
+    after = trainer.evaluate()["eval/low_id_share"]
     print(f"low-id share before {before:.3f} after {after:.3f}")
     assert len(result.history) == 30
     assert after > before + 0.15, (before, after)

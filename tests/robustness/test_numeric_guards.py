@@ -15,12 +15,13 @@ from cagsr.ppo.config import TrainJob
 from cagsr.ppo.state import save_state
 from cagsr.ppo.trainer import Trainer
 from cagsr.ppo.update import ppo_update
-from cagsr.reward.registry import register_reward, turn_tensor
+from cagsr.reward.registry import turn_tensor
 
 CALLS = {"nan-first": 0}
+# The rewards below, named by file path as a user would (this module is reused, so CALLS is shared).
+NAN_FIRST, ALWAYS_INF = f"{__file__}:nan_first", f"{__file__}:always_inf"
 
 
-@register_reward("test-nan-first")
 def nan_first(episodes, job):
     """NaN on the first training batch only (later batches and evaluations get a finite reward)."""
     CALLS["nan-first"] += 1
@@ -28,7 +29,6 @@ def nan_first(episodes, job):
     return turn_tensor(episodes, lambda ep, t: value)
 
 
-@register_reward("test-always-inf")
 def always_inf(episodes, job):
     return turn_tensor(episodes, lambda ep, t: float("inf"))
 
@@ -62,7 +62,7 @@ def metrics(run):
 def test_a_nan_batch_is_skipped_warned_and_counted(tmp_path):
     CALLS["nan-first"] = 0
     trainer = Trainer(
-        make_job(tmp_path, reward={"kind": "test-nan-first"}, ppo={"iterations": 2, "eval_every": 9})
+        make_job(tmp_path, reward={"kind": NAN_FIRST}, ppo={"iterations": 2, "eval_every": 9})
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -87,7 +87,7 @@ def test_persistent_nan_stops_with_one_line_and_no_final_model(tmp_path, capsys)
         "--output-dir",
         str(tmp_path / "run"),
         "--reward.kind",
-        "test-always-inf",
+        ALWAYS_INF,
         "--ppo.max_bad_batches",
         "1",
         "--ppo.iterations",

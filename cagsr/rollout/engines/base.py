@@ -1,4 +1,7 @@
-"""The engine interface every generator implements, and the registry that picks one by name.
+"""The engine interface every generator implements, and the table that picks one by name.
+
+The built-in engines are the ENGINES table (name -> import path); `rollout.engine` also takes your own
+engine class as package.module:Class or path/to/file.py:Class, constructed as Class(loaded).
 
 An engine turns B prompts (token id lists) into K sampled completions each. It never computes
 attention or PPO log-probs: those come from the policy's own teacher-forced pass, which gives
@@ -16,6 +19,7 @@ from typing import Protocol
 from cagsr.config import check_range
 from cagsr.errors import ConfigError
 from cagsr.models.registry import LoadedModel
+from cagsr.utils.imports import resolve
 
 
 @dataclass
@@ -70,35 +74,42 @@ class Engine(Protocol):
         ...
 
 
-_ENGINES: dict[str, Callable[[LoadedModel], Engine]] = {}
+ENGINES: dict[str, str] = {
+    "hf": "cagsr.rollout.engines.hf:HFEngine",
+    "lean": "cagsr.rollout.engines.lean:LeanEngine",
+    "vllm": "cagsr.rollout.engines.vllm:VLLMEngine",
+}
+"""Built-in engines: name -> import path of the constructor `(loaded) -> Engine`."""
+
+AUTO_ORDER = ("vllm", "lean", "hf")
+"""What 'auto' tries, fastest first: the first whose `supports(loaded)` is true (no `supports`: any model)."""
+
+SIGNATURE = "Engine(loaded: LoadedModel) -> Engine"
 
 
-def register_engine(name: str):
-    """Decorator: make an engine constructor `(loaded) -> Engine` available by name."""
-
-    def wrap(factory):
-        _ENGINES[name] = factory
-        return factory
-
-    return wrap
+def engine_factory(name: str) -> Callable[[LoadedModel], Engine]:
+    """The constructor of a built-in engine, or of your own named package.module:Class or file.py:Class."""
+    return resolve(name, ENGINES, setting="rollout.engine", call=SIGNATURE, args=1, extra_names=["auto"])
 
 
 def available_engines() -> list[str]:
-    import cagsr.rollout.engines.hf  # noqa: F401 - registers "hf"
-
-    for optional in ("cagsr.rollout.engines.lean", "cagsr.rollout.engines.vllm"):
-        with contextlib.suppress(ImportError):
-            __import__(optional)
-    return sorted(_ENGINES)
+    """The built-in engines whose module imports here (vllm's imports vllm itself only when it starts)."""
+    names = []
+    for name in ENGINES:
+        with contextlib.suppress(ConfigError):  # its module cannot import here
+            engine_factory(name)
+            names.append(name)
+    return sorted(names)
 
 
 def make_engine(name: str, loaded: LoadedModel) -> Engine:
     """An engine by name; 'auto' takes the fastest one that supports the model."""
-    names = available_engines()
     if name == "auto":
-        for candidate in ("vllm", "lean", "hf"):
-            if candidate in _ENGINES and getattr(_ENGINES[candidate], "supports", lambda _: True)(loaded):
-                return _ENGINES[candidate](loaded)
-    if name not in _ENGINES:
-        raise ConfigError(f"rollout.engine: unknown engine {name!r} (available: auto, {', '.join(names)})")
-    return _ENGINES[name](loaded)
+        for candidate in AUTO_ORDER:
+            try:
+                factory = engine_factory(candidate)
+            except ConfigError:  # its module cannot import here
+                continue
+            if getattr(factory, "supports", lambda _: True)(loaded):
+                return factory(loaded)
+    return engine_factory(name)(loaded)

@@ -6,7 +6,7 @@ import torch
 
 from cagsr.formatting.batching import pad_rows
 from cagsr.models.registry import LoadedModel
-from cagsr.rollout.engines.base import Completion, SamplingConfig, register_engine
+from cagsr.rollout.engines.base import Completion, SamplingConfig
 
 
 def split_completion(ids: list[int], eos: int, pad: int) -> Completion:
@@ -18,7 +18,6 @@ def split_completion(ids: list[int], eos: int, pad: int) -> Completion:
     return Completion(ids, finished=False)
 
 
-@register_engine("hf")
 class HFEngine:
     """Batched `model.generate`; left-padded prompts for decoder-only, encoder inputs for seq2seq."""
 

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from transformers import AttentionInterface, PreTrainedConfig
 
 from cagsr.models.registry import LoadedModel
-from cagsr.rollout.engines.base import Completion, SamplingConfig, register_engine
+from cagsr.rollout.engines.base import Completion, SamplingConfig
 from cagsr.rollout.engines.hf import split_completion
 from cagsr.rollout.engines.kv import CachedRow, Sessions, StaticKV, copy_prefix
 from cagsr.rollout.engines.onednn import PackedLinears, packing_available
@@ -170,7 +170,6 @@ def completions(tokens: Tensor, logps: Tensor, capture: FusedCapture | None, pro
     return [out[b * k : (b + 1) * k] for b in range(len(out) // k)]
 
 
-@register_engine("lean")
 class LeanEngine:
     """Static-cache generation for Llama-style decoders and T5; optional fused attention capture."""
 

