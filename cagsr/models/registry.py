@@ -6,6 +6,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +93,60 @@ def resolve_run_folder(path: Path) -> Path:
     return path
 
 
+HUB_HOST = "huggingface.co"
+HUB_PROBE_SECONDS = 3.0
+HUB_NAME = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: the hub must not be asked at all."""
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_reachable(host: str = HUB_HOST, timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """One TCP connection to the hub, bounded in time (name resolution included, which socket timeouts do
+    not bound): without it, huggingface_hub retries an unreachable hub for ~25 s and logs every retry."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def _hub_cached(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+
+
+def _hub_loader(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A hub model: from the local cache when it is there, else from the hub when it can be reached;
+    anything else fails at once with one line."""
+    presets = ", ".join(PRESETS)
+    if not HUB_NAME.match(name):
+        raise ModelError(f"{name}: not a preset ({presets}), an existing local folder, or a hub model name")
+    if not _hub_cached(name) and (hub_offline() or not hub_reachable()):
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else f"{HUB_HOST} cannot be reached"
+        raise ModelError(f"{name}: not a preset ({presets}), a local folder, or a cached hub model, and {why}")
+    try:
+        return _path_loader(Path(name))
+    except (OSError, ValueError) as err:
+        raise ModelError(
+            f"{name}: not a preset ({presets}), a local folder, or a reachable hub model ({type(err).__name__})"
+        ) from None
+
+
 def _select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -107,13 +165,7 @@ def load_model(config: ModelConfig | str) -> LoadedModel:
             raise ModelError(f"{name}: folder has no config.json (not a model or cagsr run folder)")
         model, tokenizer = _path_loader(folder)
     else:
-        try:
-            model, tokenizer = _path_loader(Path(name))
-        except (OSError, ValueError) as err:
-            presets = ", ".join(PRESETS)
-            raise ModelError(
-                f"{name}: not a preset ({presets}), a local folder, or a reachable hub model ({type(err).__name__})"
-            ) from None
+        model, tokenizer = _hub_loader(name)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.is_encoder_decoder and model.config.pad_token_id is not None:

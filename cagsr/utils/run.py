@@ -2,15 +2,22 @@
 
     run = RunConfig(output_dir="runs/x", seed=0)
     seed_everything(run.seed)
-    folder = prepare_run_dir(run.output_dir, job)   # writes config.yaml; clear error if not writable
+    check_run_dir(run.output_dir, run.overwrite)    # early, writes nothing: refuses an earlier run's folder
+    folder = prepare_run_dir(run.output_dir, "train", job)   # locks, clears on overwrite, writes config.yaml
+
+A run folder holds one run: a second run into it is refused unless it resumes the run (--resume) or
+asks to replace it (--run.overwrite true, which clears the folder first), and a lock file held for the
+life of the process makes a second process on the same folder fail at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import random
+import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +46,9 @@ class RunConfig:
     """Show progress bars on standard error."""
     wandb: bool = False
     """Also log to Weights & Biases (needs the wandb package and a login)."""
+    overwrite: bool = False
+    """Replace the run already in --output-dir (its files are deleted first); without it such a folder is
+    refused (train --resume continues it instead)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -47,10 +57,115 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+RUN_MARKER = "config.yaml"  # every command that writes a run folder writes this first
+_HELD: dict[Path, int] = {}  # folder -> open descriptor of the folder, flock-ed; released when the process ends
+
+
 def default_run_dir(command: str) -> Path:
+    """runs/COMMAND-YYYYmmdd-HHMMSS, with a -2, -3 ... suffix if a run started in the same second."""
     from datetime import datetime
 
-    return Path("runs") / f"{command}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    base = Path("runs") / f"{command}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
+
+
+def _contents(folder: Path) -> list[Path]:
+    return list(folder.iterdir()) if folder.is_dir() else []
+
+
+def _try_lock(folder: Path) -> int | None:
+    """An flock-ed descriptor of the folder itself (no lock file: the folder stays as the run left it), or
+    None when another process holds it. The kernel drops the lock when its holder exits, however it exits."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _held_here(folder: Path) -> bool:
+    fd = _HELD.get(folder.resolve())
+    if fd is None:
+        return False
+    try:  # the folder may have been deleted and made again since: then the lock is on a dead inode
+        if os.fstat(fd).st_ino == os.stat(folder).st_ino:
+            return True
+    except OSError:
+        pass
+    release_run_dir(folder)
+    return False
+
+
+def _locked_by_another(folder: Path) -> bool:
+    """Whether another process holds the folder's lock (tested without keeping it)."""
+    if not folder.is_dir() or _held_here(folder):
+        return False
+    try:
+        fd = _try_lock(folder)
+    except OSError:
+        return False
+    if fd is None:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    return False
+
+
+def _in_use(folder: Path) -> ConfigError:
+    return ConfigError(f"{folder}: another cagsr process is writing this run folder; wait for it to finish "
+                       "or choose another --output-dir")
+
+
+def check_run_dir(output_dir: str | Path | None, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse, before any work and without writing anything, a folder another process is writing, or one
+    that already holds a run (unless resuming it or overwriting it), or a non-run folder to overwrite."""
+    if output_dir is None:
+        return  # a fresh default folder is always free
+    folder = Path(output_dir)
+    if _locked_by_another(folder):
+        raise _in_use(folder)
+    contents = _contents(folder)
+    if resume or not contents:
+        return
+    if not (folder / RUN_MARKER).exists():
+        raise ConfigError(f"{folder}: folder is not empty and holds no cagsr run; choose an empty or new "
+                          "--output-dir (--run.overwrite only replaces a cagsr run)")
+    if not overwrite:
+        raise ConfigError(f"{folder}: already holds a run; pass --run.overwrite true to replace it, --resume "
+                          f"{folder} to continue it (train), or choose another --output-dir")
+
+
+def lock_run_dir(folder: Path) -> None:
+    """Hold the folder's lock until this process ends (or release_run_dir); another holder fails at once."""
+    if _held_here(folder):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = _try_lock(folder)
+    if fd is None:
+        raise _in_use(folder)
+    _HELD[folder.resolve()] = fd
+
+
+def release_run_dir(folder: Path) -> None:
+    """Let the folder go before the process ends (a long-lived process that ran a job into it)."""
+    fd = _HELD.pop(Path(folder).resolve(), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def clear_run_dir(folder: Path) -> None:
+    """Delete an earlier run's files (the folder itself stays: its lock is held on it)."""
+    for path in _contents(folder):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def check_writable(folder: Path) -> None:
@@ -74,10 +189,17 @@ def check_writable(folder: Path) -> None:
 
 
 def prepare_run_dir(output_dir: str | None, command: str, job: Any) -> Path:
-    """Create the run folder and save the resolved config as config.yaml."""
+    """Claim the run folder (refuse an earlier run unless job.run.overwrite, lock it, clear it on
+    overwrite) and save the resolved config as config.yaml."""
+    overwrite = bool(getattr(getattr(job, "run", None), "overwrite", False))
+    check_run_dir(output_dir, overwrite)
     folder = Path(output_dir) if output_dir else default_run_dir(command)
     check_writable(folder)
-    (folder / "config.yaml").write_text(yaml.safe_dump(to_dict(job), sort_keys=False), encoding="utf-8")
+    lock_run_dir(folder)
+    check_run_dir(folder, overwrite)  # again under the lock: a run may have started since the first check
+    if overwrite:
+        clear_run_dir(folder)
+    (folder / RUN_MARKER).write_text(yaml.safe_dump(to_dict(job), sort_keys=False), encoding="utf-8")
     return folder
 
 

@@ -1,0 +1,145 @@
+"""Held-out evaluation, episode by episode: what the before/after table of a run is computed from.
+
+Trainer.evaluate appends one line per held-out episode to RUN/eval_episodes.jsonl (the attention reward
+and its components, every reward part, the quality proxy, response length, KL to the reference), one
+block per evaluation. The table compares the first block (before any update) with the last, with 95%
+bootstrap intervals over episodes; the change is bootstrapped in pairs when both blocks hold the same
+episodes (the held-out set and its rollout seed are fixed, so they do).
+
+    rows = episode_rows(updates, episodes, comps, parts, kl)
+    append_rows(run_dir, rows)
+    table = before_after(read_rows(run_dir))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cagsr.evaluation.quality import episode_quality
+from cagsr.rollout.episode import Episode
+from cagsr.scoring.rows import RowBatch
+
+FILE = "eval_episodes.jsonl"
+TABLE_FILE = "table.md"  # the name `cagsr report` shows in a run's section
+COMPONENTS = ("reward", "coverage", "focus", "repetition", "entropy")
+RESAMPLES = 2000
+
+
+def kl_per_episode(rows: RowBatch, logprobs: Tensor, ref_logprobs: Tensor, n_episodes: int) -> list[float]:
+    """Mean per-token log-ratio to the reference over each episode's response tokens (policy/kl_ref's k1)."""
+    mask = rows.batch.response_mask.float()
+    per_row = ((logprobs - ref_logprobs) * mask).sum(-1)
+    tokens = mask.sum(-1)
+    kl = torch.zeros(n_episodes).index_add_(0, rows.row_episode, per_row)
+    count = torch.zeros(n_episodes).index_add_(0, rows.row_episode, tokens)
+    return (kl / count.clamp_min(1)).tolist()
+
+
+def episode_rows(updates: int, episodes: list[Episode], comps: dict[str, Tensor], parts: dict[str, Tensor],
+                 kl: list[float]) -> list[dict]:
+    """One dict per episode: turn means of every component and part, quality, words per turn, KL."""
+    mask = comps["turn_mask"].float()
+    block = f"{time.time_ns()}"  # tells evaluations apart, also when a resumed run repeats an iteration
+    out = []
+    for e, ep in enumerate(episodes):
+        turns = float(mask[e].sum())
+
+        def mean(table: Tensor, e: int = e, turns: float = turns) -> float:
+            return float((table[e] * mask[e]).sum()) / turns if turns else math.nan
+
+        texts = ep.turn_texts
+        quality = {k.removeprefix("eval/"): v for k, v in episode_quality([ep]).items()}
+        out.append({"block": block, "updates": updates, "episode": ep.record.id, "turns": turns,
+                    **{k: mean(comps[k]) for k in COMPONENTS if k in comps},
+                    **{f"part/{name}": mean(part) for name, part in parts.items()}, **quality,
+                    "response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)), "kl_ref": kl[e]})
+    return out
+
+
+def append_rows(run_dir: Path, rows: list[dict]) -> None:
+    with (run_dir / FILE).open("a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    path = run_dir / FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    return float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975))
+
+
+def bootstrap_mean(values: list[float], seed: int = 0) -> tuple[float, float, float]:
+    """Mean and 95% percentile-bootstrap interval (the mean twice for a single value)."""
+    data = np.asarray(values, dtype=float)
+    if data.size < 2:
+        return (float(data.mean()),) * 3 if data.size else (math.nan,) * 3
+    index = np.random.default_rng(seed).integers(0, data.size, (RESAMPLES, data.size))
+    return (float(data.mean()), *_interval(data[index].mean(1)))
+
+
+def bootstrap_change(before: list[float], after: list[float], paired: bool, seed: int = 0
+                     ) -> tuple[float, float, float]:
+    a, b = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if not a.size or not b.size:
+        return (math.nan,) * 3
+    rng = np.random.default_rng(seed)
+    if paired:
+        index = rng.integers(0, a.size, (RESAMPLES, a.size))
+        samples = (b[index] - a[index]).mean(1)
+    else:
+        samples = b[rng.integers(0, b.size, (RESAMPLES, b.size))].mean(1) - a[
+            rng.integers(0, a.size, (RESAMPLES, a.size))].mean(1)
+    return float(b.mean() - a.mean()), *_interval(samples)
+
+
+def _blocks(rows: list[dict]) -> list[list[dict]]:
+    blocks: dict[str, list[dict]] = {}
+    for row in rows:
+        blocks.setdefault(row["block"], []).append(row)
+    return list(blocks.values())
+
+
+def before_after(rows: list[dict]) -> dict | None:
+    """{'before': updates, 'after': updates, 'episodes': n, 'metrics': [{name, before, after, change}]}:
+    each value a (mean, low, high) triple; None without two evaluations."""
+    blocks = _blocks(rows)
+    if len(blocks) < 2:
+        return None
+    first, last = min(blocks, key=lambda b: b[0]["updates"]), blocks[-1]
+    paired = [r["episode"] for r in first] == [r["episode"] for r in last]
+    names = [k for k in first[0] if k not in ("block", "updates", "episode", "turns")]
+    metrics = []
+    for name in names:
+        a = [r[name] for r in first if isinstance(r.get(name), int | float) and not math.isnan(r[name])]
+        b = [r[name] for r in last if isinstance(r.get(name), int | float) and not math.isnan(r[name])]
+        metrics.append({"name": name, "before": bootstrap_mean(a), "after": bootstrap_mean(b),
+                        "change": bootstrap_change(a, b, paired and len(a) == len(b) == len(first))})
+    return {"before": first[0]["updates"], "after": last[0]["updates"], "episodes": len(last), "metrics": metrics}
+
+
+def _cell(triple: tuple[float, float, float]) -> str:
+    mean, low, high = triple
+    return "n/a" if math.isnan(mean) else f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def render_table(table: dict) -> str:
+    """A Markdown pipe table: metric | before | after | change, with 95% intervals."""
+    head = (f"# Held-out metrics before and after training\n\n{table['episodes']} held-out episodes, mean "
+            f"[95% bootstrap interval over episodes]; before: {table['before']} PPO updates, after: "
+            f"{table['after']}; change: after - before.\n\n")
+    lines = ["| metric | before | after | change |", "|---|---|---|---|"]
+    lines += [f"| {m['name']} | {_cell(m['before'])} | {_cell(m['after'])} | {_cell(m['change'])} |"
+              for m in table["metrics"]]
+    return head + "\n".join(lines) + "\n"
