@@ -63,8 +63,9 @@ def main(argv: list[str], prog: str = "cagsr eval") -> None:
     job, _ = parse_job_args(EvalJob, argv, prog, EvalJob.__doc__ or "")
     quiet_libraries()
     from cagsr.evaluation.tables_md import DIALOGUE_COLUMNS, MATH_COLUMNS, summary_table
-    from cagsr.utils.run import prepare_run_dir
+    from cagsr.utils.run import check_run_dir, prepare_run_dir
 
+    check_run_dir(job.run.output_dir, job.run.overwrite)  # an earlier run's folder: refused before the eval runs
     report = run_eval(job)
     folder = prepare_run_dir(job.run.output_dir, "eval", job)
     (folder / "eval.json").write_text(json.dumps({"summary": report.summary, "settings": asdict(job.eval),

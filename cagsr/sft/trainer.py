@@ -15,15 +15,17 @@ import torch
 from tqdm.auto import tqdm
 
 from cagsr.config import to_dict
+from cagsr.data.schema import Dialogue
 from cagsr.data.sources import load_records, split_records
 from cagsr.formatting.batching import collate_pairs
 from cagsr.formatting.examples import Pair, supervised_pairs
+from cagsr.models.checks import check_chat_template, check_context
 from cagsr.models.forward import batch_nll, masked_token_nll, response_logits
 from cagsr.models.registry import LoadedModel, load_model
 from cagsr.rollout.generate import greedy_replies
 from cagsr.sft.config import SFTConfig, SFTJob
 from cagsr.utils.logging import MetricLogger
-from cagsr.utils.run import prepare_run_dir, seed_everything
+from cagsr.utils.run import check_run_dir, prepare_run_dir, seed_everything
 
 
 @dataclass
@@ -92,13 +94,16 @@ def run_sft(job: SFTJob) -> SFTResult:
     seed_everything(job.run.seed)
     if job.run.threads:
         torch.set_num_threads(job.run.threads)
+    check_run_dir(job.run.output_dir, job.run.overwrite)  # an earlier run's folder: refused before any work
     records = load_records(job.data)
-    run_dir = prepare_run_dir(job.run.output_dir, "sft", job)
     train_records, val_records = split_records(records, job.data.val_fraction, job.data.seed)
     loaded = load_model(job.model)
     cfg = job.sft
+    check_context(loaded, {"sft.max_context": cfg.max_context, "model.max_context": job.model.max_context}, {})
+    check_chat_template(loaded, next((r.system_prompt for r in records if isinstance(r, Dialogue) and r.system_prompt), ""))
     train_pairs = supervised_pairs(train_records, loaded, cfg.max_context)
     val_pairs = supervised_pairs(val_records or train_records[:4], loaded, cfg.max_context)[: cfg.eval_pairs]
+    run_dir = prepare_run_dir(job.run.output_dir, "sft", job)  # only once everything that can reject the input ran
     optimizer = torch.optim.AdamW(loaded.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     logger = MetricLogger(run_dir, wandb=job.run.wandb, config=to_dict(job))

@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,36 @@ def prepare_run_dir(output_dir: str | None, command: str, job: Any) -> Path:
     check_run_dir(folder, overwrite)  # again under the lock: a run may have started since the first check
     if overwrite:
         clear_run_dir(folder)
+    (folder / RUN_MARKER).write_text(yaml.safe_dump(to_dict(job), sort_keys=False), encoding="utf-8")
+    return folder
+
+
+def prepare_resumable_dir(output_dir: str | Path, job: Any, same_job: Callable[[dict], bool],
+                          legacy: tuple[str, ...] = ()) -> Path:
+    """Claim a folder that a rerun of the same job continues (reproduce skips finished rows): locked for
+    the process; a run of another job in it is refused unless job.run.overwrite (then cleared first).
+    `same_job(saved config)` says whether the saved run is this one; a folder without config.yaml that
+    holds one of the `legacy` entries (written before config.yaml was) counts as the same job."""
+    folder = Path(output_dir)
+    overwrite = bool(getattr(getattr(job, "run", None), "overwrite", False))
+    check_writable(folder)
+    lock_run_dir(folder)
+    marker = folder / RUN_MARKER
+    if _contents(folder):
+        if marker.exists():
+            try:
+                same = same_job(yaml.safe_load(marker.read_text(encoding="utf-8")) or {})
+            except (OSError, yaml.YAMLError):
+                same = False
+        else:
+            same = any((folder / name).exists() for name in legacy)
+            if not same:
+                check_run_dir(folder, overwrite)  # raises: not empty, no run (never cleared, even on overwrite)
+        if overwrite:
+            clear_run_dir(folder)
+        elif not same:
+            raise ConfigError(f"{folder}: already holds another run; pass --run.overwrite true to replace it, "
+                              "or choose another --output-dir")
     (folder / RUN_MARKER).write_text(yaml.safe_dump(to_dict(job), sort_keys=False), encoding="utf-8")
     return folder
 
