@@ -45,7 +45,8 @@ SIGNATURE = "fn(episodes: list[Episode], job) -> Tensor [E, T]"
 
 def get_reward(name: str, setting: str = "reward.kind") -> TurnRewardFn:
     """A built-in reward by name or a user reward by import path, its signature checked."""
-    return resolve(name, REWARDS, setting=setting, call=SIGNATURE, args=2, extra_names=[ATTENTION])
+    return resolve(name, REWARDS, what="reward", setting=setting, call=SIGNATURE, args=2,
+                   extra_names=[ATTENTION])
 
 
 def turn_tensor(episodes: list[Episode], value: Callable[[Episode, int], float]) -> Tensor:

@@ -71,7 +71,7 @@ def make_simulator(name: str, **kwargs) -> UserSimulator:
     if unknown:
         raise TypeError(f"make_simulator: unknown options {sorted(unknown)} (known: {', '.join(OPTIONS)})")
     setting = "rollout.simulator"
-    factory = resolve(name, SIMULATORS, setting=setting, call=SIGNATURE, check=False)
+    factory = resolve(name, SIMULATORS, what="simulator", setting=setting, call=SIGNATURE, check=False)
     given = _accepted(factory, kwargs)
     check_signature(factory, setting, name, SIGNATURE, kwargs=given)
     simulator = factory(**given)

@@ -116,13 +116,14 @@ def load_callable(spec: str, *, setting: str, call: str, args: int = 0, kwargs: 
     return target
 
 
-def resolve(name: str, table: Mapping[str, str], *, setting: str, call: str, args: int = 0,
+def resolve(name: str, table: Mapping[str, str], *, what: str, setting: str, call: str, args: int = 0,
             kwargs: Iterable[str] = (), extra_names: Iterable[str] = (), check: bool = True) -> Callable:
-    """A built-in by its name in `table` (name -> import path) or a user callable by import path."""
+    """A built-in `what` (reward, simulator, ...) by its name in `table` (name -> import path) or a user
+    callable by import path."""
     if name in table:
         return load_callable(table[name], setting=setting, call=call, args=args, kwargs=kwargs, check=check)
     if is_import_path(name):
         return load_callable(name, setting=setting, call=call, args=args, kwargs=kwargs, check=check)
     known = ", ".join([*extra_names, *table])
-    raise ConfigError(f"{setting}: unknown name {name!r} (built-in: {known}; or package.module:function, "
+    raise ConfigError(f"{setting}: unknown {what} {name!r} (built-in: {known}; or package.module:function, "
                       f"path/to/file.py:function)")

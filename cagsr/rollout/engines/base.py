@@ -89,7 +89,8 @@ SIGNATURE = "Engine(loaded: LoadedModel) -> Engine"
 
 def engine_factory(name: str) -> Callable[[LoadedModel], Engine]:
     """The constructor of a built-in engine, or of your own named package.module:Class or file.py:Class."""
-    return resolve(name, ENGINES, setting="rollout.engine", call=SIGNATURE, args=1, extra_names=["auto"])
+    return resolve(name, ENGINES, what="engine", setting="rollout.engine", call=SIGNATURE, args=1,
+                   extra_names=["auto"])
 
 
 def available_engines() -> list[str]:

@@ -1,0 +1,118 @@
+"""The trained reward: the attention reward alone, one other reward, or a weighted sum with every part reported."""
+
+import pytest
+import torch
+
+from cagsr.data.schema import MathProblem, Utterance
+from cagsr.errors import ConfigError
+from cagsr.reward.combine import build_turn_reward, parse_part
+from cagsr.reward.config import RewardConfig
+from cagsr.reward.registry import REWARDS, get_reward
+from cagsr.rollout.episode import Episode
+
+USER_REWARDS = '''
+import torch
+from cagsr.reward.registry import turn_tensor
+
+def politeness(episodes, job):
+    return turn_tensor(episodes, lambda ep, t: float("please" in ep.turn_texts[t].lower()))
+
+def coverage(episodes, job):          # a name the trainer already logs
+    return turn_tensor(episodes, lambda ep, t: 1.0)
+
+def wrong_shape(episodes, job):
+    return torch.zeros(len(episodes) + 1, 2)
+
+def as_list(episodes, job):
+    return [[0.5] * max(ep.num_turns for ep in episodes) for _ in episodes]
+'''
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "my_rewards.py"
+    path.write_text(USER_REWARDS)
+    return path
+
+
+def episodes():
+    return [Episode(record=None, kind="dialogue", turn_texts=["Please hold.", "Done, two words"]),
+            Episode(record=None, kind="dialogue", turn_texts=["ok"])]
+
+
+ATTENTION = torch.tensor([[0.1, 0.2], [0.3, 0.0]])
+
+
+def test_attention_alone_is_the_attention_reward_with_no_extra_parts():
+    total, parts = build_turn_reward(RewardConfig())(episodes(), ATTENTION, None)
+    assert total is ATTENTION and parts == {}
+
+
+def test_one_user_reward_by_file_path(user_file):
+    reward = build_turn_reward(RewardConfig(kind=f"{user_file}:politeness"))
+    total, parts = reward(episodes(), ATTENTION, None)
+    assert torch.equal(total, torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    assert list(parts) == ["politeness"] and torch.equal(parts["politeness"], total)
+
+
+def test_weighted_parts_sum_and_are_each_reported_unweighted(user_file):
+    cfg = RewardConfig(parts=["attention", f"0.5*{user_file}:politeness", "-0.1*length"])
+    total, parts = build_turn_reward(cfg)(episodes(), ATTENTION, None)
+    words = torch.tensor([[2.0, 3.0], [1.0, 0.0]])
+    polite = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    assert list(parts) == ["attention", "politeness", "length"]
+    assert torch.equal(parts["attention"], ATTENTION) and torch.equal(parts["length"], words)
+    assert torch.allclose(total, ATTENTION + 0.5 * polite - 0.1 * words)
+
+
+def test_part_names_never_clash_with_logged_metrics_or_each_other(user_file):
+    cfg = RewardConfig(parts=[f"{user_file}:coverage", "length", "2*length"])
+    names = [p.name for p in build_turn_reward(cfg).parts]
+    assert names == ["coverage_part", "length", "length_2"]
+
+
+def test_a_list_result_is_accepted_and_a_wrong_shape_is_one_line(user_file):
+    _, parts = build_turn_reward(RewardConfig(kind=f"{user_file}:as_list"))(episodes(), ATTENTION, None)
+    assert torch.equal(parts["as_list"], torch.full((2, 2), 0.5))
+    reward = build_turn_reward(RewardConfig(kind=f"{user_file}:wrong_shape"))
+    with pytest.raises(ConfigError, match=r"returned shape \[3, 2\], expected \[E, T\] = \[2, 2\]"):
+        reward(episodes(), ATTENTION, None)
+
+
+@pytest.mark.parametrize("cfg, message", [
+    (dict(kind="length", parts=["attention"]), "set either reward.kind ('length') or reward.parts, not both"),
+    (dict(parts=["attention", "x*length"]), "expected WEIGHT*NAME with a number as WEIGHT"),
+    (dict(parts=["inf*length"]), "the weight must be finite"),
+    (dict(parts=["attention", "0.5*nope"]), "reward.parts: unknown reward 'nope'"),
+    (dict(parts=["attention", "model"]), "reward.model_path: the model reward needs a saved reward model folder"),
+    (dict(kind="missing_file.py:fn"), "reward.kind: missing_file.py:fn: no such file"),
+])
+def test_bad_configs_are_one_line_at_build_time(cfg, message):
+    with pytest.raises(ConfigError) as info:
+        build_turn_reward(RewardConfig(**cfg))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_parse_part():
+    assert parse_part(" 2 * correctness ") == (2.0, "correctness")
+    assert parse_part("pkg.mod:fn") == (1.0, "pkg.mod:fn")
+
+
+def test_every_builtin_in_the_table_resolves():
+    assert set(REWARDS) >= {"model", "correctness", "length"}
+    for name in REWARDS:
+        assert callable(get_reward(name))
+
+
+def test_correctness_rewards_the_answer_turn_of_a_right_solution():
+    def solution(text, answer):
+        steps = text.split("|")
+        return Episode(record=MathProblem(id="1", question="2+3?", steps=[], answer=answer), kind="math",
+                       utterances=[Utterance("user", "2+3?"), Utterance("agent", "\n".join(steps))],
+                       turn_texts=steps, final_turn=len(steps) - 1)
+
+    fn = get_reward("correctness")
+    right, wrong = solution("2 plus 3|#### 5", "5"), solution("2 plus 3|#### 6", "5")
+    assert torch.equal(fn([right, wrong], None), torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
+    with pytest.raises(ConfigError, match="needs math problems"):
+        fn(episodes(), None)
