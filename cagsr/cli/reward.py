@@ -1,7 +1,8 @@
 """`cagsr reward`: score recorded dialogues or solutions with any model's attention reward.
 
     cagsr reward --model smollm2-135m --data ../shared/data/star_dialogues.jsonl --limit 20 --plot out/
-One JSON line per turn: coverage, entropy, focus, repetition, reward, history mass, salient words.
+One JSON line per turn: coverage, entropy, focus, repetition, reward, history mass, sink mass, salient words,
+and the reward version they were computed with (reward.history_tokens, reward.sink_tokens, weights).
 """
 
 from __future__ import annotations
@@ -61,5 +62,6 @@ def main(argv: list[str], prog: str = "cagsr reward") -> None:
         for row in rows:
             write(row)
     if job.plot:
-        paths = plot_episodes(episodes[: job.plot_episodes], loaded, salience, job.attention, Path(job.plot))
+        paths = plot_episodes(episodes[: job.plot_episodes], loaded, salience, job.attention, Path(job.plot),
+                              job.reward)
         print(f"wrote {len(paths)} heatmaps to {job.plot}", file=sys.stderr)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cagsr.data.readers import RecordError, decode_json_line, iter_lines
+from cagsr.data.schema import Dialogue, Utterance
 from cagsr.errors import DataError
 from cagsr.evaluation.preferences import LabelledResponse
 
@@ -124,3 +126,72 @@ def read_taskmaster_rewards(
     if not out:
         raise DataError(f"{path}: no rows")
     return out
+
+
+@dataclass
+class LabelledReply:
+    """A labelled agent reply as the last agent turn of its context: what the attention reward scores."""
+
+    dialogue: Dialogue
+    """The context turns followed by the reply (API calls and results rendered as text)."""
+    label: float
+    """Human reward: 1.0 good, 0.0 bad."""
+    group: str
+    """Dialogue the row came from, for leak-free splits and the cluster bootstrap."""
+
+    @property
+    def turn(self) -> int:
+        """Agent turns before the reply: its turn index t in the entropy floor tau0 + kappa t."""
+        return sum(u.role == "agent" for u in self.dialogue.turns[:-1])
+
+
+def context_utterances(context: list[Any]) -> list[Utterance]:
+    """Context entries as utterances; an API result is what the agent is told, so it joins the user side.
+    Consecutive entries of one side are merged with a newline, as the dialogue reader does."""
+    out: list[Utterance] = []
+    for i, event in enumerate(context, start=1):
+        line = render_event(event, f"context entry {i}")
+        role, _, text = line.partition(": ") if event["role"] != "api" else ("user", "", line)
+        if out and out[-1].role == role:
+            out[-1] = Utterance(role, f"{out[-1].text}\n{text}")
+        else:
+            out.append(Utterance(role, text))
+    return out
+
+
+def read_labelled_replies(path: Path, limit: int | None = None) -> tuple[list[LabelledReply], int]:
+    """The rows whose generation is agent text (API-call generations are skipped and counted) with a
+    non-empty context: (replies, skipped). The first bad row raises DataError (file:line)."""
+    out: list[LabelledReply] = []
+    skipped = 0
+    for lineno, item in iter_lines(path):
+        if limit is not None and len(out) >= limit:
+            break
+        try:
+            obj = decode_json_line(item)
+            row = parse_taskmaster_row(obj, 1, 10)  # validates the whole row
+            generation = obj["generation"]
+            if not isinstance(generation.get("text"), str) or not obj["context"]:
+                skipped += 1
+                continue
+            turns = [*context_utterances(obj["context"]), Utterance("agent", row.response)]
+        except RecordError as err:
+            raise DataError(f"{path}:{lineno}: {err}") from None
+        rid = str(obj.get("id", f"line{lineno}"))
+        out.append(LabelledReply(Dialogue(f"{rid}:{lineno}", turns, str(obj.get("domain", ""))), row.label,
+                                 row.group))
+    if not out:
+        raise DataError(f"{path}: no labelled text replies")
+    return out, skipped
+
+
+def sample_per_label(replies: list[LabelledReply], max_per_label: int, seed: int) -> list[LabelledReply]:
+    """At most max_per_label replies of each label, a seeded sample, in file order."""
+    import random
+
+    rng = random.Random(seed)
+    keep: set[int] = set()
+    for label in sorted({r.label for r in replies}):
+        index = [i for i, r in enumerate(replies) if r.label == label]
+        keep.update(rng.sample(index, min(max_per_label, len(index))))
+    return [r for i, r in enumerate(replies) if i in keep]

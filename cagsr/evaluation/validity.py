@@ -98,6 +98,51 @@ def validity_table(
     return out
 
 
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve for telling label 1 from label 0 by score (ties count half); NaN without
+    both classes. scores, labels: [n]."""
+    good, bad = labels == 1, labels == 0
+    if not good.any() or not bad.any():
+        return math.nan
+    ranks = stats.rankdata(scores)
+    n_good, n_bad = int(good.sum()), int(bad.sum())
+    return float((ranks[good].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
+
+
+def cluster_resamples(groups: Sequence[Any], n_boot: int = 1000, seed: int = 0) -> list[np.ndarray]:
+    """n_boot index arrays, each drawing whole groups with replacement (a cluster bootstrap: the rows of
+    one dialogue are not independent). groups: [n], one label per row."""
+    _, cluster = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    members = [np.flatnonzero(cluster == c) for c in range(cluster.max() + 1)]
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([members[c] for c in rng.integers(0, len(members), len(members))])
+            for _ in range(n_boot)]
+
+
+def percentile_interval(values: Sequence[float]) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of the finite values (NaN, NaN when none are)."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return math.nan, math.nan
+    low, high = np.percentile(finite, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def auc_ci(scores: Sequence[float], labels: Sequence[float], groups: Sequence[Any] | None = None,
+           n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """AUC with a 95% percentile-bootstrap interval: (auc, low, high). Rows with a non-finite score are
+    dropped; with groups the bootstrap resamples whole groups."""
+    x, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
+    keep = np.isfinite(x)
+    x, y = x[keep], y[keep]
+    g = np.asarray(groups, dtype=object)[keep] if groups is not None else np.arange(len(x))
+    point = auc(x, y)
+    if math.isnan(point):
+        return point, math.nan, math.nan
+    return (point, *percentile_interval([auc(x[i], y[i]) for i in cluster_resamples(g, n_boot, seed)]))
+
+
 def trend(values: Sequence[float]) -> dict[str, float]:
     """Least-squares slope per iteration and Spearman rho / p-value against the iteration index."""
     y = np.asarray(values, dtype=float)

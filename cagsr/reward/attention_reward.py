@@ -4,6 +4,11 @@ Glue between the capture (abar over kept history columns) and the pure functions
 functional.py: aligns salient / current-turn masks with the kept columns (window, pruning),
 applies the single-turn variant and the ablations, and evaluates every reward turn of every row.
 
+reward.history_tokens = content leaves the sink columns (reward.sink_tokens: template, special, first)
+out of coverage and focus and renormalises each attention row over the remaining content columns: on a
+decoder-only model over half of a response token's history attention sits on the first token, so
+entropy over all columns mostly measures that sink (docs/results/validity-taskmaster.md).
+
 Shapes: R rows, S response tokens, N history tokens, C kept columns, T turns per row.
 """
 
@@ -14,9 +19,12 @@ from torch import Tensor
 
 from cagsr.attention.capture import CaptureResult
 from cagsr.reward import functional as RF
-from cagsr.reward.config import RewardConfig
+from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 
-COMPONENTS = ("coverage", "focus", "repetition", "entropy", "history_mass", "reward")
+COMPONENTS = ("coverage", "focus", "repetition", "entropy", "history_mass", "sink_mass", "reward")
+# An encoder-decoder capture's history mass is a full softmax row (1 up to rounding); a decoder-only
+# response token beyond the first also attends to earlier response tokens, so its mass falls below 1.
+ENC_DEC_MASS_TOLERANCE = 1e-4
 
 
 def align_columns(token_mask: Tensor, kept_index: Tensor | None, n_columns: int) -> Tensor:
@@ -44,10 +52,54 @@ def column_validity(history_mask: Tensor, kept_index: Tensor | None, n_columns: 
     return torch.cat([older[:, None], valid], dim=1)
 
 
+def sink_mask(history_mask: Tensor, template_mask: Tensor, special_mask: Tensor, kinds: frozenset[str]) -> Tensor:
+    """[R, N] bool: the real history tokens of the given sink kinds (template, special, first)."""
+    history = history_mask.bool()
+    out = torch.zeros_like(history)
+    if "template" in kinds:
+        out |= template_mask.bool()
+    if "special" in kinds:
+        out |= special_mask.bool()
+    if "first" in kinds:
+        # The first real column whatever the padding side (decoder-only histories are left-padded).
+        first = history.int().argmax(-1)
+        out[torch.arange(out.shape[0], device=out.device), first] |= history.any(-1)
+    return out & history
+
+
+def sink_columns(sinks: Tensor, columns: Tensor, kept_index: Tensor | None, n_columns: int) -> Tensor:
+    """[R, N] sink tokens -> [R, C] sink columns. A window's summary bucket holds the oldest tokens, the
+    first one (the decoder-only sink) among them, so it counts as a sink whenever it is real."""
+    out = align_columns(sinks, kept_index, n_columns)
+    if kept_index is not None and out.shape[1] == kept_index.shape[1] + 1:
+        out[:, 0] = columns[:, 0]
+    return out
+
+
+def resolve_for_capture(cfg: RewardConfig, capture: CaptureResult, response_mask: Tensor) -> RewardConfig:
+    """cfg with 'auto' resolved. Entry points resolve it from the loaded model (reward.config.resolve_reward);
+    a config that arrives unresolved takes the model kind from the capture: encoder-decoder when every
+    real response row's history mass is 1. A batch of one-token decoder responses reads as encoder-decoder."""
+    if cfg.history_tokens != "auto" and cfg.sink_tokens != "auto":
+        return cfg
+    mass = capture.history_mass[response_mask.bool()]
+    return resolve_reward(cfg, not bool((mass < 1 - ENC_DEC_MASS_TOLERANCE).any()))
+
+
 def restrict(abar: Tensor, columns: Tensor) -> Tensor:
     """abar [R, S, C] restricted to columns [R, C] and renormalised (rows with no mass stay 0)."""
-    kept = abar * columns[:, None, :].to(abar.dtype)
+    kept = masked(abar, columns)
     return kept / kept.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def masked(abar: Tensor, columns: Tensor) -> Tensor:
+    """abar [R, S, C] with every column outside columns [R, C] set to 0 (selected away: padding may hold NaN)."""
+    return torch.where(columns[:, None, :].bool(), abar, torch.zeros_like(abar))
+
+
+def token_mean(values: Tensor, seg: Tensor) -> Tensor:
+    """[R, S] per-token values -> [R] mean over the tokens in seg [R, S] (padding selected away, 0 if none)."""
+    return torch.where(seg, values, torch.zeros_like(values)).sum(-1) / seg.sum(-1).clamp_min(1)
 
 
 def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask: Tensor, response_ids: Tensor,
@@ -59,12 +111,20 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
     history_* / salient_mask / current_mask / template_mask / special_mask: [R, N];
     response_*: [R, S]. token_turn [R, S]: episode turn index of each response token (-1 on
     padding); the entropy floor uses tau_t = tau0 + kappa * t with t that index. is_cot [R]
-    bool: block checkpoints.
+    bool: block checkpoints. sink_mass: the turn's mean attention on the reward.sink_tokens columns
+    (before content mode leaves them out).
     """
+    cfg = resolve_for_capture(cfg, capture, response_mask)
     abar, n_cols = capture.abar.float(), capture.abar.shape[-1]
     columns = column_validity(history_mask, capture.kept_index, n_cols)
     salient = align_columns(salient_mask & history_mask, capture.kept_index, n_cols)
     current = align_columns(current_mask & history_mask, capture.kept_index, n_cols)
+    sinks = sink_columns(sink_mask(history_mask, template_mask, special_mask, parse_sinks(cfg.sink_tokens)),
+                         columns, capture.kept_index, n_cols)
+    sink_mass = masked(abar, sinks & columns).sum(-1)  # [R, S], of the all-history rows
+    if cfg.history_tokens == "content":
+        columns = columns & ~sinks
+        abar, salient, current = restrict(abar, columns), salient & columns, current & columns
     if cfg.history == "single_turn":
         abar, columns, salient = restrict(abar, current), current, salient & current
     elif cfg.coverage_scope == "current_turn":
@@ -87,9 +147,9 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
             foc = torch.where(is_cot, RF.focus(block_entropy, tau, block_mask), foc)
         rep = RF.history_repetition(response_ids, seg, history_ids, history_mask, cfg.n)
         out["coverage"][:, k], out["focus"][:, k], out["repetition"][:, k] = cov, foc, rep
-        tokens = seg.sum(-1).clamp_min(1)
-        out["entropy"][:, k] = (entropy_all * seg).sum(-1) / tokens
-        out["history_mass"][:, k] = (capture.history_mass * seg).sum(-1) / tokens
+        out["entropy"][:, k] = token_mean(entropy_all, seg)
+        out["history_mass"][:, k] = token_mean(capture.history_mass.float(), seg)
+        out["sink_mass"][:, k] = token_mean(sink_mass, seg)
         out["reward"][:, k] = RF.turn_reward(cov, foc, rep, cfg.alpha, cfg.beta, cfg.gamma)
         out["turn_mask"][:, k] = present
     for key in COMPONENTS:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from cagsr.config import check_range
 from cagsr.errors import ConfigError
+
+SINK_KINDS = ("template", "special", "first")
+# Per model kind: decoder self-attention sinks on the first token (<|im_start|>); T5 cross-attention has no
+# such position, so only the tokens that carry no utterance text are left out there.
+AUTO_HISTORY_TOKENS = {"decoder": "all", "seq2seq": "all"}
+AUTO_SINK_TOKENS = {"decoder": "template|special|first", "seq2seq": "template|special"}
 
 
 @dataclass
@@ -38,6 +44,15 @@ class RewardConfig:
     """Entropy floor at turn 0; -inf disables clamping (the 'no entropy clamping' ablation)."""
     kappa: float = 0.25
     """Rise of the entropy floor per turn: tau_t = tau0 + kappa t."""
+    history_tokens: Literal["auto", "all", "content"] = "auto"
+    """History tokens that coverage and focus read: all (the paper's: every history token) or content (the
+    reward.sink_tokens left out, attention renormalised over the rest). auto: content for decoder-only
+    models, all for encoder-decoder ones (docs/results/validity-taskmaster.md has the evidence)."""
+    sink_tokens: str = "auto"
+    """Which history tokens content mode leaves out, combined with |: template (chat-template and speaker-tag
+    tokens), special (the tokenizer's special ids), first (the first history token, where decoder-only
+    attention sinks). auto: template|special|first for decoder-only models, template|special for
+    encoder-decoder ones."""
     block_tokens: int = 5
     """Chain of thought: coverage and focus are taken every this many generated tokens (0: per token)."""
     final_weight: float = 2.0
@@ -60,5 +75,25 @@ class RewardConfig:
             raise ConfigError(f"kappa: must be finite, got {self.kappa}")
         if self.tau0 == math.inf:
             raise ConfigError("tau0: +inf would clamp every turn; use -inf to disable clamping")
+        parse_sinks(self.sink_tokens)
         if self.kind == "model" and not self.model_path:
             raise ConfigError("model_path: kind=model needs a saved reward model folder")
+
+
+def parse_sinks(spec: str) -> frozenset[str]:
+    """'template|special' -> {'template', 'special'}; 'auto' -> the empty set (resolved per model kind)."""
+    if spec == "auto":
+        return frozenset()
+    parts = frozenset(p.strip() for p in spec.split("|") if p.strip())
+    unknown = sorted(parts - set(SINK_KINDS))
+    if unknown or not parts:
+        raise ConfigError(f"sink_tokens: expected auto or a |-combination of {', '.join(SINK_KINDS)}, got {spec!r}")
+    return parts
+
+
+def resolve_reward(cfg: RewardConfig, is_encoder_decoder: bool) -> RewardConfig:
+    """The config with history_tokens / sink_tokens 'auto' replaced by the model kind's default."""
+    kind = "seq2seq" if is_encoder_decoder else "decoder"
+    history = AUTO_HISTORY_TOKENS[kind] if cfg.history_tokens == "auto" else cfg.history_tokens
+    sinks = AUTO_SINK_TOKENS[kind] if cfg.sink_tokens == "auto" else cfg.sink_tokens
+    return replace(cfg, history_tokens=history, sink_tokens=sinks)

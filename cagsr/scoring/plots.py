@@ -20,9 +20,33 @@ def _label(token: str) -> str:
     return token if len(token) <= 12 else token[:11] + "…"
 
 
+def _runs(flags: list[bool]) -> list[tuple[int, int]]:
+    """[(start, stop)] of the runs of True in flags."""
+    out, start = [], None
+    for j, flag in enumerate([*flags, False]):
+        if flag and start is None:
+            start = j
+        elif not flag and start is not None:
+            out.append((start, j))
+            start = None
+    return out
+
+
+def shade_sinks(ax, sinks: list[bool], ticks: range, excluded: bool) -> None:
+    """Hatch the sink columns: grey when the reward leaves them out (content), outlined when it counts them."""
+    for start, stop in _runs(sinks):
+        ax.axvspan(start - 0.5, stop - 0.5, facecolor="grey" if excluded else "none", alpha=0.55 if excluded else 1.0,
+                   hatch="//", edgecolor="white", linewidth=0)
+    for tick, j in zip(ax.get_xticklabels(), ticks, strict=False):
+        if sinks[j]:
+            tick.set_color("grey")
+
+
 def plot_turn_attention(abar: np.ndarray, history_tokens: list[str], token_turn: list[int], token_role: list[str],
-                        salient: list[bool], response_tokens: list[str], title: str, path: Path) -> Path:
-    """abar [S, N] -> heatmap PNG at `path`."""
+                        salient: list[bool], response_tokens: list[str], title: str, path: Path,
+                        sinks: list[bool] | None = None, sinks_excluded: bool = False) -> Path:
+    """abar [S, N] -> heatmap PNG at `path`. sinks [N]: the reward.sink_tokens columns, hatched (grey when
+    history_tokens=content leaves them out of coverage and focus)."""
     s, n = abar.shape
     width = min(60.0, max(8.0, 0.16 * n + 2))
     height = min(30.0, max(3.0, 0.18 * s + 2.2))
@@ -48,7 +72,11 @@ def plot_turn_attention(abar: np.ndarray, history_tokens: list[str], token_turn:
                     va="top", clip_on=True)
     sal = np.flatnonzero(np.asarray(salient, dtype=bool))
     ax.scatter(sal, np.full(len(sal), s - 0.5), marker="^", color="red", s=8, clip_on=False, label="salient")
-    ax.set_xlabel("history token (red: salient)")
+    if sinks is not None and any(sinks):
+        shade_sinks(ax, sinks, range(0, n, step), sinks_excluded)
+    sink_note = ", hatched grey: sink tokens left out of coverage and focus" if sinks_excluded else (
+        ", hatched: sink tokens (counted)" if sinks is not None and any(sinks) else "")
+    ax.set_xlabel(f"history token (red: salient{sink_note})")
     ax.set_ylabel("response token")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
