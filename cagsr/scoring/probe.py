@@ -13,8 +13,8 @@ import torch
 from cagsr.attention.capture import forward_with_capture
 from cagsr.attention.config import AttentionConfig
 from cagsr.models.registry import LoadedModel
-from cagsr.reward.attention_reward import COMPONENTS
-from cagsr.reward.config import RewardConfig
+from cagsr.reward.attention_reward import COMPONENTS, sink_mask
+from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 from cagsr.rollout.episode import Episode
 from cagsr.salience.masks import Salience
 from cagsr.scoring.passes import score_rows
@@ -42,7 +42,10 @@ def salient_words(action, salience: Salience, keywords: list[str]) -> list[str]:
 
 def probe(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
           reward: RewardConfig, batch_episodes: int = 8) -> list[dict]:
-    """One dict per (episode, turn) with every reward component and the salient words."""
+    """One dict per (episode, turn) with every reward component, the salient words and the reward version
+    (history tokens, sink tokens, weights) the components were computed with."""
+    reward = resolve_reward(reward, loaded.is_encoder_decoder)
+    version = reward_version(reward)
     out = []
     for start in range(0, len(episodes), batch_episodes):
         chunk = episodes[start : start + batch_episodes]
@@ -55,14 +58,31 @@ def probe(episodes: list[Episode], loaded: LoadedModel, salience: Salience, atte
                 action = next(a for a in ep.actions if t in a.token_turn)
                 out.append({"record_id": ep.record.id, "turn": t, "text": ep.turn_texts[t],
                             **{k: round(float(comps[k][e, t]), 6) for k in COMPONENTS},
-                            "salient_words": salient_words(action, salience, keywords)})
+                            "salient_words": salient_words(action, salience, keywords), "reward_version": version})
     return out
+
+
+def reward_version(reward: RewardConfig) -> dict:
+    """What a row's components depend on: which history tokens coverage and focus read, and the weights."""
+    return {"history_tokens": reward.history_tokens, "sink_tokens": reward.sink_tokens,
+            **{k: getattr(reward, k) for k in ("alpha", "beta", "gamma", "tau0", "kappa", "n")}}
+
+
+def sink_flags(action, loaded: LoadedModel, reward: RewardConfig) -> list[bool]:
+    """[N] the reward.sink_tokens of one action's history (reward resolved)."""
+    history = action.history
+    real = torch.ones(1, len(history.input_ids), dtype=torch.bool)
+    template = torch.tensor([[r == "template" for r in history.token_role]])
+    special_ids = set(loaded.tokenizer.all_special_ids)
+    special = torch.tensor([[i in special_ids for i in history.input_ids]])
+    return sink_mask(real, template, special, parse_sinks(reward.sink_tokens))[0].tolist()
 
 
 @torch.no_grad()
 def plot_episodes(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
-                  folder: Path) -> list[Path]:
-    """A heatmap per turn (row) of each episode."""
+                  folder: Path, reward: RewardConfig | None = None) -> list[Path]:
+    """A heatmap per turn (row) of each episode; the sink columns are hatched (grey: left out)."""
+    reward = resolve_reward(reward or RewardConfig(), loaded.is_encoder_decoder)
     tok, paths = loaded.tokenizer, []
     for ep in episodes:
         rows = build_rows([ep], loaded, salience)
@@ -79,5 +99,6 @@ def plot_episodes(episodes: list[Episode], loaded: LoadedModel, salience: Salien
             paths.append(plot_turn_attention(
                 abar, [tok.decode([i]) for i in action.history.input_ids], action.history.token_turn,
                 action.history.token_role, salience.token_mask(action.history, episode_keywords(ep)),
-                [tok.decode([i]) for i in action.response_ids], title, path))
+                [tok.decode([i]) for i in action.response_ids], title, path, sink_flags(action, loaded, reward),
+                reward.history_tokens == "content"))
     return paths
