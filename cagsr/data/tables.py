@@ -58,7 +58,7 @@ def scan_parquet(path: Path, kind: str = "auto", limit: int | None = None, stric
 
 def _pick_split(loaded: Any, split: str, where: str):
     """A DatasetDict's split, or the Dataset itself."""
-    if hasattr(loaded, "keys") and not hasattr(loaded, "column_names"):
+    if isinstance(loaded, _datasets().DatasetDict):
         if split not in loaded:
             raise DataError(f"{where}: no split {split!r} (splits: {', '.join(loaded.keys())})")
         return loaded[split]
