@@ -16,7 +16,7 @@ from typing import Literal
 
 from cagsr.cli.common import parse_job_args, quiet_libraries
 from cagsr.config import check_range
-from cagsr.utils.run import RunConfig, check_writable
+from cagsr.utils.run import RunConfig, prepare_resumable_dir
 
 
 @dataclass
@@ -25,10 +25,14 @@ class ReproduceJob:
 
     table: Literal["dialogue", "cot"] = field(default="dialogue", metadata={"flag": "--table"})
     """Which table: dialogue (coherence, consistency) or cot (accuracy, step correctness)."""
-    scale: Literal["tiny", "small", "full"] = field(default="small", metadata={"flag": "--scale"})
-    """tiny: random tiny model (tests); small: SmolLM2-135M on this CPU (~1 h/table); full: the paper's sizes, GPU."""
+    scale: Literal["tiny", "small", "medium", "tiny-medium", "full"] = field(default="small",
+                                                                            metadata={"flag": "--scale"})
+    """tiny: random tiny model (tests); small: SmolLM2-135M on this CPU (~1 h/table); medium: SmolLM2-135M,
+    RL rows trained until their reward rises, paired statistics on >= 150/200 held-out items (hours, see
+    docs/results/reproduce-medium-design.md); tiny-medium: the medium code path with a tiny model (tests);
+    full: the paper's sizes, GPU."""
     seeds: int = field(default=1, metadata={"flag": "--seeds"})
-    """Seeds per row."""
+    """Seeds per row (tiny, small, full); medium scales fix them (3 for the core rows, 1 for the others)."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output folder and progress."""
 
@@ -39,7 +43,9 @@ class ReproduceJob:
 def main(argv: list[str], prog: str = "cagsr reproduce") -> None:
     job, _ = parse_job_args(ReproduceJob, argv, prog, ReproduceJob.__doc__ or "")
     out = Path(job.run.output_dir or f"runs/reproduce-{job.table}-{job.scale}")
-    check_writable(out)
+    # A rerun of the same table and scale continues (finished rows are skipped); another job is refused.
+    prepare_resumable_dir(out, job, lambda saved: (saved.get("table"), saved.get("scale")) == (job.table, job.scale),
+                          legacy=("sft", "rows"))
     quiet_libraries()
     from cagsr.evaluation.validity_report import write_validity_report
     from cagsr.reproduce.render import write_outputs
@@ -47,11 +53,20 @@ def main(argv: list[str], prog: str = "cagsr reproduce") -> None:
     from cagsr.utils.logging import read_metrics
 
     start = time.perf_counter()
-    rep = reproduce(job.table, job.scale, job.seeds, out, progress=job.run.progress)
-    path = write_outputs(rep, job.seeds, time.perf_counter() - start)
     main_row = out / "rows" / slug("CAGSR multi-turn") / "seed-0"
+    if job.scale in ("medium", "tiny-medium"):
+        from cagsr.reproduce.medium import reproduce_medium
+        from cagsr.reproduce.render_medium import write_medium_outputs
+
+        rep = reproduce_medium(job.table, job.scale, out, progress=job.run.progress, threads=job.run.threads)
+        path = write_medium_outputs(rep, time.perf_counter() - start)
+        main_row = main_row / "run"
+    else:
+        rep = reproduce(job.table, job.scale, job.seeds, out, progress=job.run.progress)
+        path = write_outputs(rep, job.seeds, time.perf_counter() - start)
     history = [m for m in read_metrics(main_row) if "eval/reward" in m]
     write_validity_report(rep.eval_rows, out / "validity", history,
                           title=f"Reward validity: {job.table} table, scale {job.scale}")
     print(path.read_text(encoding="utf-8"), file=sys.stderr)
-    print(json.dumps({"table": str(path), "validity": str(out / "validity" / "validity.md")}))
+    print(json.dumps({"table": str(path), "validity": str(out / "validity" / "validity.md"),
+                      **({"paired": str(out / "paired.json")} if rep.paired else {})}))

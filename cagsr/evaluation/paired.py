@@ -113,9 +113,10 @@ def seed_spread(values: Sequence[float]) -> float:
     return statistics.stdev(finite) if len(finite) > 1 else 0.0
 
 
-def verdict(interval: Interval, direction: int = 1) -> str:
+def verdict(interval: Interval, direction: int = 1, atol: float = 1e-6) -> str:
     """'holds' when the whole interval lies on the expected side of 0 (direction +1: a > b expected,
     -1: a < b expected), 'reversed' when it lies wholly on the other side, 'not shown' otherwise.
+    Bounds within `atol` of 0 count as touching it (float noise of re-scoring the same text).
 
     >>> verdict(Interval(0.02, 0.01, 0.03, 150)), verdict(Interval(0.02, 0.01, 0.03, 150), -1)
     ('holds', 'reversed')
@@ -123,9 +124,9 @@ def verdict(interval: Interval, direction: int = 1) -> str:
     if interval.n == 0 or math.isnan(interval.low):
         return NOT_SHOWN
     low, high = sorted((direction * interval.low, direction * interval.high))
-    if low > 0:
+    if low > atol:
         return HOLDS
-    if high < 0:
+    if high < -atol:
         return REVERSED
     return NOT_SHOWN
 

@@ -52,3 +52,28 @@ def training_curves(runs: dict[str, list[dict]]) -> bytes | None:
         ax.axis("off")
     fig.tight_layout()
     return png_bytes(fig)
+
+
+VERDICT_COLOURS = {"holds": "tab:green", "not shown": "tab:gray", "reversed": "tab:red"}
+
+
+def forest_plot(comparisons: list[dict], title: str = "paired differences") -> bytes | None:
+    """Forest plot: one line per comparison {'label', 'mean', 'low', 'high', 'verdict', 'paper'}: the
+    mean difference with its interval (coloured by verdict), the paper's difference as an x, 0 dashed."""
+    rows = [c for c in comparisons if c.get("n", 1) and all(isinstance(c.get(k), int | float) for k in ("low", "high"))]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 0.8 + 0.28 * len(rows)))
+    for y, c in enumerate(reversed(rows)):
+        colour = VERDICT_COLOURS.get(c.get("verdict", ""), "tab:blue")
+        ax.plot([c["low"], c["high"]], [y, y], color=colour, linewidth=2)
+        ax.plot([c["mean"]], [y], "o", color=colour, markersize=4)
+        if isinstance(c.get("paper"), int | float):
+            ax.plot([c["paper"]], [y], "x", color="black", markersize=5)
+    ax.axvline(0.0, color="black", linestyle="--", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [c["label"] for c in reversed(rows)], fontsize=7)
+    ax.set_xlabel("a − b (95% paired bootstrap interval; x: the paper's difference)")
+    ax.set_title(title + " — green: holds, grey: not shown, red: reversed", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return png_bytes(fig)

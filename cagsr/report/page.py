@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from cagsr.report.figures import training_curves
+from cagsr.report.figures import forest_plot, training_curves
 from cagsr.utils.logging import read_metrics
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -76,6 +76,11 @@ def section(run: Path, heatmaps: list[bytes]) -> str:
     for name in ("table.md", "eval.md", "validity/validity.md"):
         if (run / name).exists():
             parts.append(markdown_table((run / name).read_text(encoding="utf-8")))
+    if (run / "paired.json").exists():  # written by `cagsr reproduce --scale medium`
+        comparisons = json.loads((run / "paired.json").read_text(encoding="utf-8"))["comparisons"]
+        plot = forest_plot(comparisons, title=f"paired differences, {run.name}")
+        if plot:
+            parts += ["<h3>Paired differences</h3>", img(plot, "paired differences (forest plot)")]
     for name in ("validity/validity.png", "validity.png"):
         if (run / name).exists():
             parts.append(img((run / name).read_bytes(), "reward validity"))

@@ -40,7 +40,8 @@ def render_table(rep: Reproduction) -> str:
     for row in rows:
         summaries = rep.results.get(row.name)
         if not summaries:
-            cells = ["n/a (no data for this row)"] + ["—"] * (len(header) - 2)
+            why = rep.unavailable.get(row.name, "no data for this row").replace("|", "/")
+            cells = [f"n/a ({why})"] + ["—"] * (len(header) - 2)
         else:
             cells = [cell([s.get(k, math.nan) for s in summaries]) for k in keys]
             cells.append(cell([s.get("reward", math.nan) for s in summaries]))

@@ -40,6 +40,16 @@ class Reproduction:
     """Row name -> wall seconds (train + eval) per seed."""
     eval_rows: list[dict] = field(default_factory=list)
     """Every evaluated turn of every row and seed (for the validity report)."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Row name -> why it did not run (a config key this version lacks, no data for its reward model)."""
+    stops: dict[str, list[dict]] = field(default_factory=dict)
+    """Medium: row name -> per seed, when and why RL stopped (iterations, interval, KL to the reference)."""
+    sft: list[dict] = field(default_factory=list)
+    """Medium: per seed, the supervised model's steps, stop step and validation losses."""
+    paired: list[dict] = field(default_factory=list)
+    """Medium: one paired comparison per claim (interval, seed differences, verdict)."""
+    sets: dict[str, int] = field(default_factory=dict)
+    """Medium: held-out set name -> number of items (the first is the main set)."""
 
 
 def slug(name: str) -> str:
@@ -70,6 +80,22 @@ def train_job(row: Row, spec: dict, data: dict, model: str, seed: int, folder: P
         set_dotted(config, "reward.kind", "model")
         set_dotted(config, "reward.model_path", str(reward_models[row.reward_model]))
     return from_dict(TrainJob, config)
+
+
+def row_problem(row: Row, overrides: dict, data: dict, model: str) -> str | None:
+    """Why this row's TrainJob cannot be built (e.g. a reward key this version lacks), or None."""
+    from cagsr.errors import ConfigError
+
+    if not row.rl:
+        return None
+    config: dict = {"model": {"name": model}, "data": data}
+    for key, value in {**overrides, **row.overrides}.items():
+        set_dotted(config, key, value)
+    try:
+        from_dict(TrainJob, config)
+    except ConfigError as err:
+        return str(err).split(" (valid:")[0]
+    return None
 
 
 def _run_row(row: Row, seed: int, ctx: dict) -> tuple[dict, list[dict], float]:
@@ -118,6 +144,9 @@ def reproduce(table: str, scale: str, seeds: int, out: Path, progress: bool = Tr
     for row in rows:
         if row.reward_model and row.reward_model not in ctx["reward_models"]:
             continue  # e.g. no human-labelled data for this table: the row is reported as n/a
+        if problem := row_problem(row, spec["ppo"], data, spec["model"]):
+            result.unavailable[row.name] = problem
+            continue
         for seed in range(seeds):
             summary, eval_rows, seconds = _run_row(row, seed, ctx)
             result.results.setdefault(row.name, []).append(summary)

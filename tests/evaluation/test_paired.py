@@ -90,3 +90,8 @@ def test_compare_pairs_seeds_and_averages_items():
     assert result.interval == Interval(0.5, 0.5, 0.5, 2)
     single = compare(a, [{"x": 0.0, "y": 1.0}], n_boot=1000)  # one seed of b: every a seed against it
     assert single.seed_diffs == (0.0, 1.0) and single.spread == pytest.approx(math.sqrt(0.5))
+
+
+def test_float_noise_is_not_a_difference():
+    noise = Interval(2e-7, 1e-7, 3e-7, 5)
+    assert verdict(noise) == NOT_SHOWN and verdict(noise, atol=0.0) == HOLDS

@@ -1,0 +1,169 @@
+"""`cagsr reproduce --scale medium`: rows trained until their reward rises, judged by paired statistics.
+
+Folder layout (every step is skipped when its output exists, so an interrupted run resumes):
+    data/{pool,check,heldout,easy}.jsonl   splits, disjoint by record id (asserted on every start)
+    sft/seed-<s>/                          supervised model s, trained until the validation loss flattened
+    reward_models/  classifier/            trained on the pool only
+    rows/<row>/seed-<s>/run/               the PPO run (chunks resumed); stopping.jsonl, stop.json
+    rows/<row>/seed-<s>/eval-<set>.json    the final held-out evaluation of that set
+    table.md table.json paired.json compute.json configs/
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from cagsr.config import from_dict, set_dotted
+from cagsr.evaluation.paired import item_means
+from cagsr.ppo.config import TrainJob
+from cagsr.reproduce.claims import METRICS, claims_for, judge
+from cagsr.reproduce.heldout import assert_disjoint, make_splits
+from cagsr.reproduce.plan import PLANS, MediumPlan
+from cagsr.reproduce.reward_models import ensure_reward_models
+from cagsr.reproduce.runner import Reproduction, row_problem, slug
+from cagsr.reproduce.stopping import check_scores, train_until_risen
+from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, Row
+
+
+def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: dict) -> tuple[Path, dict]:
+    folder = out / "sft" / f"seed-{seed}"
+    record_file = folder / "sft.json"
+    if not record_file.exists():
+        from cagsr.sft.config import SFTJob
+        from cagsr.sft.trainer import run_sft
+
+        job = from_dict(SFTJob, {"model": {"name": plan.model}, "data": data, "sft": plan.sft,
+                                 "run": {"output_dir": str(folder), "seed": seed, **ctx["run"]}})
+        shutil.rmtree(folder, ignore_errors=True)  # an interrupted SFT starts again (no sft.json yet)
+        start = time.perf_counter()
+        result = run_sft(job)
+        record = {"seed": seed, "max_steps": job.sft.max_steps, "stopped_at": result.stopped_at,
+                  "reason": "flattened" if result.stopped_at else "max_steps", "val_losses": result.val_losses,
+                  "seconds": time.perf_counter() - start}
+        record_file.write_text(json.dumps(record, indent=1))
+    return folder / "model", json.loads(record_file.read_text())
+
+
+def _job(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, iterations: int) -> TrainJob:
+    config: dict = {"model": {"name": str(ctx["sft"][seed])}, "data": ctx["data"],
+                    "run": {"output_dir": str(folder / "run"), "seed": seed, **ctx["run"]}}
+    rule = plan.stop
+    for key, value in {**plan.ppo, **row.overrides, "ppo.iterations": iterations,
+                       "ppo.save_every": rule.check_every}.items():
+        set_dotted(config, key, value)
+    if row.reward_model:
+        set_dotted(config, "reward.kind", "model")
+        set_dotted(config, "reward.model_path", str(ctx["reward_models"][row.reward_model]))
+    return from_dict(TrainJob, config)
+
+
+def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path) -> dict:
+    """The row's stop record, training it first (resuming a started run) when there is none."""
+    if (folder / "stop.json").exists():
+        return json.loads((folder / "stop.json").read_text())
+    reward = _job(row, plan, ctx, seed, folder, 1).reward
+    model = ctx["reward_models"].get(row.reward_model) if row.reward_model else None
+
+    def scorer(path: Path) -> dict[str, float]:
+        return check_scores(path, ctx["check"], plan.check_eval, reward, model)
+
+    base_file = folder / "check-baseline.json"  # the supervised model's scores under this row's reward
+    if not base_file.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        base_file.write_text(json.dumps(scorer(ctx["sft"][seed])))
+    baseline = json.loads(base_file.read_text())
+    return train_until_risen(lambda n: _job(row, plan, ctx, seed, folder, n), folder, scorer, baseline, plan.stop)
+
+
+def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPlan, ctx: dict) -> dict:
+    path = folder / f"eval-{name}.json"
+    if not path.exists():
+        from cagsr.evaluation.runner import EvalSettings, evaluate
+        from cagsr.models.registry import load_model
+
+        start = time.perf_counter()
+        report = evaluate(load_model(str(model)), items, EvalSettings(**plan.eval), ctx["consistency"],
+                          ctx["embedder"])
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"summary": report.summary, "rows": report.rows,
+                                    "seconds": time.perf_counter() - start}))
+    return json.loads(path.read_text())
+
+
+def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progress: bool) -> dict:
+    from cagsr.data.config import DataConfig
+    from cagsr.data.sources import load_records
+    from cagsr.evaluation.consistency import ensure_consistency_classifier
+    from cagsr.evaluation.embedding import Embedder
+
+    splits = make_splits(table, plan, out / "data")
+    data = {"path": str(splits.pool)}
+    pool = load_records(DataConfig(**data))
+    held = {name: items for name, items in splits.sets.items()}
+    assert_disjoint({"pool": pool, "check": splits.check, **held})  # what SFT, RMs and RL read vs. judged
+    ctx = {"data": data, "check": splits.check, "sets": held, "embedder": Embedder(),
+           "run": {"progress": progress, **({"threads": threads} if threads else {})}}
+    ctx["consistency"] = (ensure_consistency_classifier(pool[:400], name=f"reproduce-{table}",
+                                                        folder=out / "classifier") if table == "dialogue" else None)
+    ctx["reward_models"] = ensure_reward_models(table, pool, out / "reward_models")
+    return ctx
+
+
+def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True,
+                     threads: int | None = None) -> Reproduction:
+    plan = PLANS[scale]
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = _context(table, plan, out, threads, progress)
+    rows = DIALOGUE_ROWS if table == "dialogue" else COT_ROWS
+    rep = Reproduction(table, scale, out, sets={k: len(v) for k, v in ctx["sets"].items()})
+    n_sft = max(plan.seeds(r.core) for r in rows)
+    ctx["sft"] = {}
+    for seed in range(n_sft):
+        ctx["sft"][seed], record = _sft(plan, ctx["data"], out, seed, ctx)
+        rep.sft.append(record)
+    items: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+    main = next(iter(ctx["sets"]))
+    for row in rows:
+        if row.reward_model and row.reward_model not in ctx["reward_models"]:
+            rep.unavailable[row.name] = f"no data for the {row.reward_model} reward model"
+            continue
+        if problem := row_problem(row, plan.ppo, ctx["data"], plan.model):
+            rep.unavailable[row.name] = problem
+            continue
+        for seed in range(plan.seeds(row.core)):
+            _row_seed(row, seed, plan, ctx, rep, items, main)
+    rep.paired = judge(claims_for(table, list(ctx["sets"]), set(rep.results)), items, plan.n_boot)
+    return rep
+
+
+def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproduction, items: dict, main: str) -> None:
+    folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
+    start = time.perf_counter()
+    model = ctx["sft"][seed]
+    if row.rl:
+        rep.stops.setdefault(row.name, []).append(_train(row, plan, ctx, seed, folder))
+        model = folder / "run" / "model"
+    summary: dict = {}
+    for name, set_items in ctx["sets"].items():
+        saved = _evaluate(model, folder, name, set_items, plan, ctx)
+        prefix = "" if name == main else f"{name}/"
+        summary |= {f"{prefix}{k}": v for k, v in saved["summary"].items()}
+        for metric in METRICS[rep.table]:
+            items.setdefault((row.name, name, metric), []).append(item_means(saved["rows"], metric))
+        if name == main:
+            rep.eval_rows += [{**r, "system": row.name, "seed": seed,
+                               "episode": f"{slug(row.name)}/{seed}/{r['episode']}"} for r in saved["rows"]]
+    rep.results.setdefault(row.name, []).append(summary)
+    rep.compute.setdefault(row.name, []).append(_seconds(folder, start))
+
+
+def _seconds(folder: Path, start: float) -> float:
+    """Wall seconds of this row and seed, summed over the invocations that did its work."""
+    path = folder / "seconds.json"
+    total = (json.loads(path.read_text()) if path.exists() else 0.0) + time.perf_counter() - start
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(total))
+    return total

@@ -1,0 +1,116 @@
+"""The medium-scale design: how long SFT and every RL row train, on which held-out items they are judged.
+
+    plan = PLANS["medium"]          # SmolLM2-135M, STAR / GSM8K, 3 seeds for the core rows
+    plan = PLANS["tiny-medium"]     # the same code path with tiny-llama and generated data (tests)
+
+SFT trains until its validation loss has flattened (sft.patience). Every RL row trains in chunks of
+`stop.check_every` PPO iterations (a resumed `cagsr train` run); after each chunk its greedy replies
+to the `check_items` stopping items are scored with the row's own reward, and training stops once
+the paired bootstrap lower bound of (row - supervised model) over those items exceeds `stop.margin`,
+or at `stop.max_iterations`. The stopping items are disjoint from the final held-out items (so the
+stopping rule does not select on the test set) and from everything trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cagsr.config import check_range
+
+
+@dataclass
+class StopRule:
+    """When an RL row has trained long enough: its own reward clearly above the supervised model's."""
+
+    check_every: int = 5
+    """PPO iterations between two checks (one resumed chunk of `cagsr train`)."""
+    min_iterations: int = 5
+    """No stop before this many iterations."""
+    max_iterations: int = 40
+    """Cap: the row stops here whether or not its reward rose (recorded as reason 'cap')."""
+    margin: float = 1e-4
+    """'Clearly above': the lower end of the paired bootstrap interval must exceed this (1e-4: above the
+    float noise of re-scoring an unchanged model; the reward moves by ~0.05 in the preset runs)."""
+    level: float = 0.95
+    """Coverage of the paired bootstrap interval."""
+    n_boot: int = 1000
+    """Bootstrap resamples per check."""
+
+    def __post_init__(self) -> None:
+        check_range("stop.check_every", self.check_every, low=1)
+        check_range("stop.max_iterations", self.max_iterations, low=self.check_every)
+        check_range("stop.level", self.level, low=0.5, high=0.999)
+
+
+@dataclass
+class MediumPlan:
+    """A reproduction judged by paired statistics on fixed held-out items."""
+
+    model: str = "smollm2-135m"
+    """Base model every supervised model starts from."""
+    data: dict = field(default_factory=dict)
+    """table -> DataConfig mapping of the source the splits are drawn from."""
+    seeds_core: int = 3
+    """Seeds of the core rows (No-RL, CAGSR single-turn, CAGSR multi-turn); seed s of an RL row starts
+    from supervised model s, so No-RL's seeds differ too."""
+    seeds_other: int = 1
+    """Seeds of every other row."""
+    heldout: dict = field(default_factory=lambda: {"dialogue": 150, "cot": 200})
+    """Final held-out items per table (dialogues with all their agent turns, or math problems)."""
+    easy_items: int = 200
+    """CoT: size of the second held-out set, GSM8K's easiest problems (at most `easy_max_steps` steps)."""
+    easy_max_steps: int = 2
+    """Most reference steps of a problem in the easy set."""
+    check_items: int = 32
+    """Stopping items (disjoint from the held-out ones) scored after every chunk."""
+    sft: dict = field(default_factory=dict)
+    """SFTConfig overrides (max_steps is the cap, patience/min_delta the flattening rule)."""
+    ppo: dict = field(default_factory=dict)
+    """Dotted TrainJob overrides shared by every RL row (ppo.iterations is set by the stop rule)."""
+    eval: dict = field(default_factory=dict)
+    """EvalSettings of the final held-out evaluation (same for every row, engine included)."""
+    check_eval: dict = field(default_factory=dict)
+    """EvalSettings of the stopping checks."""
+    stop: StopRule = field(default_factory=StopRule)
+    """When an RL row stops training."""
+    n_boot: int = 2000
+    """Bootstrap resamples of the paired intervals in the table."""
+
+    def seeds(self, core: bool) -> int:
+        return self.seeds_core if core else self.seeds_other
+
+
+_STAR = {"path": "../shared/data/star_dialogues.jsonl"}
+_GSM8K = {"path": "../shared/data/gsm8k_train.jsonl"}
+
+PLANS = {
+    "medium": MediumPlan(
+        data={"dialogue": _STAR, "cot": _GSM8K},
+        sft={"max_steps": 400, "batch_size": 8, "lr": 5e-5, "eval_every": 20, "eval_pairs": 64,
+             "patience": 3, "min_delta": 0.01, "samples": 0, "max_context": 512},
+        ppo={"ppo.epochs": 2, "rollout.episodes": 8, "rollout.turns": 2, "rollout.sampling.max_new_tokens": 24,
+             "rollout.cot_max_new_tokens": 64, "rollout.max_context": 384, "ppo.eval_every": 1000,
+             "ppo.eval_episodes": 4, "ppo.critic": "head", "ppo.minibatch_rows": 8, "ppo.lr": 1e-5,
+             "ppo.keep_checkpoints": 1},
+        eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 96, "max_turns": 64,
+              "max_context": 512, "batch_size": 16},
+        check_eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 64, "max_turns": 3,
+                    "max_context": 384, "batch_size": 16},
+        stop=StopRule(check_every=5, min_iterations=5, max_iterations=40),
+    ),
+    "tiny-medium": MediumPlan(
+        model="tiny-llama", seeds_core=2, seeds_other=1,
+        data={"dialogue": {"path": "generated:dialogue", "num_generated": 40},
+              "cot": {"path": "generated:math", "num_generated": 40}},
+        heldout={"dialogue": 5, "cot": 5}, easy_items=4, check_items=3,
+        sft={"max_steps": 6, "batch_size": 2, "eval_every": 2, "eval_pairs": 4, "patience": 1, "min_delta": 0.5,
+             "samples": 0},
+        ppo={"ppo.epochs": 1, "rollout.episodes": 2, "rollout.turns": 2, "rollout.sampling.max_new_tokens": 4,
+             "rollout.cot_max_new_tokens": 8, "rollout.max_context": 160, "ppo.eval_every": 1000,
+             "ppo.eval_episodes": 1, "ppo.critic": "head", "ppo.keep_checkpoints": 1},
+        eval={"max_new_tokens": 4, "cot_max_new_tokens": 8, "max_turns": 2, "max_context": 192},
+        check_eval={"max_new_tokens": 4, "cot_max_new_tokens": 8, "max_turns": 1, "max_context": 192},
+        stop=StopRule(check_every=1, min_iterations=1, max_iterations=2, n_boot=200),
+        n_boot=200,
+    ),
+}

@@ -1,0 +1,123 @@
+"""Medium tables: our cells beside the paper's, when each RL row stopped, paired differences, verdicts."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import yaml
+
+from cagsr.reproduce.claims import METRICS, finite
+from cagsr.reproduce.plan import PLANS
+from cagsr.reproduce.render import _paper, cell
+from cagsr.reproduce.runner import Reproduction
+from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, PAPER
+
+
+def _columns(rep: Reproduction) -> list[tuple[str, str]]:
+    sets = list(rep.sets)
+    cols = []
+    for i, name in enumerate(sets):
+        prefix = "" if i == 0 else f"{name}/"
+        cols += [(f"{m.replace('_', ' ')} ({name})", f"{prefix}{m}") for m in METRICS[rep.table]]
+    return [*cols, ("ms/turn" if rep.table == "dialogue" else "ms/token",
+                    "ms_per_turn" if rep.table == "dialogue" else "ms_per_token")]
+
+
+def _stops(stops: list[dict]) -> str:
+    if not stops:
+        return "—"
+    its = ", ".join(f"{s['iterations']} ({s['reason']})" for s in stops)
+    kl = [s["kl_ref"] for s in stops if finite(s.get("kl_ref"))]
+    return f"{its}; KL {statistics.fmean(kl):.4f}" if kl else its
+
+
+def render_medium_table(rep: Reproduction) -> str:
+    cols = _columns(rep)
+    paper = PAPER[rep.table]
+    header = ["system", "seeds", *(label for label, _ in cols), "RL iterations (stop); KL to ref",
+              f"paper ({' / '.join(paper['columns'])})"]
+    lines = [f"| {' | '.join(header)} |", "|---|" + "---|" * (len(header) - 1)]
+    for row in DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS:
+        summaries = rep.results.get(row.name)
+        if not summaries:
+            why = rep.unavailable.get(row.name, "not run").replace("|", "/")
+            cells = [f"n/a ({why})"] + ["—"] * (len(header) - 4)
+        else:
+            cells = [str(len(summaries)), *(cell([s.get(k, math.nan) for s in summaries]) for _, k in cols),
+                     _stops(rep.stops.get(row.name, [])) if row.rl else "— (supervised)"]
+        lines.append(f"| {row.name} | {' | '.join(cells)} | {_paper(rep.table, row.name)} |")
+    return "\n".join(lines)
+
+
+def render_paired(rep: Reproduction) -> str:
+    lines = ["| comparison | kind | paper | ours: mean [95% CI] | per seed (spread) | verdict | paper in CI |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rep.paired:
+        ours = "—" if r["n"] == 0 else f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] (n={r['n']})"
+        seeds = ", ".join(f"{d:+.3f}" for d in r["seed_diffs"]) + f" (± {r['spread']:.3f})"
+        paper = "—" if r["paper"] is None else f"{r['paper']:+.3f}"
+        inside = {None: "—", True: "yes", False: "no"}[r["paper_inside"]]
+        expect = "a > b" if r["direction"] > 0 else "a < b"
+        lines.append(f"| {r['label']} | {r['kind']} ({expect}) | {paper} | {ours} | {seeds} | {r['verdict']} "
+                     f"| {inside} |")
+    return "\n".join(lines)
+
+
+def verdict_sentences(rep: Reproduction) -> list[str]:
+    out = []
+    for r in rep.paired:
+        if r["kind"] != "claim":
+            continue
+        side = "beats" if r["direction"] > 0 else "falls below"
+        out.append(f"- {r['a']} {side} {r['b']} on {r['metric']} ({r['set']}): **{r['verdict']}**, "
+                   f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] over {r['n']} items "
+                   f"(paper {r['paper']:+.3f}).")
+    return out
+
+
+def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
+    from cagsr.reproduce.render import write_outputs
+
+    write_outputs(rep, max(len(v) for v in rep.results.values()) if rep.results else 0, seconds)
+    out = rep.out
+    (out / "paired.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale,
+                                                 "comparisons": rep.paired}, indent=1))
+    (out / "table.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "sets": rep.sets,
+                                                "results": rep.results, "stops": rep.stops, "sft": rep.sft,
+                                                "unavailable": rep.unavailable, "paired": rep.paired},
+                                               indent=1, default=str))
+    configs = out / "configs"
+    for stop_file in out.glob("rows/*/seed-*/stop.json"):  # the run's config with the iterations it stopped at
+        config = yaml.safe_load((stop_file.parent / "run" / "config.yaml").read_text())
+        config["ppo"]["iterations"] = json.loads(stop_file.read_text())["iterations"]
+        name = f"{stop_file.parent.parent.name}-{stop_file.parent.name}.yaml"
+        (configs / name).write_text(yaml.safe_dump(config, sort_keys=False))
+    for sft_config in out.glob("sft/seed-*/config.yaml"):
+        (configs / f"sft-{sft_config.parent.name}.yaml").write_text(sft_config.read_text())
+    plan = PLANS[rep.scale]
+    sft = "; ".join(f"seed {s['seed']}: {s['stopped_at'] or s['max_steps']} steps ({s['reason']}), "
+                    f"val loss {s['val_losses'][0][1]:.3f} -> {s['val_losses'][-1][1]:.3f}" for s in rep.sft)
+    compute = json.loads((out / "compute.json").read_text())
+    sft_seconds = sum(s.get("seconds", 0.0) for s in rep.sft)
+    compute["sft_seconds"] = sft_seconds
+    (out / "compute.json").write_text(json.dumps(compute, indent=1))
+    text = [f"# Reproduction: {rep.table} table, scale {rep.scale}", "",
+            "Held-out sets (items; none in SFT, reward-model or RL data, asserted by record id): "
+            + ", ".join(f"{k}: {v}" for k, v in rep.sets.items()), "",
+            render_medium_table(rep), "",
+            "Cells: mean ± standard deviation over seeds. RL rows train until their own reward on "
+            f"{plan.check_items} stopping items is above the supervised model's (paired bootstrap "
+            f"{plan.stop.level:.0%} lower bound > {plan.stop.margin}), checked every {plan.stop.check_every} "
+            f"iterations, at most {plan.stop.max_iterations}; 'cap' means it never rose clearly.", "",
+            f"Supervised models (until the validation loss flattened): {sft}.", "",
+            "## Paired differences (a − b over the same held-out items)", "", render_paired(rep), "",
+            "## The paper's claims", "", *(verdict_sentences(rep) or ["- (no claim had both rows)"]), "",
+            f"Compute: {(compute['row_seconds'] + sft_seconds) / 60:.1f} minutes (rows {compute['row_seconds'] / 60:.1f}, "
+            f"SFT {sft_seconds / 60:.1f}) on {compute['device']}; this invocation {seconds / 60:.1f} minutes.", "",
+            "Exact configs: `configs/`; per-check stopping records: `rows/*/seed-*/stopping.jsonl`."]
+    path = out / "table.md"
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,110 @@
+"""Train an RL row until its own held-out reward is clearly above the supervised model's.
+
+Built on the public trainer API only: each chunk is `Trainer(job, resume=run)` with ppo.iterations
+raised by `stop.check_every`, so an interrupted row resumes from its last checkpoint. After each
+chunk the row's final model answers the stopping items; `check_scores` scores the replies with the
+row's own reward (the attention reward under the row's reward config, or the row's reward model),
+one value per item, and the paired bootstrap of (row - supervised) over the items decides.
+
+    record = train_until_risen(job_for, folder, scorer, baseline, plan.stop)
+    record["reason"]  # 'risen' (lower bound > margin) or 'cap' (max_iterations reached)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from cagsr.evaluation.paired import align, item_means, paired_bootstrap
+from cagsr.ppo.config import TrainJob
+from cagsr.reproduce.plan import StopRule
+from cagsr.utils.logging import read_metrics
+
+Scores = dict[str, float]
+
+
+def check_scores(model_path: Path, items: list, settings, reward, reward_model: Path | None) -> Scores:
+    """Per-item mean reward of the model's greedy replies to `items` (dialogue: over its turns)."""
+    from cagsr.evaluation.runner import EvalSettings, evaluate
+    from cagsr.models.registry import load_model
+
+    loaded = load_model(str(model_path))
+    s = EvalSettings(**{**settings, "attention_reward": reward_model is None})
+    report = evaluate(loaded, items, s, reward=reward)
+    if reward_model is None:
+        return item_means(report.rows, "reward")
+    from cagsr.data.schema import Dialogue
+    from cagsr.evaluation.reward_model import RewardModel
+
+    model = RewardModel.load(reward_model)
+    records = {r.id: r for r in items}
+
+    def context(row):
+        record = records[row["episode"]]
+        return record.turns[: row["turn"]] if isinstance(record, Dialogue) else record.question
+
+    scores = model.score([context(r) for r in report.rows], [r["generated"] for r in report.rows])
+    return item_means([{**r, "rm": s} for r, s in zip(report.rows, scores, strict=True)], "rm")
+
+
+def decide(entry: dict, rule: StopRule) -> str | None:
+    """'risen', 'cap' or None (train on) for one check {'iteration', 'low', ...}.
+
+    >>> rule = StopRule(check_every=5, min_iterations=5, max_iterations=10)
+    >>> decide({"iteration": 5, "low": 0.01}, rule), decide({"iteration": 5, "low": -0.01}, rule)
+    ('risen', None)
+    >>> decide({"iteration": 10, "low": -0.01}, rule)
+    'cap'
+    """
+    if entry["iteration"] >= rule.min_iterations and entry["low"] > rule.margin:
+        return "risen"
+    if entry["iteration"] >= rule.max_iterations:
+        return "cap"
+    return None
+
+
+def _kl(run: Path, since: int) -> float:
+    values = [m["policy/kl_ref"] for m in read_metrics(run) if m.get("step", 0) > since and "policy/kl_ref" in m]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _read_checks(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def train_until_risen(job_for: Callable[[int], TrainJob], folder: Path, scorer: Callable[[Path], Scores],
+                      baseline: Scores, rule: StopRule) -> dict:
+    """Chunks of training and checks until `decide` stops; writes folder/stopping.jsonl (one line per
+    check) and folder/stop.json (the decision); the run (checkpoints, metrics, model) is folder/run."""
+    from cagsr.ppo.checkpoint import list_checkpoints
+    from cagsr.ppo.trainer import Trainer
+
+    run, log = folder / "run", folder / "stopping.jsonl"
+    checks = _read_checks(log)
+    while True:
+        done = checks[-1]["iteration"] if checks else 0
+        target = min(done + rule.check_every, rule.max_iterations)
+        has_checkpoint = run.exists() and bool(list_checkpoints(run / "checkpoints"))
+        if not has_checkpoint:
+            shutil.rmtree(run, ignore_errors=True)
+            checks = []
+            log.unlink(missing_ok=True)
+            done, target = 0, min(rule.check_every, rule.max_iterations)
+        Trainer(job_for(target), resume=run if has_checkpoint else None).train()
+        interval = paired_bootstrap(align(scorer(run / "model"), baseline)[1], rule.n_boot, rule.level)
+        entry = {"iteration": target, "mean": interval.mean, "low": interval.low, "high": interval.high,
+                 "n": interval.n, "kl_ref": _kl(run, done)}
+        checks.append(entry)
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        if reason := decide(entry, rule):
+            record = {"reason": reason, "iterations": target, "interval": entry, "kl_ref": entry["kl_ref"],
+                      "checks": checks, "rule": {k: getattr(rule, k) for k in rule.__dataclass_fields__}}
+            (folder / "stop.json").write_text(json.dumps(record, indent=1))
+            shutil.rmtree(run / "checkpoints", ignore_errors=True)  # only the final model is read again
+            return record

@@ -1,0 +1,128 @@
+"""The medium design without training: splits, the stopping loop (a stand-in trainer), claims, verdicts."""
+
+import json
+
+import pytest
+
+from cagsr.data.generate import generate_math
+from cagsr.reproduce import stopping
+from cagsr.reproduce.claims import MULTI, NO_RL, SINGLE, claims_for, judge
+from cagsr.reproduce.heldout import assert_disjoint, make_splits
+from cagsr.reproduce.plan import PLANS, StopRule
+from cagsr.reproduce.tables import CONTENT_ROW, COT_ROWS, DIALOGUE_ROWS
+
+
+def test_splits_are_disjoint_and_reread(tmp_path):
+    plan = PLANS["tiny-medium"]
+    splits = make_splits("cot", plan, tmp_path)
+    assert list(splits.sets) == ["generated", "easy"]
+    assert len(splits.sets["generated"]) == plan.heldout["cot"] and len(splits.sets["easy"]) == plan.easy_items
+    assert all(len(p.steps) <= plan.easy_max_steps for p in splits.sets["easy"])
+    pool = (tmp_path / "pool.jsonl").read_text().splitlines()
+    held = {p.id for s in splits.sets.values() for p in s} | {p.id for p in splits.check}
+    assert pool and not held & {json.loads(line)["id"] for line in pool}
+    again = make_splits("cot", plan, tmp_path)  # a resumed run reads the same files
+    assert [p.id for p in again.sets["generated"]] == [p.id for p in splits.sets["generated"]]
+
+
+def test_overlap_is_caught_by_id_and_question():
+    a, b = generate_math(3), generate_math(3, seed=1)
+    assert_disjoint({"pool": a[:2], "heldout": a[2:]})
+    with pytest.raises(AssertionError, match="both pool and heldout"):
+        assert_disjoint({"pool": a, "heldout": a[2:]})
+    renamed = [type(b[0])(id="other", question=a[0].question, steps=a[0].steps, answer=a[0].answer)]
+    with pytest.raises(AssertionError, match="q:"):
+        assert_disjoint({"pool": a, "heldout": renamed})
+
+
+class FakeTrainer:
+    """Stands in for cagsr.ppo.trainer.Trainer: 'trains' to job.iterations, leaves a checkpoint and a model."""
+
+    calls: list = []
+
+    def __init__(self, job, resume=None):
+        self.job, self.resume = job, resume
+
+    def train(self):
+        run = self.job.run
+        FakeTrainer.calls.append((self.job.iterations, self.resume is not None))
+        (run / "checkpoints" / f"step-{self.job.iterations:06d}").mkdir(parents=True, exist_ok=True)
+        (run / "model").mkdir(exist_ok=True)
+        (run / "model" / "iterations").write_text(str(self.job.iterations))
+        (run / "metrics.jsonl").open("a").write(json.dumps({"step": self.job.iterations, "policy/kl_ref": 0.01}) + "\n")
+
+
+class Job:
+    def __init__(self, iterations, run):
+        self.iterations, self.run = iterations, run
+
+
+def test_training_stops_once_the_reward_has_risen_and_resumes(tmp_path, monkeypatch):
+    import cagsr.ppo.trainer
+
+    monkeypatch.setattr(cagsr.ppo.trainer, "Trainer", FakeTrainer)
+    FakeTrainer.calls = []
+    baseline = {f"i{k}": 0.0 for k in range(6)}
+    rise_at = 6  # the reward is flat until 6 iterations, then +0.1 (+/- 0.01) on every item
+
+    def scorer(model):
+        it = int((model / "iterations").read_text())
+        return {i: (0.1 + 0.01 * (k % 2) if it >= rise_at else 0.01 * (-1) ** k) for k, i in enumerate(baseline)}
+
+    rule = StopRule(check_every=2, min_iterations=2, max_iterations=10, n_boot=200)
+    record = stopping.train_until_risen(lambda n: Job(n, tmp_path / "run"), tmp_path, scorer, baseline, rule)
+    assert record["reason"] == "risen" and record["iterations"] == 6
+    assert [c["iteration"] for c in record["checks"]] == [2, 4, 6]
+    assert record["checks"][-1]["low"] >= 0.1 and record["kl_ref"] == pytest.approx(0.01)
+    assert FakeTrainer.calls == [(2, False), (4, True), (6, True)]  # chunks resume the same run
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    # interrupted after the check at 4: the next start resumes at 4 and trains to 6
+    lines = (tmp_path / "stopping.jsonl").read_text().splitlines()[:2]
+    (tmp_path / "stopping.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "run" / "checkpoints" / "step-000004").mkdir(parents=True)
+    FakeTrainer.calls = []
+    again = stopping.train_until_risen(lambda n: Job(n, tmp_path / "run"), tmp_path, scorer, baseline, rule)
+    assert FakeTrainer.calls == [(6, True)] and again["iterations"] == 6
+
+
+def test_a_reward_that_never_rises_stops_at_the_cap(tmp_path, monkeypatch):
+    import cagsr.ppo.trainer
+
+    monkeypatch.setattr(cagsr.ppo.trainer, "Trainer", FakeTrainer)
+    FakeTrainer.calls = []
+    baseline = {"a": 0.0, "b": 0.0}
+    rule = StopRule(check_every=3, min_iterations=3, max_iterations=5, n_boot=100)
+    record = stopping.train_until_risen(lambda n: Job(n, tmp_path / "run"), tmp_path,
+                                        lambda m: {"a": 0.1, "b": -0.1}, baseline, rule)
+    assert record["reason"] == "cap" and [c["iteration"] for c in record["checks"]] == [3, 5]
+
+
+def test_claims_cover_the_papers_statements():
+    present = {r.name for r in DIALOGUE_ROWS}
+    claims = [c for c in claims_for("dialogue", ["star"], present) if c.kind == "claim"]
+    assert {(c.a, c.b, c.metric, c.direction, c.paper) for c in claims} == {
+        (MULTI, SINGLE, "coherence", 1, 0.02), (MULTI, SINGLE, "consistency", 1, 0.03),
+        ("Ablation: no history coverage", MULTI, "coherence", -1, -0.01),
+        ("Ablation: no entropy clamping", MULTI, "consistency", -1, -0.02)}
+    cot = claims_for("cot", ["gsm8k", "easy"], {r.name for r in COT_ROWS})
+    assert {(c.metric, c.set) for c in cot if c.kind == "claim" and c.b == SINGLE} == {
+        (m, s) for m in ("accuracy", "step_correctness") for s in ("gsm8k", "easy")}
+    assert any(c.a == CONTENT_ROW and c.kind == "question" for c in cot)
+    assert not claims_for("cot", ["gsm8k"], {NO_RL})  # nothing to compare
+
+
+def test_judge_hand_made_items():
+    items = {
+        (MULTI, "star", "coherence"): [{"d1": 0.6, "d2": 0.7}, {"d1": 0.6, "d2": 0.7}],
+        (SINGLE, "star", "coherence"): [{"d1": 0.5, "d2": 0.6}, {"d1": 0.5, "d2": 0.6}],
+        ("Ablation: no history coverage", "star", "coherence"): [{"d1": 0.7, "d2": 0.8}],
+    }
+    present = {MULTI, SINGLE, "Ablation: no history coverage"}
+    results = {(r["a"], r["metric"]): r for r in judge(claims_for("dialogue", ["star"], present), items, 500)}
+    multi = results[(MULTI, "coherence")]
+    assert multi["mean"] == pytest.approx(0.1) and multi["low"] == pytest.approx(0.1)
+    assert multi["verdict"] == "holds" and multi["paper_inside"] is False  # +0.02 lies outside [0.1, 0.1]
+    assert multi["seed_diffs"] == pytest.approx([0.1, 0.1]) and multi["spread"] == pytest.approx(0.0)
+    ablation = results[("Ablation: no history coverage", "coherence")]
+    assert ablation["verdict"] == "reversed" and ablation["mean"] == pytest.approx(0.1)  # it did not cost
+    assert (MULTI, "consistency") not in results  # no data for that metric: no line
