@@ -43,9 +43,8 @@ class RewardJob:
     """Longest history in tokens (older turns are dropped)."""
 
 
-def main(argv: list[str], prog: str = "cagsr reward") -> None:
-    job, _ = parse_job_args(RewardJob, argv, prog, RewardJob.__doc__ or "")
-    quiet_libraries()
+def score_job(job: RewardJob) -> tuple[list[dict], list[Path]]:
+    """The rows of every scored turn and the heatmap files drawn (cagsr.api.score runs this too)."""
     from cagsr.data.sources import corpus_texts, load_records
     from cagsr.models.registry import load_model
     from cagsr.rollout.recorded import recorded_episodes
@@ -58,10 +57,19 @@ def main(argv: list[str], prog: str = "cagsr reward") -> None:
                             job.reward.keywords, job.reward.entity_detector)
     episodes = recorded_episodes(records, loaded, job.max_context, job.max_turns)
     rows = probe(episodes, loaded, salience, job.attention, job.reward)
+    paths = []
+    if job.plot:
+        paths = plot_episodes(episodes[: job.plot_episodes], loaded, salience, job.attention, Path(job.plot),
+                              job.reward)
+    return rows, list(paths)
+
+
+def main(argv: list[str], prog: str = "cagsr reward") -> None:
+    job, _ = parse_job_args(RewardJob, argv, prog, RewardJob.__doc__ or "")
+    quiet_libraries()
+    rows, paths = score_job(job)
     with jsonl_sink(job.run.output) as write:
         for row in rows:
             write(row)
     if job.plot:
-        paths = plot_episodes(episodes[: job.plot_episodes], loaded, salience, job.attention, Path(job.plot),
-                              job.reward)
         print(f"wrote {len(paths)} heatmaps to {job.plot}", file=sys.stderr)
