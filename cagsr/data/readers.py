@@ -107,6 +107,8 @@ def decode_json_line(item: str | RecordError) -> Any:
         return json.loads(item, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         raise RecordError(f"invalid JSON ({err.msg} at column {err.colno})") from None
+    except RecordError:
+        raise
     except RecursionError:
         raise RecordError("invalid JSON (nested too deeply)") from None
     except ValueError as err:

@@ -95,7 +95,7 @@ def resolve_run_folder(path: Path) -> Path:
 
 HUB_HOST = "huggingface.co"
 HUB_PROBE_SECONDS = 3.0
-HUB_NAME = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # org/name as the hub spells ids
 
 
 def hub_offline() -> bool:
@@ -127,7 +127,10 @@ def _hub_cached(name: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
-    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an id the hub would reject is simply not cached
+        return False
 
 
 def _hub_loader(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
