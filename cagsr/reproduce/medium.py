@@ -48,7 +48,7 @@ def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: dict) -> tuple
 
 
 def _job(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, iterations: int) -> TrainJob:
-    config: dict = {"model": {"name": str(ctx["sft"][seed])}, "data": ctx["data"],
+    config: dict = {"model": {"name": str(ctx["sft"][seed % plan.sft_seeds])}, "data": ctx["data"],
                     "run": {"output_dir": str(folder / "run"), "seed": seed, **ctx["run"]}}
     rule = plan.stop
     for key, value in {**plan.ppo, **row.overrides, "ppo.iterations": iterations,
@@ -73,7 +73,7 @@ def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path) -> di
     base_file = folder / "check-baseline.json"  # the supervised model's scores under this row's reward
     if not base_file.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        base_file.write_text(json.dumps(scorer(ctx["sft"][seed])))
+        base_file.write_text(json.dumps(scorer(ctx["sft"][seed % plan.sft_seeds])))
     baseline = json.loads(base_file.read_text())
     return train_until_risen(lambda n: _job(row, plan, ctx, seed, folder, n), folder, scorer, baseline, plan.stop)
 
@@ -119,9 +119,8 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True,
     ctx = _context(table, plan, out, threads, progress)
     rows = DIALOGUE_ROWS if table == "dialogue" else COT_ROWS
     rep = Reproduction(table, scale, out, sets={k: len(v) for k, v in ctx["sets"].items()})
-    n_sft = max(plan.seeds(r.core) for r in rows)
     ctx["sft"] = {}
-    for seed in range(n_sft):
+    for seed in range(plan.sft_seeds):
         ctx["sft"][seed], record = _sft(plan, ctx["data"], out, seed, ctx)
         rep.sft.append(record)
     items: dict[tuple[str, str, str], list[dict[str, float]]] = {}
@@ -133,7 +132,7 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True,
         if problem := row_problem(row, plan.ppo, ctx["data"], plan.model):
             rep.unavailable[row.name] = problem
             continue
-        for seed in range(plan.seeds(row.core)):
+        for seed in range(plan.seeds(row.core, row.rl)):
             _row_seed(row, seed, plan, ctx, rep, items, main)
     rep.paired = judge(claims_for(table, list(ctx["sets"]), set(rep.results)), items, plan.n_boot)
     return rep
@@ -142,7 +141,7 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True,
 def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproduction, items: dict, main: str) -> None:
     folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
     start = time.perf_counter()
-    model = ctx["sft"][seed]
+    model = ctx["sft"][seed % plan.sft_seeds]
     if row.rl:
         rep.stops.setdefault(row.name, []).append(_train(row, plan, ctx, seed, folder))
         model = folder / "run" / "model"

@@ -55,6 +55,9 @@ class MediumPlan:
     from supervised model s, so No-RL's seeds differ too."""
     seeds_other: int = 1
     """Seeds of every other row."""
+    sft_seeds: int = 3
+    """Supervised models (one per seed; RL seed s starts from model s mod sft_seeds). No-RL runs
+    min(seeds_core, sft_seeds) seeds: its greedy evaluation of one model is the same every time."""
     heldout: dict = field(default_factory=lambda: {"dialogue": 150, "cot": 200})
     """Final held-out items per table (dialogues with all their agent turns, or math problems)."""
     easy_items: int = 200
@@ -76,8 +79,9 @@ class MediumPlan:
     n_boot: int = 2000
     """Bootstrap resamples of the paired intervals in the table."""
 
-    def seeds(self, core: bool) -> int:
-        return self.seeds_core if core else self.seeds_other
+    def seeds(self, core: bool, rl: bool = True) -> int:
+        n = self.seeds_core if core else self.seeds_other
+        return n if rl else min(n, self.sft_seeds)
 
 
 _STAR = {"path": "../shared/data/star_dialogues.jsonl"}
@@ -86,20 +90,21 @@ _GSM8K = {"path": "../shared/data/gsm8k_train.jsonl"}
 PLANS = {
     "medium": MediumPlan(
         data={"dialogue": _STAR, "cot": _GSM8K},
-        sft={"max_steps": 400, "batch_size": 8, "lr": 5e-5, "eval_every": 20, "eval_pairs": 64,
-             "patience": 3, "min_delta": 0.01, "samples": 0, "max_context": 512},
-        ppo={"ppo.epochs": 2, "rollout.episodes": 8, "rollout.turns": 2, "rollout.sampling.max_new_tokens": 24,
-             "rollout.cot_max_new_tokens": 64, "rollout.max_context": 384, "ppo.eval_every": 1000,
-             "ppo.eval_episodes": 4, "ppo.critic": "head", "ppo.minibatch_rows": 8, "ppo.lr": 1e-5,
-             "ppo.keep_checkpoints": 1},
+        sft={"max_steps": 200, "batch_size": 8, "lr": 5e-5, "eval_every": 20, "eval_pairs": 32,
+             "patience": 3, "min_delta": 0.01, "samples": 0, "max_context": 384},
+        # the dialogue-star / cot-gsm8k presets' rollout sizes, at the learning rate that moved the reward
+        ppo={"ppo.epochs": 2, "rollout.episodes": 4, "rollout.turns": 3, "rollout.sampling.max_new_tokens": 24,
+             "rollout.cot_max_new_tokens": 64, "rollout.max_context": 384, "attention.last_layers": 1,
+             "ppo.lr": 1e-5, "ppo.critic": "head", "ppo.critic_lr": 1e-4, "ppo.eval_every": 1000,
+             "ppo.eval_episodes": 4, "ppo.keep_checkpoints": 1},
         eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 96, "max_turns": 64,
               "max_context": 512, "batch_size": 16},
-        check_eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 64, "max_turns": 3,
+        check_eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 64, "max_turns": 2,
                     "max_context": 384, "batch_size": 16},
         stop=StopRule(check_every=5, min_iterations=5, max_iterations=40),
     ),
     "tiny-medium": MediumPlan(
-        model="tiny-llama", seeds_core=2, seeds_other=1,
+        model="tiny-llama", seeds_core=2, seeds_other=1, sft_seeds=2,
         data={"dialogue": {"path": "generated:dialogue", "num_generated": 40},
               "cot": {"path": "generated:math", "num_generated": 40}},
         heldout={"dialogue": 5, "cot": 5}, easy_items=4, check_items=3,

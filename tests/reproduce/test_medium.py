@@ -126,3 +126,20 @@ def test_judge_hand_made_items():
     ablation = results[("Ablation: no history coverage", "coherence")]
     assert ablation["verdict"] == "reversed" and ablation["mean"] == pytest.approx(0.1)  # it did not cost
     assert (MULTI, "consistency") not in results  # no data for that metric: no line
+
+
+@pytest.mark.parametrize("scale", ["medium", "tiny-medium"])
+def test_every_plan_section_is_a_valid_config(scale):
+    from cagsr.evaluation.runner import EvalSettings
+    from cagsr.reproduce.runner import row_problem
+    from cagsr.sft.config import SFTConfig
+
+    plan = PLANS[scale]
+    SFTConfig(**plan.sft)
+    EvalSettings(**plan.eval)
+    EvalSettings(**plan.check_eval)
+    for rows in (DIALOGUE_ROWS, COT_ROWS):
+        for row in rows:
+            problem = row_problem(row, {**plan.ppo, "ppo.iterations": 5}, {"path": "pool.jsonl"}, plan.model)
+            assert problem is None or (row.name == CONTENT_ROW and "history_tokens" in problem), problem
+    assert plan.seeds(core=True, rl=False) == min(plan.seeds_core, plan.sft_seeds)
