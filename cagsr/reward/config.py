@@ -58,7 +58,8 @@ class RewardConfig:
     final_weight: float = 2.0
     """Turn weight lambda of the chain-of-thought answer turn (1.0 is the 'uniform weights' ablation)."""
     salience: str = "idf|entities|keywords"
-    """Salient-token sources, combined with |: idf, entities, keywords."""
+    """Salient-token sources, combined with |: idf, entities, keywords, or your own fn(text) -> [(start, end)]
+    character spans named package.module:function or path/to/file.py:function (cagsr.salience.masks)."""
     idf_quantile: float = 0.7
     """Words rarer than this share of the corpus' word occurrences are salient (idf source)."""
     keywords: list[str] = field(default_factory=list)
