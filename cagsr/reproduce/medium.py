@@ -101,10 +101,9 @@ def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progr
 
     splits = make_splits(table, plan, out / "data")
     data = {"path": str(splits.pool)}
-    pool = load_records(DataConfig(**data))
-    held = {name: items for name, items in splits.sets.items()}
-    assert_disjoint({"pool": pool, "check": splits.check, **held})  # what SFT, RMs and RL read vs. judged
-    ctx = {"data": data, "check": splits.check, "sets": held, "embedder": Embedder(),
+    pool = load_records(DataConfig(**data))  # what SFT, the reward models and RL read
+    assert_disjoint({"pool": pool, "check": splits.check, **splits.sets})  # against what is judged
+    ctx = {"data": data, "check": splits.check, "sets": splits.sets, "embedder": Embedder(),
            "run": {"progress": progress, **({"threads": threads} if threads else {})}}
     ctx["consistency"] = (ensure_consistency_classifier(pool[:400], name=f"reproduce-{table}",
                                                         folder=out / "classifier") if table == "dialogue" else None)
