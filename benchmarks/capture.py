@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cagsr.attention import TeacherForcedBatch, forward_no_capture, forward_with_capture, model_inputs  # noqa: E402
 from cagsr.attention import capture as capture_mod  # noqa: E402
+from cagsr.attention import tap as tap_mod  # noqa: E402
 
 
 def load(name: str):
@@ -66,7 +67,7 @@ def load(name: str):
 def shape_of(model) -> tuple[int, int, bool]:
     """(L layers with captured attention kind, H query heads, encoder-decoder?)."""
     enc_dec = bool(model.config.is_encoder_decoder)
-    layers = len(capture_mod.attention_modules(model, cross=enc_dec))
+    layers = len(tap_mod.attention_modules(model, cross=enc_dec))
     cfg = model.config
     heads = next(getattr(cfg, k) for k in ("num_attention_heads", "num_heads", "n_head") if hasattr(cfg, k))
     return layers, heads, enc_dec
@@ -132,7 +133,7 @@ def output_attentions_bytes(layers: int, b: int, h: int, n: int, s: int, enc_dec
 
 def measured_output_attentions(model, batch: TeacherForcedBatch) -> tuple[float, int]:
     """One eager teacher-forced pass with output_attentions=True: (seconds, bytes returned)."""
-    with capture_mod.attn_implementation(model, "eager"), torch.no_grad():
+    with tap_mod.routed(model, "eager"), torch.no_grad():
         seconds, out = timed(
             lambda: model(**model_inputs(model, batch), use_cache=False, output_attentions=True)
         )

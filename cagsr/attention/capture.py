@@ -10,26 +10,32 @@ over history token j, averaged over all heads of the last L' layers:
     renormalised; `history_mass` is the mass that was on the history before renormalising.
 
 How: a function registered with transformers' AttentionInterface under "cagsr_capture" (with the
-sdpa mask builder) replaces the model's attention for the duration of one call. Every layer still
-computes its output with SDPA; the captured layers additionally recompute softmax(QK^T) for the S
-response query rows only, block by block, sum over heads at once and fold the block into a reducer
-(window.py). Nothing of size [L, B, H, T, T] is ever built, and the model is restored on exit.
+sdpa mask builder) replaces the model's attention for the duration of one call (tap.py). Every
+layer still computes its output with SDPA; the captured layers additionally recompute softmax(QK^T)
+for the query rows that predict response tokens only, block by block, sum over heads at once and
+fold the block into a reducer (window.py). Nothing of size [L, B, H, T, T] is ever built, and the
+model is restored on exit.
+
+Either layout works: a padded TeacherForcedBatch (one pair per row) or a PackedBatch (several
+pairs, or a whole dialogue, per row; packed.py). `QueryRoutes` says, for every captured query row
+of the model's batch, which output row (view) and response step it feeds and which key column
+stands behind each output history column, so abar comes back in the same per-pair layout.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from transformers import AttentionInterface, AttentionMaskInterface, PreTrainedConfig
+from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
-from cagsr.attention.batch import TeacherForcedBatch, is_encoder_decoder, model_inputs, response_rows
+from cagsr.attention.batch import TeacherForcedBatch, is_encoder_decoder, response_rows
+from cagsr.attention.forward import Batch, forward_no_capture, view_masks
+from cagsr.attention.packed import PackedBatch
+from cagsr.attention.tap import TAPS, attention_modules, routed
 from cagsr.attention.window import FullReducer, WindowReducer, prune_columns
 
 CAPTURE_NAME = "cagsr_capture"
@@ -48,19 +54,68 @@ def block_rows(b: int, h: int, s: int, k: int, kept_elements: int) -> int:
 class CaptureResult:
     """Outputs of the teacher-forced pass at the S response rows, plus the reduced attention."""
 
-    logits: Tensor  # [B, S, V] logits that predict y_1..y_S
-    hidden: Tensor  # [B, S, D] input of the LM head at the same rows (for a value head)
-    abar: Tensor  # [B, S, N], [B, S, N'] pruned, or [B, S, W+1] windowed (column 0 = older tokens)
-    history_mass: Tensor  # [B, S] mass on the history before renormalising (1 for enc-dec, 0 on pad rows)
-    kept_index: Tensor | None  # [B, N'] / [B, W] history positions of the kept columns (-1 = none)
+    logits: Tensor  # [R, S, V] logits that predict y_1..y_S
+    hidden: Tensor  # [R, S, D] input of the LM head at the same rows (for a value head)
+    abar: Tensor  # [R, S, N], [R, S, N'] pruned, or [R, S, W+1] windowed (column 0 = older tokens)
+    history_mass: Tensor  # [R, S] mass on the history before renormalising (1 for enc-dec, 0 on pad rows)
+    kept_index: Tensor | None  # [R, N'] / [R, W] history positions of the kept columns (-1 = none)
+
+
+@dataclass(kw_only=True)
+class QueryRoutes:
+    """Which query rows of the model's batch (B rows) are captured, and where each one goes.
+
+    Q query slots per row; R output rows (views) with N history columns."""
+
+    positions: Tensor
+    """[B, Q] long: the query row (sequence position) of each slot."""
+    view: Tensor
+    """[B, Q] long: the output row each slot feeds (-1: unused slot)."""
+    step: Tensor
+    """[B, Q] long: the response step s it feeds."""
+    key_of_column: Tensor
+    """[R, N] long: the key column behind each output history column (-1: none)."""
+
+
+def padded_routes(model: nn.Module, batch: TeacherForcedBatch) -> QueryRoutes:
+    """One pair per row: row b's response rows feed view b, history column c is key column c."""
+    rows = response_rows(model, batch)  # [S]
+    b, s = batch.response_ids.shape[0], rows.numel()
+    arange_b = torch.arange(b, device=rows.device)
+    return QueryRoutes(
+        positions=rows.expand(b, s),
+        view=arange_b[:, None].expand(b, s),
+        step=torch.arange(s, device=rows.device).expand(b, s),
+        key_of_column=torch.arange(batch.n_history, device=rows.device).expand(b, -1),
+    )
+
+
+def packed_routes(batch: PackedBatch) -> QueryRoutes:
+    """Each row's query slots are the response-predicting positions of the views it holds."""
+    flat, valid = batch.response_positions()  # [R, S]
+    width = batch.input_ids.shape[1]
+    rows, views, steps = batch.view_row[:, None].expand_as(flat)[valid], *valid.nonzero(as_tuple=True)
+    per_row = torch.bincount(rows, minlength=batch.input_ids.shape[0])
+    q = int(per_row.max())
+    order = torch.argsort(rows, stable=True)
+    rows, views, steps, columns = rows[order], views[order], steps[order], (flat[valid] % width)[order]
+    slot = torch.arange(rows.numel(), device=rows.device) - (per_row.cumsum(0) - per_row)[rows]
+    shape = (batch.input_ids.shape[0], q)
+    out = QueryRoutes(
+        positions=torch.zeros(shape, dtype=torch.long, device=rows.device),
+        view=torch.full(shape, -1, dtype=torch.long, device=rows.device),
+        step=torch.zeros(shape, dtype=torch.long, device=rows.device),
+        key_of_column=batch.key_of_column(),
+    )
+    out.positions[rows, slot], out.view[rows, slot], out.step[rows, slot] = columns, views, steps
+    return out
 
 
 @dataclass
 class _CaptureState:
     """What one forward pass collects from the captured attention modules."""
 
-    rows: Tensor  # [S] query rows that predict y_1..y_S
-    n_history: int  # history keys are columns 0..N-1
+    routes: QueryRoutes
     reducer: FullReducer | WindowReducer
     calls: dict[nn.Module, int] = field(default_factory=dict)
     heads: int = 0  # heads summed so far, over all captured layers
@@ -70,75 +125,89 @@ class _CaptureState:
 
         query: [B, H, Q, D]; key: [B, Hkv, K, D]; mask: bool/additive [B|1, 1, Q|1, K] or None.
         """
-        b, h, q_len, _ = query.shape
+        b, h, _, _ = query.shape
         k_len = key.shape[2]
-        blk = block_rows(b, h, self.rows.numel(), k_len, self.reducer.sum.numel())
+        slots = self.routes.positions.shape[1]
+        blk = block_rows(b, h, slots, k_len, self.reducer.sum.numel())
         causal = kwargs.get("is_causal")
         causal = getattr(module, "is_causal", False) if causal is None else causal
         keys_t = key.float().transpose(-1, -2)  # [B, Hkv, D, K]
-        for start in range(0, self.rows.numel(), blk):
-            rows = self.rows[start : start + blk]
-            probs = _softmax_rows(query, keys_t, mask, rows, causal, **kwargs)  # [B, H, blk, K]
-            self.reducer.add(slice(start, start + rows.numel()), probs.sum(1)[..., : self.n_history])
+        for start in range(0, slots, blk):
+            part = slice(start, start + blk)
+            probs = _softmax_rows(query, keys_t, mask, self.routes.positions[:, part], causal, **kwargs)
+            self._route(probs.sum(1), part)  # [B, blk, K]
         self.heads += h
         self.calls[module] = self.calls.get(module, 0) + 1
+
+    def _route(self, probs: Tensor, part: slice) -> None:
+        """probs [B, blk, K] -> the reducer's rows, over the output history columns."""
+        view = self.routes.view[:, part]
+        used = view >= 0
+        views, steps = view[used], self.routes.step[:, part][used]  # [M]
+        columns = self.routes.key_of_column[views]  # [M, N]
+        picked = probs[used].gather(1, columns.clamp(min=0)) * (columns >= 0)
+        self.reducer.add(views, steps, picked)
+
+
+def _gather_rows(t: Tensor, positions: Tensor, q_len: int) -> Tensor:
+    """[B|1, C, Q|1, K] -> [B, C, r, K] (or broadcastable): each batch row's query rows `positions` [B, r]."""
+    if t.shape[2] != q_len or q_len == 1:
+        return t
+    b, r = positions.shape
+    full = t.expand(b, -1, -1, -1)
+    index = positions[:, None, :, None].expand(b, full.shape[1], r, full.shape[3])
+    return full.gather(2, index)
 
 
 def _softmax_rows(
     query: Tensor,
     keys_t: Tensor,
     mask: Tensor | None,
-    rows: Tensor,
+    positions: Tensor,
     causal: bool,
     scaling: float | None = None,
     position_bias: Tensor | None = None,
     softcap: float | None = None,
     **_,
 ) -> Tensor:
-    """Eager attention probabilities for query rows `rows` only.
+    """Eager attention probabilities for the query rows `positions` [B, r] of each batch row only.
 
-    query: [B, H, Q, D]; keys_t: [B, Hkv, D, K] float32; rows: [r] -> [B, H, r, K] float32.
+    query: [B, H, Q, D]; keys_t: [B, Hkv, D, K] float32 -> [B, H, r, K] float32.
     GQA: query heads are grouped by kv head (as repeat_kv lays them out), so the matmul runs per
     kv head without repeating the keys.
     """
     b, h, q_len, d = query.shape
     hkv, k_len = keys_t.shape[1], keys_t.shape[-1]
-    q = query[:, :, rows].float().reshape(b, hkv, (h // hkv) * rows.numel(), d)
+    r = positions.shape[1]
+    q = query.gather(2, positions[:, None, :, None].expand(b, h, r, d))
+    q = q.float().reshape(b, hkv, (h // hkv) * r, d)
     # In place from here on: this runs under no_grad and only one block is alive at a time.
-    scores = (q @ keys_t).view(b, h, rows.numel(), k_len)
+    scores = (q @ keys_t).view(b, h, r, k_len)
     scores.mul_(d**-0.5 if scaling is None else scaling)
     if softcap is not None:
         scores.div_(softcap).tanh_().mul_(softcap)
     if position_bias is not None:
-        scores.add_(_rows_of(position_bias, rows, q_len))
+        scores.add_(_gather_rows(position_bias, positions, q_len))
     if mask is not None:
-        m = _rows_of(mask, rows, q_len)
+        m = _gather_rows(mask, positions, q_len)
         if m.dtype == torch.bool:
             scores.masked_fill_(~m, torch.finfo(scores.dtype).min)
         else:
             scores.add_(m)
     elif causal and q_len > 1:
         # No mask given means sdpa's is_causal path: keys up to the query's own position.
-        allowed = torch.arange(k_len, device=rows.device) <= (rows[:, None] + k_len - q_len)
-        scores.masked_fill_(~allowed, torch.finfo(scores.dtype).min)
+        allowed = torch.arange(k_len, device=positions.device) <= (positions[..., None] + k_len - q_len)
+        scores.masked_fill_(~allowed[:, None], torch.finfo(scores.dtype).min)
     return torch.softmax(scores, dim=-1)
-
-
-def _rows_of(t: Tensor, rows: Tensor, q_len: int) -> Tensor:
-    """[., ., Q|1, K] -> [., ., r|1, K]: pick query rows unless the tensor broadcasts over them."""
-    return t[:, :, rows] if t.shape[2] == q_len and q_len > 1 else t
-
-
-_ACTIVE: dict[nn.Module, _CaptureState] = {}
 
 
 def _capture_attention(module, query, key, value, attention_mask, **kwargs):
     """AttentionInterface function: SDPA for the output; captured modules also fold their rows."""
     out = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    state = _ACTIVE.get(module)
-    if state is not None:
+    observe = TAPS.get(module)
+    if observe is not None:
         with torch.no_grad():  # abar feeds a reward: never part of the graph
-            state.observe(module, query, key, attention_mask, **kwargs)
+            observe(module, query, key, attention_mask, **kwargs)
     return out
 
 
@@ -146,135 +215,43 @@ AttentionInterface.register(CAPTURE_NAME, _capture_attention)
 AttentionMaskInterface.register(CAPTURE_NAME, sdpa_mask)
 
 
-def _is_cross(name: str, module: nn.Module) -> bool:
-    leaf = name.rsplit(".", 1)[-1].lower()
-    return bool(getattr(module, "is_cross_attention", False)) or any(
-        tag in leaf for tag in ("cross", "encdec", "encoder_attn")
-    )
-
-
-def attention_modules(model: nn.Module, cross: bool) -> list[nn.Module]:
-    """The innermost attention modules in layer order: cross-attention or (decoder) self-attention."""
-    found = []
-    for name, module in model.named_modules():
-        if not type(module).__name__.endswith("Attention"):
-            continue
-        if any(type(c).__name__.endswith("Attention") for c in module.children()):
-            continue  # a wrapper such as T5LayerSelfAttention; its child does the work
-        if _is_cross(name, module) == cross and (cross or ".encoder." not in f".{name}."):
-            found.append(module)
-    if not found:
-        raise ValueError(
-            f"no {'cross' if cross else 'self'}-attention modules found in {type(model).__name__}"
-        )
-    return found
-
-
-def model_configs(model: nn.Module) -> list[PreTrainedConfig]:
-    """Every distinct config the model's modules read (T5 deep-copies one per stack)."""
-    seen: dict[int, PreTrainedConfig] = {}
-    for module in model.modules():
-        cfg = getattr(module, "config", None)
-        if isinstance(cfg, PreTrainedConfig):
-            seen.setdefault(id(cfg), cfg)
-    return list(seen.values())
-
-
-@contextmanager
-def attn_implementation(model: nn.Module, name: str) -> Iterator[None]:
-    """Switch every config of the model to attention `name`; restore each one on exit.
-
-    Set directly on each config because set_attn_implementation skips sub-models whose config has
-    the model's own class (T5's encoder and decoder stacks keep the old implementation).
-    """
-    configs = model_configs(model)
-    previous = [cfg._attn_implementation_internal for cfg in configs]
-    try:
-        for cfg in configs:
-            cfg._attn_implementation_internal = name
-        yield
-    finally:
-        for cfg, impl in zip(configs, previous, strict=True):
-            cfg._attn_implementation_internal = impl
-
-
-@contextmanager
-def capturing(model: nn.Module, modules: list[nn.Module], state: _CaptureState) -> Iterator[_CaptureState]:
-    """Route all attention through the capture function, `modules` folding into `state`."""
-    try:
-        with attn_implementation(model, CAPTURE_NAME):
-            _ACTIVE.update(dict.fromkeys(modules, state))
-            yield state
-    finally:
-        for module in modules:
-            _ACTIVE.pop(module, None)
-
-
-def _accepts(model: nn.Module, name: str) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT wrapper
-    return name in inspect.signature(base.forward).parameters
-
-
-def _run(model: nn.Module, batch: TeacherForcedBatch) -> tuple[Tensor, Tensor]:
-    """One teacher-forced pass -> logits [B, S, V] and LM-head input [B, S, D] at the response rows."""
-    rows = response_rows(model, batch)
-    kwargs = model_inputs(model, batch)
-    if not is_encoder_decoder(model) and _accepts(model, "logits_to_keep"):
-        kwargs["logits_to_keep"] = rows  # the head runs on S rows, never [B, T, V]
-    grabbed: list[Tensor] = []
-    handle = model.get_output_embeddings().register_forward_pre_hook(lambda _m, args: grabbed.append(args[0]))
-    try:
-        out = model(**kwargs, use_cache=False)
-    finally:
-        handle.remove()
-    logits, hidden = out.logits, grabbed[-1]
-    if logits.shape[1] != rows.numel():
-        logits = logits[:, rows]
-    if hidden.shape[1] != rows.numel():
-        hidden = hidden[:, rows]
-    return logits, hidden
-
-
-def forward_no_capture(model: nn.Module, batch: TeacherForcedBatch) -> tuple[Tensor, Tensor]:
-    """The same pass with the model's own attention (SDPA by default): logits [B, S, V], hidden [B, S, D]."""
-    return _run(model, batch)
-
-
 def forward_with_capture(
     model: nn.Module,
-    batch: TeacherForcedBatch,
+    batch: Batch,
     last_layers: int = 1,
     window: int | None = None,
     prune_above: int | None = None,
     prune_keep: Tensor | None = None,
     prune_threshold: float = 1e-3,
 ) -> CaptureResult:
-    """Teacher-forced pass that also returns abar over the history (see module docstring).
+    """Teacher-forced pass that also returns abar over each pair's history (see module docstring).
 
-    batch: history [B, N], response [B, S]. window=W keeps [B, S, W+1] (column 0 = summed mass on
-    older tokens). prune_above=P with prune_keep [B, N] bool drops, in rows with more than P history
-    tokens, columns that are not salient and whose max over s of abar is below prune_threshold.
+    batch: a padded TeacherForcedBatch (history [R, N], response [R, S]) or a PackedBatch (R views).
+    window=W keeps [R, S, W+1] (column 0 = summed mass on older tokens). prune_above=P with
+    prune_keep [R, N] bool drops, in views with more than P history tokens, columns that are not
+    salient and whose max over s of abar is below prune_threshold.
     """
     enc_dec = is_encoder_decoder(model)
     modules = attention_modules(model, cross=enc_dec)
     if not 1 <= last_layers <= len(modules):
         raise ValueError(f"last_layers must be in 1..{len(modules)}, got {last_layers}")
     modules = modules[-last_layers:]
-    hist_mask = batch.history_mask
-    s = batch.n_response
-    reducer = FullReducer(hist_mask, s) if window is None else WindowReducer(hist_mask, s, window)
-    state = _CaptureState(response_rows(model, batch), batch.n_history, reducer)
-    with capturing(model, modules, state):
-        logits, hidden = _run(model, batch)
+    history_mask, response_mask = view_masks(batch)
+    s = response_mask.shape[1]
+    reducer = FullReducer(history_mask, s) if window is None else WindowReducer(history_mask, s, window)
+    routes = packed_routes(batch) if isinstance(batch, PackedBatch) else padded_routes(model, batch)
+    state = _CaptureState(routes, reducer)
+    with routed(model, CAPTURE_NAME, dict.fromkeys(modules, state.observe)):
+        logits, hidden = forward_no_capture(model, batch)
     if any(state.calls.get(m) != 1 for m in modules):
         raise RuntimeError(
             f"{type(model).__name__}: captured attention modules were not each called once "
             "(does the model route attention through transformers' AttentionInterface?)"
         )
-    abar, mass = _finish(reducer, state.heads, batch.response_mask, renormalise=not enc_dec)
+    abar, mass = _finish(reducer, state.heads, response_mask, renormalise=not enc_dec)
     kept_index = reducer.kept_index
     if prune_above is not None:
-        abar, kept_index = _prune(abar, kept_index, batch, prune_above, prune_keep, prune_threshold)
+        abar, kept_index = _prune(abar, kept_index, history_mask, prune_above, prune_keep, prune_threshold)
     return CaptureResult(logits, hidden, abar, mass, kept_index)
 
 
@@ -297,19 +274,19 @@ def _finish(
 def _prune(
     abar: Tensor,
     kept_index: Tensor | None,
-    batch: TeacherForcedBatch,
+    history_mask: Tensor,
     prune_above: int,
     prune_keep: Tensor | None,
     threshold: float,
 ) -> tuple[Tensor, Tensor | None]:
     """Apply prune_columns to the full-resolution columns (all history, or the window's W)."""
-    count = batch.history_mask.sum(-1)  # [B]
+    count = history_mask.sum(-1)  # [B]
     if not bool((count > prune_above).any()):
         return abar, kept_index
     if prune_keep is None:
         raise ValueError("prune_above needs prune_keep: [B, N] bool of salient history tokens")
     if kept_index is None:
-        index = torch.where(batch.history_mask, torch.arange(batch.n_history, device=abar.device), -1)
+        index = torch.where(history_mask, torch.arange(history_mask.shape[1], device=abar.device), -1)
         return prune_columns(abar, index, prune_keep, count, prune_above, threshold)
     # Windowed: keep the summary bucket, prune among the W recent columns.
     keep = prune_keep.bool().gather(1, kept_index.clamp(min=0)) & (kept_index >= 0)

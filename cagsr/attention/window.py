@@ -3,7 +3,8 @@
 Shapes: B batch, S response tokens, N history tokens, W window, blk a block of query rows.
 
 The captured attention layers hand over head-summed rows one block of queries at a time
-([B, blk, N], transient). A reducer folds each block into what is kept:
+([M, N], transient: M query rows, each tagged with its output row and response step). A reducer
+folds each block into what is kept:
   - FullReducer: the full [B, S, N] rows.
   - WindowReducer: the W most recent real history tokens at full resolution plus one summary
     bucket (column 0) holding the mass on all older tokens, so it keeps O(S x (W + 1)) for any N.
@@ -27,11 +28,11 @@ class FullReducer:
         self.mass = history_mask.new_zeros((b, n_rows), dtype=dtype)  # [B, S]
         self.kept_index: Tensor | None = None
 
-    def add(self, rows: slice, probs: Tensor) -> None:
-        """probs: [B, blk, N] attention summed over heads, for query rows `rows` of S."""
-        probs = probs * self.valid[:, None, :]
-        self.sum[:, rows] += probs
-        self.mass[:, rows] += probs.sum(-1)
+    def add(self, rows: Tensor, steps: Tensor, probs: Tensor) -> None:
+        """probs: [M, N] attention summed over heads of M queries, each feeding (rows[m], steps[m])."""
+        probs = probs * self.valid[rows]
+        self.sum.index_put_((rows, steps), probs, accumulate=True)
+        self.mass.index_put_((rows, steps), probs.sum(-1), accumulate=True)
 
 
 def _recent(history_mask: Tensor, window: int) -> tuple[Tensor, Tensor]:
@@ -72,15 +73,12 @@ class WindowReducer:
         self.sum = history_mask.new_zeros((b, n_rows, window + 1), dtype=dtype)  # [B, S, W+1]
         self.mass = history_mask.new_zeros((b, n_rows), dtype=dtype)  # [B, S]
 
-    def add(self, rows: slice, probs: Tensor) -> None:
-        """probs: [B, blk, N] attention summed over heads, for query rows `rows` of S."""
-        blk = probs.shape[1]
-        idx = self.gather_index[:, None, :].expand(-1, blk, -1)  # [B, blk, W]
-        recent = probs.gather(2, idx) * self.kept_valid[:, None, :]
-        older = (probs * self.older[:, None, :]).sum(-1)
-        self.sum[:, rows, 0] += older
-        self.sum[:, rows, 1:] += recent
-        self.mass[:, rows] += older + recent.sum(-1)
+    def add(self, rows: Tensor, steps: Tensor, probs: Tensor) -> None:
+        """probs: [M, N] attention summed over heads of M queries, each feeding (rows[m], steps[m])."""
+        recent = probs.gather(1, self.gather_index[rows]) * self.kept_valid[rows]  # [M, W]
+        older = (probs * self.older[rows]).sum(-1)  # [M]
+        self.sum.index_put_((rows, steps), torch.cat([older[:, None], recent], dim=1), accumulate=True)
+        self.mass.index_put_((rows, steps), older + recent.sum(-1), accumulate=True)
 
 
 def prune_columns(

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from cagsr.rollout.engines.onednn import BATCH_HINT, packing_available
+from cagsr.utils.modules import unwrap_peft
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _numel(module: nn.Module) -> int:
 
 
 def model_cost(model: nn.Module) -> ModelCost:
-    model = model.get_base_model() if hasattr(model, "get_base_model") else model
+    model = unwrap_peft(model)
     cfg = model.config
     head = model.get_output_embeddings()
     vocab, hidden = head.weight.shape

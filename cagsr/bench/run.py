@@ -20,6 +20,7 @@ import torch
 
 from cagsr.bench.config import BenchConfig
 from cagsr.bench.machine import describe_machine, measure_machine, model_cost
+from cagsr.bench.packing import packing_report
 from cagsr.bench.sections import growing, ppo_phases, single_turn
 from cagsr.bench.systems import build_systems
 from cagsr.bench.table import render
@@ -83,16 +84,20 @@ def run(config: BenchConfig) -> str:
                           ("cpu" if cfg.device == "auto" else cfg.device))  # fmt: skip
     load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     machine = measure_machine(device, getattr(torch, cfg.dtype))
-    rows, notes, ppo, report = [], [], [], ""
+    rows, notes, ppo, report, packing = [], [], [], "", ""
+    if "packing" in cfg.sections:
+        packing = "\n" + packing_report(cfg.ppo_preset, machine, cfg.repeats, cfg.seed)
     for section_rows, section_notes, section_ppo in _sections(cfg, machine):
         rows, notes, ppo = rows + section_rows, notes + section_notes, ppo + section_ppo
         info = describe_machine()
         info["load_average"] = f"{load_at_start} at start, {info['load_average']} now"
-        report = render(cfg, info, machine, rows, ppo, list(dict.fromkeys(notes)), SINGLE, DIALOGUE)
+        report = render(cfg, info, machine, rows, ppo, list(dict.fromkeys(notes)), SINGLE, DIALOGUE) + packing
         if cfg.output_dir:
             _write(Path(cfg.output_dir), report, {"config": cfg.__dict__, "machine": info | machine.as_dict(),
                                                   "rows": rows, "ppo": ppo})  # fmt: skip
-    return report
+    if not report and packing and cfg.output_dir:
+        _write(Path(cfg.output_dir), packing, {"config": cfg.__dict__, "machine": machine.as_dict()})
+    return report or packing
 
 
 def _write(out: Path, report: str, payload: dict) -> None:

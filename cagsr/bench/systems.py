@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import torch
 
 from cagsr.attention import forward_with_capture
+from cagsr.attention.tap import routed
 from cagsr.formatting import collate_pairs, pad_rows
 from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines.base import SamplingConfig
 from cagsr.rollout.engines.hf import split_completion
-from cagsr.rollout.engines.lean import attention_as
 
 
 @dataclass
@@ -63,7 +63,7 @@ class BaselineSystem:
         torch.manual_seed(seed)
         _sync(loaded.device)
         start = time.perf_counter()
-        with attention_as(loaded.model, "eager"):
+        with routed(loaded.model, "eager"):
             out = loaded.model.generate(
                 input_ids=ids.to(loaded.device), attention_mask=mask.long().to(loaded.device),
                 do_sample=sampling.do_sample, temperature=sampling.temperature, top_k=sampling.top_k,

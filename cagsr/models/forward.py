@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cagsr.attention.batch import TeacherForcedBatch
-from cagsr.attention.capture import forward_no_capture
+from cagsr.attention.forward import forward_no_capture
 
 
 def response_logits(model, batch: TeacherForcedBatch) -> Tensor:

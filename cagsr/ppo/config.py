@@ -13,6 +13,7 @@ from cagsr.errors import ConfigError
 from cagsr.models.config import ModelConfig
 from cagsr.reward.config import RewardConfig
 from cagsr.rollout.config import RolloutConfig
+from cagsr.scoring.config import ScoringConfig
 from cagsr.utils.run import RunConfig
 
 
@@ -23,7 +24,10 @@ class PPOConfig:
     epochs: int = 3
     """Passes over each batch (the paper uses three)."""
     minibatch_rows: int = 8
-    """Rows (one generated response each) per gradient step."""
+    """Deprecated, no longer read: minibatches are whole episodes (minibatch_episodes)."""
+    minibatch_episodes: int = 2
+    """Episodes per gradient step: all turns of an episode are in the same minibatch, so a packed dialogue
+    is read once per step."""
     lr: float = 1e-5
     """Policy learning rate (AdamW)."""
     critic_lr: float = 5e-5
@@ -79,6 +83,7 @@ class PPOConfig:
         check_range("iterations", self.iterations, low=1)
         check_range("epochs", self.epochs, low=1)
         check_range("minibatch_rows", self.minibatch_rows, low=1)
+        check_range("minibatch_episodes", self.minibatch_episodes, low=1)
         check_range("lr", self.lr, low=0.0, low_open=True)
         check_range("critic_lr", self.critic_lr, low=0.0, low_open=True)
         check_range("clip_eps", self.clip_eps, low=0.0, low_open=True, high=1.0)
@@ -113,6 +118,8 @@ class TrainJob:
     """Attention capture and memory controls."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """The per-turn reward."""
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    """How the teacher-forced passes (score, reference, critic, update) lay out their tokens."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Optimisation."""
     run: RunConfig = field(default_factory=RunConfig)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from cagsr.attention.batch import TeacherForcedBatch
-from cagsr.attention.capture import forward_no_capture
+from cagsr.attention.forward import forward_no_capture
 
 
 class ValueHead(nn.Module):

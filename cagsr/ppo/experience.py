@@ -18,20 +18,28 @@ from cagsr.ppo import functional as PF
 from cagsr.ppo.config import PPOConfig
 from cagsr.reward import functional as RF
 from cagsr.rollout.episode import Episode
-from cagsr.scoring.passes import turn_values
+from cagsr.scoring.passes import ScoredPart, turn_values
 from cagsr.scoring.rows import RowBatch
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Experience:
+    """One batch ready for the update, grouped by shape."""
+
     rows: RowBatch
-    """The teacher-forced rows."""
+    """The teacher-forced rows (per-turn views)."""
+    # [R, S]: per response token
     old_logprobs: Tensor
     """[R, S] log-probs under the rollout policy."""
     ref_logprobs: Tensor
     """[R, S] log-probs under the frozen reference."""
     old_values: Tensor
     """[R, S] critic values (read at turn starts)."""
+    token_advantages: Tensor
+    """[R, S] each token's turn advantage."""
+    token_returns: Tensor
+    """[R, S] each token's turn return."""
+    # [E, T]: per turn
     turn_mask: Tensor
     """[E, T] real turns."""
     rewards: Tensor
@@ -40,10 +48,6 @@ class Experience:
     """[E, T] G_t (critic targets)."""
     advantages: Tensor
     """[E, T] whitened advantages."""
-    token_advantages: Tensor
-    """[R, S] each token's turn advantage."""
-    token_returns: Tensor
-    """[R, S] each token's turn return."""
     components: dict[str, Tensor] = field(default_factory=dict)
     """[E, T] reward components (coverage, focus, ...)."""
 
@@ -56,43 +60,29 @@ def final_turn_mask(episodes: list[Episode], n_turns: int) -> Tensor:
     return mask
 
 
-def assemble(
-    rows: RowBatch,
-    episodes: list[Episode],
-    old_logprobs: Tensor,
-    ref_logprobs: Tensor,
-    values: Tensor,
-    rewards: Tensor,
-    turn_mask: Tensor,
-    components: dict[str, Tensor],
-    ppo: PPOConfig,
-    final_weight: float,
-) -> Experience:
-    """Turn rewards -> weighted returns and advantages -> per-token advantages."""
+def assemble(*, rows: RowBatch, episodes: list[Episode], scored: ScoredPart, ppo: PPOConfig,
+             final_weight: float) -> Experience:
+    """Turn rewards -> weighted returns and advantages [E, T] -> every token's turn advantage [R, S]."""
+    turn_mask = scored.components["turn_mask"]
     n_episodes, n_turns = turn_mask.shape
-    v_turn = turn_values(values, rows, n_episodes, n_turns)
+    v_turn = turn_values(scored.values, rows, n_episodes, n_turns)
     weights = RF.turn_weights(turn_mask, final_turn_mask(episodes, n_turns), final_weight)
     advantages, returns = PF.compute_advantages(
-        ppo.advantage, rewards, v_turn, turn_mask, weights, gamma=ppo.gamma, lam=ppo.lam
+        ppo.advantage, scored.rewards, v_turn, turn_mask, weights, gamma=ppo.gamma, lam=ppo.lam
     )
     if ppo.whiten_advantages and int(turn_mask.sum()) > 1:
         advantages = PF.masked_whiten(advantages, turn_mask)
     advantages = advantages * turn_mask
-    episode_of_token = rows.row_episode[:, None].expand_as(rows.token_turn)
-    valid = rows.token_turn >= 0
-    token_adv, token_ret = torch.zeros_like(old_logprobs), torch.zeros_like(old_logprobs)
-    token_adv[valid] = advantages[episode_of_token[valid], rows.token_turn[valid]]
-    token_ret[valid] = returns[episode_of_token[valid], rows.token_turn[valid]]
     return Experience(
-        rows,
-        old_logprobs,
-        ref_logprobs,
-        values,
-        turn_mask,
-        rewards,
-        returns,
-        advantages,
-        token_adv,
-        token_ret,
-        components,
+        rows=rows,
+        old_logprobs=scored.old_logprobs,
+        ref_logprobs=scored.ref_logprobs,
+        old_values=scored.values,
+        token_advantages=PF.broadcast_turn_to_tokens(advantages[rows.row_episode], rows.token_turn),
+        token_returns=PF.broadcast_turn_to_tokens(returns[rows.row_episode], rows.token_turn),
+        turn_mask=turn_mask,
+        rewards=scored.rewards,
+        returns=returns,
+        advantages=advantages,
+        components=scored.components,
     )

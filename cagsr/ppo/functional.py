@@ -21,6 +21,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from cagsr.reward.functional import turn_returns
+
 _EPS = 1e-8
 
 
@@ -111,9 +113,7 @@ def _return_estimator(
 ) -> tuple[Tensor, Tensor]:
     # The spec's return is undiscounted, so gamma and lam do not apply here.
     del gamma, lam
-    valid = _as_bool(turn_mask)
-    suffix = rewards.flip(-1).cumsum(-1).flip(-1)
-    returns = torch.where(valid, suffix, torch.zeros_like(suffix))
+    returns = turn_returns(rewards, torch.ones_like(rewards), turn_mask)  # rewards arrive weighted
     return turn_advantages(returns, values, turn_mask), returns
 
 

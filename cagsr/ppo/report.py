@@ -25,7 +25,7 @@ def reward_metrics(components: dict[str, Tensor], prefix: str = "reward") -> dic
 
 def experience_metrics(exp: Experience, episodes: list[Episode]) -> dict[str, float]:
     mask = exp.turn_mask.float()
-    response = exp.rows.batch.response_mask.float()
+    response = exp.rows.response_mask.float()
     kl_ref = float(((exp.old_logprobs - exp.ref_logprobs) * response).sum() / response.sum().clamp_min(1))
     texts = [t for ep in episodes for t in ep.turn_texts]
     v_turn = turn_values(exp.old_values, exp.rows, *exp.turn_mask.shape)

@@ -23,6 +23,7 @@ from cagsr.ppo.update import Learner
 from cagsr.rollout.engines.base import make_engine
 from cagsr.rollout.simulators import make_simulator
 from cagsr.salience.masks import Salience
+from cagsr.utils.modules import unwrap_peft
 
 
 @dataclass
@@ -82,7 +83,7 @@ def build_models(job: TrainJob, ctx: DistContext = SINGLE) -> Models:
         _apply_lora(policy, cfg)
     else:
         reference = copy.deepcopy(policy.model).eval().requires_grad_(False)
-    base = policy.model.get_base_model() if cfg.lora_r > 0 else policy.model
+    base = unwrap_peft(policy.model)
     critic = make_critic(cfg.critic, base, policy.device)
     for module in (policy.model, critic, reference):
         if module is not None:
@@ -95,7 +96,9 @@ def build_models(job: TrainJob, ctx: DistContext = SINGLE) -> Models:
               {"params": list(train_critic.parameters()), "lr": cfg.critic_lr}]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
-    learner = Learner(train_policy, train_critic, cfg.critic == "head", optimizer, scheduler, plan is not None)
+    learner = Learner(policy=train_policy, critic=train_critic, critic_is_head=cfg.critic == "head",
+                      optimizer=optimizer, scheduler=scheduler, encoder_decoder=policy.is_encoder_decoder,
+                      sharded=plan is not None)
     return Models(policy, reference, critic, learner)
 
 

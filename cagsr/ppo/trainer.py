@@ -1,21 +1,22 @@
 """The PPO trainer: orchestrates the stages; every computation lives in its own module.
 
-One iteration:
-  1. rollout     episodes from the policy and the user simulator        (time/rollout)
-  2. score       one capture pass: old log-probs, attention -> reward   (time/score)
-  3. reference   log-probs of the frozen reference for the KL penalty   (time/reference)
-  4. critic      V(H_t) from the separate value model                   (time/critic)
-  5. advantages  per-turn returns and advantages, broadcast to tokens   (time/advantages)
-  6. update      PPO epochs over shuffled minibatches                   (time/update)
-  7. report      metrics, samples, held-out reward, checkpoint          (time/report)
+One iteration (`Trainer.iteration`):
+  1. rollout     episodes from the policy and the user simulator             (time/rollout)
+  2. rows        every turn a row with named masks (scoring/rows.py)         (time/rows)
+  3. score       one capture pass per packed dialogue: log-probs, reward     (time/score)
+     reference   log-probs of the frozen reference for the KL penalty        (time/reference)
+     critic      V(H_t) from the separate value model                        (time/critic)
+  4. advantages  per-turn returns and advantages, broadcast to tokens        (time/advantages)
+  5. update      PPO epochs over shuffled minibatches of episodes            (time/update)
+  6. report      metrics and samples; held-out reward and checkpoints in `step`  (time/report)
 
     cagsr train --config presets/dialogue.yaml
     torchrun --nproc_per_node 2 -m cagsr train --config presets/dialogue.yaml     # data parallel
 
 Under a launcher each rank rolls out and scores its contiguous share of the global batch of
 rollout.episodes; the episodes and scores are gathered so advantages (and their whitening) are
-computed on the whole batch on every rank; the update deals each minibatch's rows over the ranks
-and sums their gradients. Rank 0 alone writes logs, samples, checkpoints and the final model.
+computed on the whole batch on every rank; the update deals each minibatch's episodes over the
+ranks and sums their gradients. Rank 0 alone writes logs, samples, checkpoints and the final model.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ from cagsr.ppo.guards import (
     run_folder_write,
     writer_threads_report_one_line,
 )
+from cagsr.ppo.heldout import append_rows, episode_rows, kl_per_episode
+from cagsr.ppo.preflight import check_train_job
 from cagsr.ppo.report import (
     experience_metrics,
     masked_turn_mean,
@@ -72,6 +75,7 @@ from cagsr.ppo.state import (
 from cagsr.ppo.update import ppo_update
 from cagsr.reward.combine import build_turn_reward
 from cagsr.rollout.runner import rollout
+from cagsr.scoring.layout import LayoutStats, unpacked_turns
 from cagsr.scoring.passes import ScoredPart, merge_parts, rows_logprobs, rows_values, score_rows
 from cagsr.scoring.rows import RowBatch, build_rows
 from cagsr.utils.logging import MetricLogger
@@ -108,6 +112,7 @@ class Trainer:
         self.train_records, self.val_records = split_records(records, job.data.val_fraction, job.data.seed)
         self.turn_reward = build_turn_reward(job.reward)
         self.models = build_models(job, self.dist)
+        check_train_job(job, self.models.policy, records)  # model-dependent settings, still before the run folder
         self.trained_share = trained_share(self.models.learner)  # fixed once the learner is built
         self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
         self.run_dir = self._run_folder(resume)
@@ -158,75 +163,70 @@ class Trainer:
         return [ep for part in all_gather_object(ctx, mine) for ep in part], lo, hi
 
     def score(self, rows: RowBatch, episodes: list, lo: int, hi: int, metrics: dict) -> ScoredPart:
-        """This rank's rows: old and reference log-probs, values, reward components, turn rewards."""
+        """The teacher-forced passes over this rank's rows, merged over ranks: old and reference log-probs,
+        values, reward components and turn rewards of the whole batch."""
         job, models = self.job, self.models
         mine = rows.select(rows.episode_rows(lo, hi))
         n_turns = max(ep.num_turns for ep in episodes)
+        layouts = {phase: LayoutStats() for phase in ("score", "reference", "critic")}
+        head = models.critic if models.learner.critic_is_head else None
         with self.timed("score", metrics):
-            head = models.critic if models.learner.critic_is_head else None
-            old_logprobs, head_values, comps = score_rows(
-                models.policy.model, mine, len(episodes), n_turns, job.attention, job.reward, head
-            )
+            policy = score_rows(models.policy.model, mine, n_episodes=len(episodes), n_turns=n_turns,
+                                attention=job.attention, reward=job.reward, scoring=job.scoring, value_head=head,
+                                stats=layouts["score"])
         with self.timed("reference", metrics), self.reference_mode() as reference:
-            ref_logprobs = rows_logprobs(reference, mine, job.attention.batch_rows)
+            ref_logprobs = rows_logprobs(reference, mine, job.scoring, layouts["reference"])
         with self.timed("critic", metrics):
-            values = (
-                head_values
-                if head is not None
-                else rows_values(models.critic, mine, job.attention.batch_rows)
-            )
+            values = policy.values if head is not None else rows_values(models.critic, mine, job.scoring,
+                                                                        layouts["critic"])
+        comps = policy.components
         rewards = torch.zeros(len(episodes), n_turns)
         rewards[lo:hi], parts = self.turn_reward(episodes[lo:hi], comps["reward"][lo:hi], job)
         for name, part in parts.items():  # [E, T] tables, zero outside this rank's episodes (merge adds them)
             comps[f"part/{name}"] = torch.zeros_like(rewards).index_copy_(0, torch.arange(lo, hi), part)
-        return ScoredPart(old_logprobs, ref_logprobs, values, comps, rewards * comps["turn_mask"])
+        for phase, stats in layouts.items():
+            metrics |= stats.metrics(phase)
+        metrics["batch/turn_rows"] = float(mine.num_rows)
+        metrics["batch/unpacked_turns"] = float(unpacked_turns(mine))
+        part = ScoredPart(old_logprobs=policy.logprobs, ref_logprobs=ref_logprobs, values=values,
+                          rewards=rewards * comps["turn_mask"], components=comps)
+        return merge_parts(all_gather_object(self.dist, part))
 
-    def collect(self, metrics: dict) -> tuple[Experience, list, ScoredPart]:
-        """Roll out, score and assemble the global batch: the same Experience on every rank."""
+    def collect(self, metrics: dict) -> tuple[Experience, list]:
+        """Steps 1-4: roll out, lay out rows, score and assemble the global batch (the same on every rank)."""
         job = self.job
         with self.timed("rollout", metrics):
             episodes, lo, hi = self.rollout_batch()
-        with self.timed("score", metrics):
+        with self.timed("rows", metrics):
             rows = build_rows(episodes, self.models.policy, self.salience)  # whole batch: 1-process padding
-        part = self.score(rows, episodes, lo, hi, metrics)
+        scored = self.score(rows, episodes, lo, hi, metrics)
         with self.timed("advantages", metrics):
-            whole = merge_parts(all_gather_object(self.dist, part))
-            comps = whole.components
-            exp = assemble(
-                rows,
-                episodes,
-                whole.old_logprobs,
-                whole.ref_logprobs,
-                whole.values,
-                whole.rewards,
-                comps["turn_mask"],
-                comps,
-                job.ppo,
-                self.final_weight,
-            )
-        return exp, episodes, whole
+            exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=job.ppo, final_weight=self.final_weight)
+        return exp, episodes
 
     def iteration(self) -> dict:
+        """rollout -> rows -> scored experience -> advantages (collect) -> update -> report."""
         job, metrics = self.job, {}
-        exp, episodes, whole = self.collect(metrics)
+        exp, episodes = self.collect(metrics)
         if not self.nan_guard.check(
             self.state, batch_is_finite(exp), "NaN/Inf in rewards, advantages, log-probs or values"
         ):
             return metrics
         with self.timed("update", metrics):
-            stats = ppo_update(self.models.learner, exp, job.ppo, self.generator, self.dist)
+            stats = ppo_update(self.models.learner, exp, job.ppo, job.scoring, self.generator, self.dist)
             sync_whole_models(self.models)
             self.engine.sync_weights()
         if not self.nan_guard.check(
             self.state, not stats.pop("guard/nonfinite_update"), "NaN/Inf in the PPO loss or gradients"
         ):
             return metrics
-        metrics |= stats | experience_metrics(exp, episodes)
-        for key in [k for k in whole.components if k.startswith("part/")]:
-            metrics[f"reward/{key[5:]}"] = masked_turn_mean(whole.components[key], exp.turn_mask.float())
-        if self.dist.is_main:
-            with run_folder_write(self.run_dir, "samples"):
-                self.write_samples(episodes, exp.components)
+        with self.timed("report", metrics):
+            metrics |= stats | experience_metrics(exp, episodes)
+            for key in [k for k in exp.components if k.startswith("part/")]:
+                metrics[f"reward/{key[5:]}"] = masked_turn_mean(exp.components[key], exp.turn_mask.float())
+            if self.dist.is_main:
+                with run_folder_write(self.run_dir, "samples"):
+                    self.write_samples(episodes, exp.components)
         return metrics
 
     @property
@@ -250,22 +250,32 @@ class Trainer:
 
     # -- evaluation, samples, checkpoints -----------------------------------------------------
     @torch.no_grad()
-    def evaluate(self) -> dict:
-        """Mean attention reward of held-out episodes, rolled out with a fixed seed (rank 0 only)."""
+    def evaluate(self, updates: int | None = None) -> dict:
+        """Mean attention reward of held-out episodes, rolled out with a fixed seed (rank 0 only).
+
+        Each episode's values also go to eval_episodes.jsonl (the before/after table's intervals);
+        `updates` labels them: PPO updates so far (default: this iteration's, just applied)."""
         job = self.job
         records = (self.val_records or self.train_records)[: job.ppo.eval_episodes]
         rng = random.Random(job.run.seed + 10_007)
         with self.timed("eval", out := {}), self.truncation_notice():
             episodes = rollout(records, self.models.policy, self.engine, self.simulator, job.rollout, rng)
             rows = build_rows(episodes, self.models.policy, self.salience)
-            n_turns = max(ep.num_turns for ep in episodes)
-            _, _, comps = score_rows(
-                self.models.policy.model, rows, len(episodes), n_turns, job.attention, job.reward
-            )
+            scores = score_rows(self.models.policy.model, rows, n_episodes=len(episodes),
+                                n_turns=max(ep.num_turns for ep in episodes), attention=job.attention,
+                                reward=job.reward, scoring=job.scoring)
+            comps = scores.components
+            with self.reference_mode() as reference:
+                kl = kl_per_episode(rows, scores.logprobs, rows_logprobs(reference, rows, job.scoring),
+                                    len(episodes))
         texts = [t for ep in episodes for t in ep.turn_texts]
         out |= reward_metrics(comps, prefix="eval")
         _, parts = self.turn_reward(episodes, comps["reward"], job)
         out |= {f"eval/{name}": masked_turn_mean(part, comps["turn_mask"].float()) for name, part in parts.items()}
+        out["eval/kl_ref"] = sum(kl) / max(1, len(kl))
+        with run_folder_write(self.run_dir, "held-out episodes"):
+            label = self.state.iteration + 1 if updates is None else updates
+            append_rows(self.run_dir, episode_rows(label, episodes, comps, parts, kl))
         out |= {
             "eval/response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
             "eval/distinct2": distinct_n(texts),

@@ -1,9 +1,13 @@
 """The teacher-forced passes over rows: policy with attention capture, reference, critic.
 
+Each pass reads the rows through the layout of layout.py (one sequence per dialogue when packed)
+and writes its outputs back in the rows' own [R, S] / [E, T] layout, so nothing downstream knows how
+the tokens were laid out.
+
 In a multi-process run every rank scores the rows of its own episodes (a ScoredPart); the parts
 are gathered and merged in rank order so advantages see the whole batch on every rank.
 
-    part = ScoredPart(old_logprobs, ref_logprobs, values, components, rewards)
+    scores = score_rows(policy, rows, n_episodes=E, n_turns=T, attention=..., reward=..., scoring=...)
     whole = merge_parts(all_gather_object(ctx, part))
 
 Shapes: R rows, S response tokens, E episodes, T turns per episode.
@@ -11,33 +15,57 @@ Shapes: R rows, S response tokens, E episodes, T turns per episode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from cagsr.attention.capture import forward_no_capture, forward_with_capture
+from cagsr.attention.batch import is_encoder_decoder
+from cagsr.attention.capture import forward_with_capture
 from cagsr.attention.config import AttentionConfig
+from cagsr.attention.forward import forward_no_capture
 from cagsr.models.forward import token_logprobs
 from cagsr.reward.attention_reward import COMPONENTS, turn_components
 from cagsr.reward.config import RewardConfig
+from cagsr.scoring.config import ScoringConfig
+from cagsr.scoring.layout import LayoutStats, Pass, plan_passes
 from cagsr.scoring.rows import RowBatch
+from cagsr.utils.modules import unwrap_peft
 
 
-@dataclass
+@dataclass(kw_only=True)
+class PolicyScores:
+    """What the capture pass gives for every row."""
+
+    logprobs: Tensor
+    """[R, S] log-probs of the response tokens (0 on padding)."""
+    values: Tensor
+    """[R, S] value-head values at every response token (zeros without a head)."""
+    components: dict[str, Tensor]
+    """[E, T] reward components and turn_mask."""
+
+
+@dataclass(kw_only=True)
 class ScoredPart:
     """One rank's scores of its own rows (CPU tensors), merged with the other ranks' by `merge_parts`."""
 
-    old_logprobs: Tensor
+    old_logprobs: Tensor = field(metadata={"per": "row"})
     """[R_rank, S] log-probs under the rollout policy."""
-    ref_logprobs: Tensor
+    ref_logprobs: Tensor = field(metadata={"per": "row"})
     """[R_rank, S] log-probs under the reference."""
-    values: Tensor
+    values: Tensor = field(metadata={"per": "row"})
     """[R_rank, S] critic values."""
-    components: dict[str, Tensor]
-    """[E, T] reward components and turn_mask of the whole batch, zero outside this rank's episodes."""
-    rewards: Tensor
+    rewards: Tensor = field(metadata={"per": "turn"})
     """[E, T] turn rewards, zero outside this rank's episodes."""
+    components: dict[str, Tensor] = field(metadata={"per": "turn"})
+    """[E, T] reward components and turn_mask of the whole batch, zero outside this rank's episodes."""
+
+
+def _add(tables: list[Tensor]) -> Tensor:
+    total = tables[0].float().clone()
+    for table in tables[1:]:
+        total += table.float()
+    return total
 
 
 def merge_parts(parts: list[ScoredPart]) -> ScoredPart:
@@ -45,90 +73,79 @@ def merge_parts(parts: list[ScoredPart]) -> ScoredPart:
     the others hold exact zeros, so the sum is exact)."""
     if len(parts) == 1:
         return parts[0]
-
-    def cat(name: str) -> Tensor:
-        return torch.cat([getattr(p, name) for p in parts])
-
-    def add(tables: list[Tensor]) -> Tensor:
-        total = tables[0].float().clone()
-        for table in tables[1:]:
-            total += table.float()
-        return total
-
-    comps = {k: add([p.components[k] for p in parts]) for k in parts[0].components}
-    comps["turn_mask"] = comps["turn_mask"] > 0
-    return ScoredPart(
-        cat("old_logprobs"), cat("ref_logprobs"), cat("values"), comps, add([p.rewards for p in parts])
-    )
+    merged = {}
+    for f in fields(ScoredPart):
+        values = [getattr(p, f.name) for p in parts]
+        if f.metadata["per"] == "row":
+            merged[f.name] = torch.cat(values)
+        elif isinstance(values[0], dict):
+            merged[f.name] = {k: _add([v[k] for v in values]) for k in values[0]}
+        else:
+            merged[f.name] = _add(values)
+    merged["components"]["turn_mask"] = merged["components"]["turn_mask"] > 0
+    return ScoredPart(**merged)
 
 
-def _chunks(n: int, size: int):
-    for start in range(0, n, size):
-        yield torch.arange(start, min(n, start + size))
+def plan(model: nn.Module, rows: RowBatch, scoring: ScoringConfig, stats: LayoutStats | None = None) -> list[Pass]:
+    """The passes of `rows` for `model` (any pad id works: padding tails are sequences of their own)."""
+    passes = plan_passes(rows, layout=scoring.layout, token_budget=scoring.token_budget, pad_id=0,
+                         encoder_decoder=is_encoder_decoder(unwrap_peft(model)))
+    if stats is not None:
+        stats.add(passes)
+    return passes
 
 
-def _scatter_turns(
-    target: Tensor, rows: RowBatch, index: Tensor, values: Tensor, turn_index: Tensor, turn_mask: Tensor
-) -> None:
-    """values [r, t] of rows `index` -> target [E, T] at (row_episode, turn_index)."""
-    episodes = rows.row_episode[index][:, None].expand_as(turn_index)
+def _scatter_turns(target: Tensor, owners: Tensor, values: Tensor, turn_index: Tensor, turn_mask: Tensor) -> None:
+    """values [r, t] of rows owned by episodes `owners` [r] -> target [E, T] at (owner, turn_index)."""
+    episodes = owners[:, None].expand_as(turn_index)
     keep = turn_mask.cpu()
     target[episodes[keep], turn_index.cpu()[keep]] = values.detach().float().cpu()[keep]
 
 
 @torch.no_grad()
-def score_rows(
-    policy_model,
-    rows: RowBatch,
-    n_episodes: int,
-    n_turns: int,
-    attention: AttentionConfig,
-    reward: RewardConfig,
-    value_head=None,
-) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    """Capture pass over all rows: old log-probs [R, S], head values [R, S], components [E, T]."""
+def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns: int, attention: AttentionConfig,
+               reward: RewardConfig, scoring: ScoringConfig, value_head: nn.Module | None = None,
+               stats: LayoutStats | None = None) -> PolicyScores:
+    """Capture pass over all rows: log-probs, head values and every turn's reward components."""
     device = next(policy_model.parameters()).device
-    logprobs = torch.zeros(rows.batch.response_ids.shape)
+    logprobs = torch.zeros(rows.response_ids.shape)
     values = torch.zeros_like(logprobs)
     comps = {k: torch.zeros(n_episodes, n_turns) for k in (*COMPONENTS, "turn_mask")}
-    for index in _chunks(rows.num_rows, attention.batch_rows):
-        part = rows.select(index).to(device)
-        b = part.batch
-        cap = forward_with_capture(
-            policy_model,
-            b,
-            attention.last_layers,
-            attention.window,
-            attention.prune_above,
-            part.salient_mask,
-            attention.prune_threshold,
-        )
-        logprobs[index] = token_logprobs(cap.logits, b.response_ids).cpu()
+    for part in plan(policy_model, rows, scoring, stats):
+        view = rows.select(part.rows).to(device)
+        cap = forward_with_capture(policy_model, part.batch.to(device), attention.last_layers, attention.window,
+                                   attention.prune_above, view.salient_mask, attention.prune_threshold)
+        logprobs[part.rows] = (token_logprobs(cap.logits, view.response_ids) * view.response_mask).cpu()
         if value_head is not None:
-            values[index] = value_head(cap.hidden).float().cpu()
-        out = turn_components(cap, **part.reward_inputs(), cfg=reward)
+            values[part.rows] = (value_head(cap.hidden).float() * view.response_mask).cpu()
+        out = turn_components(cap, **view.reward_inputs(), cfg=reward)
         for key in (*COMPONENTS, "turn_mask"):
-            _scatter_turns(comps[key], rows, index, out[key].float(), out["turn_index"], out["turn_mask"])
+            _scatter_turns(comps[key], view.row_episode.cpu(), out[key].float(), out["turn_index"], out["turn_mask"])
     comps["turn_mask"] = comps["turn_mask"].bool()
-    return logprobs, values, comps
+    return PolicyScores(logprobs=logprobs, values=values, components=comps)
 
 
 @torch.no_grad()
-def rows_logprobs(model, rows: RowBatch, batch_rows: int) -> Tensor:
+def rows_logprobs(model: nn.Module, rows: RowBatch, scoring: ScoringConfig, stats: LayoutStats | None = None
+                  ) -> Tensor:
+    """[R, S] log-probs of the response tokens under `model` (0 on padding)."""
     device = next(model.parameters()).device
-    out = torch.zeros(rows.batch.response_ids.shape)
-    for index in _chunks(rows.num_rows, batch_rows):
-        b = rows.select(index).batch.to(device)
-        out[index] = token_logprobs(forward_no_capture(model, b)[0], b.response_ids).cpu()
+    out = torch.zeros(rows.response_ids.shape)
+    for part in plan(model, rows, scoring, stats):
+        view = rows.select(part.rows).to(device)
+        logits, _ = forward_no_capture(model, part.batch.to(device))
+        out[part.rows] = (token_logprobs(logits, view.response_ids) * view.response_mask).cpu()
     return out
 
 
 @torch.no_grad()
-def rows_values(critic, rows: RowBatch, batch_rows: int) -> Tensor:
+def rows_values(critic: nn.Module, rows: RowBatch, scoring: ScoringConfig, stats: LayoutStats | None = None
+                ) -> Tensor:
+    """[R, S] values of a separate critic (a model that takes a batch) at every response token."""
     device = next(critic.parameters()).device
-    out = torch.zeros(rows.batch.response_ids.shape)
-    for index in _chunks(rows.num_rows, batch_rows):
-        out[index] = critic(rows.select(index).batch.to(device)).float().cpu()
+    out = torch.zeros(rows.response_ids.shape)
+    for part in plan(critic.backbone, rows, scoring, stats):
+        out[part.rows] = critic(part.batch.to(device)).float().cpu() * rows.response_mask[part.rows]
     return out
 
 

@@ -17,6 +17,7 @@ from cagsr.reward.attention_reward import COMPONENTS, sink_mask
 from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 from cagsr.rollout.episode import Episode
 from cagsr.salience.masks import Salience
+from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.passes import score_rows
 from cagsr.scoring.plots import plot_turn_attention
 from cagsr.scoring.rows import build_rows, episode_keywords
@@ -51,7 +52,8 @@ def probe(episodes: list[Episode], loaded: LoadedModel, salience: Salience, atte
         chunk = episodes[start : start + batch_episodes]
         rows = build_rows(chunk, loaded, salience)
         n_turns = max(ep.num_turns for ep in chunk)
-        _, _, comps = score_rows(loaded.model, rows, len(chunk), n_turns, attention, reward)
+        comps = score_rows(loaded.model, rows, n_episodes=len(chunk), n_turns=n_turns, attention=attention,
+                           reward=reward, scoring=ScoringConfig()).components
         for e, ep in enumerate(chunk):
             keywords = episode_keywords(ep)
             for t in range(ep.num_turns):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cagsr.attention import TeacherForcedBatch, forward_no_capture, forward_with_capture, model_inputs
-from cagsr.attention import capture as capture_mod
+from cagsr.attention import tap as tap_mod
 
 from .tiny_models import KINDS, history, random_batch, tiny_model
 
@@ -93,14 +93,14 @@ def test_model_restored_after_capture(kind):
         after = model(**model_inputs(model, batch)).logits
     assert torch.equal(before, after)
     assert _attn_impls(model) == {"sdpa"}
-    assert not capture_mod._ACTIVE
+    assert not tap_mod.TAPS
     # Also when the forward pass raises (a token id outside the vocabulary).
     bad = TeacherForcedBatch(
         batch.history_ids + 10_000, batch.history_mask, batch.response_ids, batch.response_mask
     )
     with pytest.raises(IndexError):
         forward_with_capture(model, bad)
-    assert _attn_impls(model) == {"sdpa"} and not capture_mod._ACTIVE
+    assert _attn_impls(model) == {"sdpa"} and not tap_mod.TAPS
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -148,14 +148,14 @@ def test_last_layers_out_of_range():
 
 def test_finds_the_right_modules():
     t5 = tiny_model("t5")
-    cross = capture_mod.attention_modules(t5, cross=True)
+    cross = tap_mod.attention_modules(t5, cross=True)
     assert cross == [t5.decoder.block[i].layer[1].EncDecAttention for i in range(2)]
     llama = tiny_model("llama")
-    assert capture_mod.attention_modules(llama, cross=False) == [
+    assert tap_mod.attention_modules(llama, cross=False) == [
         layer.self_attn for layer in llama.model.layers
     ]
     gpt2 = tiny_model("gpt2")
-    assert capture_mod.attention_modules(gpt2, cross=False) == [block.attn for block in gpt2.transformer.h]
+    assert tap_mod.attention_modules(gpt2, cross=False) == [block.attn for block in gpt2.transformer.h]
 
 
 def _load_smollm2():

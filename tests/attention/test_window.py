@@ -55,11 +55,11 @@ def test_window_long_history_is_blocked(monkeypatch):
     assert capture_mod.block_rows(b, heads, s, n + s, b * s * (w + 1)) == 1
     seen: list[tuple[int, ...]] = []
     add = WindowReducer.add
-    monkeypatch.setattr(WindowReducer, "add", lambda self, rows, probs: (seen.append(tuple(probs.shape)), add(self, rows, probs)))  # fmt: skip
+    monkeypatch.setattr(WindowReducer, "add", lambda self, rows, steps, probs: (seen.append(tuple(probs.shape)), add(self, rows, steps, probs)))  # fmt: skip
     with torch.no_grad():
         got = forward_with_capture(model, batch, window=w)
     assert got.abar.shape == (b, s, w + 1)
-    assert seen == [(b, 1, n)] * s  # one layer, one row at a time: never [B, H, S, N]
+    assert seen == [(b, n)] * s  # one layer, one query row per sequence at a time: never [B, H, S, N]
     assert got.kept_index[0].tolist() == list(range(n - w, n))
     monkeypatch.undo()
     with torch.no_grad():

@@ -1,6 +1,8 @@
 """Data-parallel bookkeeping without processes: shards, minibatch dealing, merging, loss normalisation,
 and the checks that refuse a launch cagsr cannot honour."""
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import given
@@ -19,7 +21,8 @@ from cagsr.distributed import (
 from cagsr.errors import CagsrError
 from cagsr.ppo.config import TrainJob
 from cagsr.ppo.trainer import Trainer
-from cagsr.ppo.update import _global_totals, minibatch_loss
+from cagsr.ppo.update import _totals, pass_loss
+from cagsr.scoring.layout import Pass, plan_passes
 from cagsr.scoring.passes import ScoredPart, merge_parts
 
 
@@ -35,7 +38,7 @@ def test_shards_cover_the_batch_exactly_once(n, world):
 
 
 @given(n=st.integers(1, 64), minibatch=st.integers(1, 16), world=st.integers(1, 5), seed=st.integers(0, 10))
-def test_minibatch_rows_are_dealt_to_exactly_one_rank(n, minibatch, world, seed):
+def test_minibatch_episodes_are_dealt_to_exactly_one_rank(n, minibatch, world, seed):
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     seen = []
     for start in range(0, n, minibatch):
@@ -66,11 +69,11 @@ def _part(rows: int, episodes: tuple[int, int], n_episodes: int, seed: int) -> S
     table[episodes[0] : episodes[1]] = torch.randn(episodes[1] - episodes[0], 3, generator=g)
     mask = table != 0
     return ScoredPart(
-        torch.randn(rows, 5, generator=g),
-        torch.randn(rows, 5, generator=g),
-        torch.randn(rows, 5, generator=g),
-        {"reward": table, "turn_mask": mask},
-        table * 2,
+        old_logprobs=torch.randn(rows, 5, generator=g),
+        ref_logprobs=torch.randn(rows, 5, generator=g),
+        values=torch.randn(rows, 5, generator=g),
+        components={"reward": table, "turn_mask": mask},
+        rewards=table * 2,
     )
 
 
@@ -91,7 +94,7 @@ def collected(tmp_path_factory):
     base = to_dict(load_job(TrainJob, "tiny", {}))
     base["run"] |= {"output_dir": str(tmp_path_factory.mktemp("shard") / "run"), "progress": False}
     trainer = Trainer(from_dict(TrainJob, base))
-    exp, _, _ = trainer.collect({})
+    exp, _ = trainer.collect({})
     return trainer, exp
 
 
@@ -99,24 +102,36 @@ def _grads(learner):
     return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in learner.parameters()]
 
 
-@pytest.mark.parametrize("world", [2, 3])
-def test_rank_losses_sum_to_the_single_process_gradient(collected, world):
-    """Each rank divides by the minibatch's global counts, so summed rank gradients = one process's."""
+def _backward(learner, exp, rows, totals, scoring, cfg) -> dict:
+    """Loss of `rows` over their passes, weighted by the minibatch totals; returns the summed stats."""
+    summed: dict[str, float] = {}
+    for part in plan_passes(exp.rows.select(rows), layout=scoring.layout, token_budget=scoring.token_budget,
+                            pad_id=0, encoder_decoder=False):
+        part = Pass(rows=rows[part.rows], batch=part.batch, sequences=part.sequences)
+        loss, stats = pass_loss(learner, exp, part, cfg, totals)
+        loss.backward()
+        summed = {k: summed.get(k, 0.0) + v for k, v in stats.items()}
+    return summed
+
+
+@pytest.mark.parametrize(("world", "budget"), [(2, 4096), (3, 4096), (2, 64)])
+def test_rank_losses_sum_to_the_single_process_gradient(collected, world, budget):
+    """Each rank's passes divide by the minibatch's global counts, so summed rank gradients = one process's
+    (also when a small token budget splits a rank's episodes over several passes)."""
     trainer, exp = collected
     learner, cfg = trainer.models.learner, trainer.job.ppo
-    index = torch.randperm(exp.rows.num_rows, generator=torch.Generator().manual_seed(0))[:7]
+    scoring = dataclasses.replace(trainer.job.scoring, token_budget=budget)
+    episodes = torch.randperm(exp.turn_mask.shape[0], generator=torch.Generator().manual_seed(0))[:3]
+    index = exp.rows.rows_of_episodes(episodes)
+    totals = _totals(exp, index)
     learner.optimizer.zero_grad(set_to_none=True)
-    loss, stats = minibatch_loss(learner, exp, index, cfg)
-    loss.backward()
+    stats = _backward(learner, exp, index, totals, dataclasses.replace(scoring, token_budget=4096), cfg)
     single = _grads(learner)
     learner.optimizer.zero_grad(set_to_none=True)
     summed = dict.fromkeys(stats, 0.0)
     for rank in range(world):
-        part_loss, part_stats = minibatch_loss(
-            learner, exp, index[rank::world], cfg, _global_totals(exp, index)
-        )
-        part_loss.backward()
-        summed = {k: summed[k] + part_stats[k] for k in stats}
+        part_stats = _backward(learner, exp, exp.rows.rows_of_episodes(episodes[rank::world]), totals, scoring, cfg)
+        summed = {k: summed[k] + part_stats.get(k, 0.0) for k in stats}
     for a, b in zip(single, _grads(learner), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7)
     for key, value in stats.items():

@@ -114,7 +114,7 @@ def test_persistent_nan_stops_with_one_line_and_no_final_model(tmp_path, capsys)
 @pytest.fixture(scope="module")
 def trainer_and_batch(tmp_path_factory):
     trainer = Trainer(make_job(tmp_path_factory.mktemp("guard"), ppo={"iterations": 2}))
-    exp, _, _ = trainer.collect({})
+    exp, _ = trainer.collect({})
     return trainer, exp
 
 
@@ -126,7 +126,7 @@ def test_a_nonfinite_loss_skips_the_update(trainer_and_batch):
     poisoned = exp.token_advantages.clone()
     poisoned[0, 0] = float("nan")
     bad = dataclasses.replace(exp, token_advantages=poisoned)
-    stats = ppo_update(learner, bad, trainer.job.ppo, torch.Generator().manual_seed(0))
+    stats = ppo_update(learner, bad, trainer.job.ppo, trainer.job.scoring, torch.Generator().manual_seed(0))
     assert stats["guard/nonfinite_update"] == 1.0
     assert all(torch.equal(a, b) for a, b in zip(before, learner.parameters(), strict=True))
     assert learner.scheduler.last_epoch == lr_steps

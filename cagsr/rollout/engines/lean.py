@@ -26,21 +26,23 @@ Encoder-decoder models (T5) go through lean_t5.py.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Hashable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import AttentionInterface, PreTrainedConfig
+from transformers import AttentionInterface
 
+from cagsr.attention.tap import TAPS, routed
 from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines.base import Completion, SamplingConfig
 from cagsr.rollout.engines.hf import split_completion
 from cagsr.rollout.engines.kv import CachedRow, Sessions, StaticKV, copy_prefix
 from cagsr.rollout.engines.onednn import PackedLinears, packing_available
 from cagsr.rollout.engines.sampling import choose, make_generator, token_logprobs
+from cagsr.utils.modules import unwrap_peft
 
 LEAN_ATTENTION = "cagsr_lean"
 DECODER_TYPES = ("llama", "mistral", "qwen2", "qwen3")
@@ -94,14 +96,13 @@ class FusedCapture:
         return total / mass.clamp_min(torch.finfo(mass.dtype).tiny)[:, None], mass / self.heads
 
 
-_TAPS: dict[nn.Module, Callable] = {}
 # One packed copy of a model's weights, shared by every lean engine on it (each copy is the model's size).
 _PACKED: weakref.WeakKeyDictionary[nn.Module, PackedLinears] = weakref.WeakKeyDictionary()
 
 
 def _lean_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """SDPA with the engine's boolean mask; GQA without repeating K/V; taps for fused capture."""
-    tap = _TAPS.get(module)
+    tap = TAPS.get(module)
     if tap is not None:
         tap(query, key, attention_mask, scaling)
     gqa = query.shape[1] != key.shape[1]
@@ -112,32 +113,6 @@ def _lean_attention(module, query, key, value, attention_mask, scaling=None, dro
 
 
 AttentionInterface.register(LEAN_ATTENTION, _lean_attention)
-
-
-@contextmanager
-def attention_as(
-    model: nn.Module, name: str, taps: dict[nn.Module, Callable] | None = None
-) -> Iterator[None]:
-    """Route every attention module of `model` through attention function `name`; restore on exit."""
-    configs = {
-        id(c): c for m in model.modules() if isinstance(c := getattr(m, "config", None), PreTrainedConfig)
-    }
-    previous = {key: cfg._attn_implementation_internal for key, cfg in configs.items()}
-    try:
-        for cfg in configs.values():
-            cfg._attn_implementation_internal = name
-        _TAPS.update(taps or {})
-        yield
-    finally:
-        for key, cfg in configs.items():
-            cfg._attn_implementation_internal = previous[key]
-        for module in taps or {}:
-            _TAPS.pop(module, None)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The transformers model under a PEFT wrapper (LoRA layers stay injected in it)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def self_attention_modules(model: nn.Module) -> list[nn.Module]:
@@ -223,14 +198,14 @@ class LeanEngine:
                 from cagsr.rollout.engines.lean_t5 import generate_seq2seq
 
                 return generate_seq2seq(self.loaded, prompts, sampling, seed, self.capture_layers,
-                                        self._packing(unwrap(model)))  # fmt: skip
+                                        self._packing(unwrap_peft(model)))  # fmt: skip
             return self._generate_decoder(prompts, sampling, seed, keys)
         finally:
             model.train(was_training)
 
     def packed_inference(self):
         """Context: no-grad forwards of the policy (e.g. the capture pass) run with the packed weights too."""
-        return self._packing(unwrap(self.loaded.model))
+        return self._packing(unwrap_peft(self.loaded.model))
 
     def _packing(self, model: nn.Module):
         """Context running the model's plain Linear layers with packed weights, or a no-op."""
@@ -246,7 +221,7 @@ class LeanEngine:
         return packed.active()
 
     def _generate_decoder(self, prompts, sampling: SamplingConfig, seed, keys) -> list[list[Completion]]:
-        model, k, steps = unwrap(self.loaded.model), sampling.num_candidates, sampling.max_new_tokens
+        model, k, steps = unwrap_peft(self.loaded.model), sampling.num_candidates, sampling.max_new_tokens
         cache, ids, pos, prompt_columns = self._layout(model, prompts, keys, k, steps)
         p = cache.end  # prompt columns: reused prefix + new tokens
         capture, taps = None, {}
@@ -255,7 +230,7 @@ class LeanEngine:
             heads = model.config.num_attention_heads * len(modules)
             capture = FusedCapture(cache.valid.shape[0], steps, p, heads, cache.kv.device)
             taps = dict.fromkeys(modules, capture)
-        with attention_as(model, LEAN_ATTENTION, taps), self._packing(model):
+        with routed(model, LEAN_ATTENTION, taps), self._packing(model):
             logits = self._prefill(model, cache, ids, pos, k, capture)
             tokens, logps, fed = self._decode(model, cache, logits, pos[:, -1].repeat_interleave(k) + 1, p, sampling,
                                               make_generator(seed, cache.kv.device), capture)  # fmt: skip

@@ -25,18 +25,20 @@ from transformers.masking_utils import sdpa_mask
 from transformers.modeling_outputs import BaseModelOutput
 
 from cagsr.attention.batch import decoder_start_token_id
+from cagsr.attention.tap import TAPS, routed
 from cagsr.formatting.batching import pad_rows
 from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines import lean
 from cagsr.rollout.engines.base import Completion, SamplingConfig
 from cagsr.rollout.engines.sampling import choose, make_generator, token_logprobs
+from cagsr.utils.modules import unwrap_peft
 
 LEAN_T5_ATTENTION = "cagsr_lean_t5"
 
 
 def _lean_t5_attention(module, query, key, value, attention_mask, **kwargs):
     """transformers' SDPA attention (it folds T5's position bias into the mask), plus the capture tap."""
-    tap = lean._TAPS.get(module)
+    tap = TAPS.get(module)
     if tap is not None:
         tap(query, key, attention_mask, kwargs.get("scaling"), kwargs.get("position_bias"))
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
@@ -61,7 +63,7 @@ def _step(model, enc: Tensor, enc_mask: Tensor, cache: EncoderDecoderCache, toke
 def generate_seq2seq(loaded: LoadedModel, prompts: list[list[int]], sampling: SamplingConfig,
                      seed: int | None, capture_layers: int, packing=None) -> list[list[Completion]]:  # fmt: skip
     """B prompts -> B lists of K completions (CapturedCompletion when capture_layers > 0)."""
-    model, k, steps = lean.unwrap(loaded.model), sampling.num_candidates, sampling.max_new_tokens
+    model, k, steps = unwrap_peft(loaded.model), sampling.num_candidates, sampling.max_new_tokens
     eos, pad = loaded.eos_token_id, loaded.tokenizer.pad_token_id
     device = loaded.device
     ids, mask = pad_rows(prompts, pad, left=False)
@@ -73,7 +75,7 @@ def generate_seq2seq(loaded: LoadedModel, prompts: list[list[int]], sampling: Sa
         capture = lean.FusedCapture(len(prompts) * k, steps, ids.shape[1], heads, device)
         taps = dict.fromkeys(modules, capture)
     generator = make_generator(seed, device)
-    with lean.attention_as(model, LEAN_T5_ATTENTION, taps), packing or nullcontext():
+    with routed(model, LEAN_T5_ATTENTION, taps), packing or nullcontext():
         enc = model.get_encoder()(input_ids=ids, attention_mask=enc_mask).last_hidden_state  # [B, N, d]
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         start = torch.full((len(prompts), 1), decoder_start_token_id(model), dtype=torch.long, device=device)

