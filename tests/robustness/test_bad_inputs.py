@@ -152,7 +152,7 @@ CONFIGS = [
     Case("invalid_yaml", "config.yaml:2: not valid YAML", config="ppo: {epochs: 2}\nrun: seed: 3\n"),
     Case("yaml_not_a_mapping", "config.yaml: expected a mapping of config sections", config="- a\n- b\n"),
     Case("section_not_a_mapping", "ppo: expected a mapping, got 3", config="ppo: 3\n"),
-    Case("unknown_reward", "reward.kind: unknown name 'nonsense'", config="reward: {kind: nonsense}\n"),
+    Case("unknown_reward", "reward.kind: unknown reward 'nonsense'", config="reward: {kind: nonsense}\n"),
     Case(
         "config_not_found", "{tmp}/absent.yaml: config file not found", args=["--config", "{tmp}/absent.yaml"]
     ),
