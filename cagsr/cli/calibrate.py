@@ -71,7 +71,9 @@ def load_scores(job: CalibrateJob) -> list[dict]:
     if saved.is_file():
         from cagsr.cli.validity import ValidityJob
 
-        scored = from_dict(ValidityJob, yaml.safe_load(saved.read_text(encoding="utf-8")))
+        data = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        data.get("reward", {}).pop("history_tokens", None)  # both versions were scored: the field is moot
+        scored = from_dict(ValidityJob, data)
         job.model, job.data, job.reward = scored.model, scored.data, scored.reward
     return rows
 
@@ -91,6 +93,8 @@ def preset_text(job: CalibrateJob, result: dict) -> str:
 
 
 def report_text(job: CalibrateJob, result: dict) -> str:
+    from cagsr.evaluation.human_validity import auc_markdown
+
     w, h = result["weights"], result["heldout"]
     better = h["calibrated - default (all)"]["low"] > 0 and h["calibrated - default (content)"]["low"] > 0
     lines = [f"# Reward calibration: {job.model.name} on {job.data.path}", "",
@@ -100,7 +104,7 @@ def report_text(job: CalibrateJob, result: dict) -> str:
              f"tau0 {w['tau0']:g} (kappa {job.reward.kappa:g}).", "",
              "| reward | held-out AUC [95% CI] |", "|---|---|"]
     for name in ("calibrated", "default (all)", "default (content)", "calibrated - default (all)",
-                 "calibrated - default (content)"):
+                 "calibrated - default (content)", "default (content) - default (all)"):
         r = h[name]
         lines.append(f"| {name} | {r['auc']:.3f} [{r['low']:.3f}, {r['high']:.3f}] |")
     lines += ["", "The calibrated reward " + ("beats both defaults on held-out replies (the intervals of the "
@@ -109,6 +113,8 @@ def report_text(job: CalibrateJob, result: dict) -> str:
               "Cross-validated AUC of each candidate on the fitting side:", "",
               "| history tokens | tau0 | CV AUC |", "|---|---|---|"]
     lines += [f"| {c['history_tokens']} | {c['tau0']:g} | {c['cv_auc']:.3f} |" for c in result["candidates"]]
+    lines += ["", "Each component of the default reward on the held-out replies:", "",
+              auc_markdown(result["heldout_components"])]
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from cagsr.evaluation.human_validity import TAU_GRID, VERSIONS
+from cagsr.evaluation.human_validity import TAU_GRID, VERSIONS, auc_table
 from cagsr.evaluation.validity import auc, auc_ci, cluster_resamples, column, percentile_interval
 
 FOLDS = 5
@@ -100,6 +100,10 @@ def _compare(held: list[dict], calibrated: np.ndarray, n_boot: int, seed: int) -
         low, high = percentile_interval(diffs)
         out[f"calibrated - default ({version})"] = {"auc": auc(calibrated, y) - auc(other, y),
                                                     "low": low, "high": high}
+    content, everything = systems["default (content)"], systems["default (all)"]
+    diffs = [auc(content[i], y[i]) - auc(everything[i], y[i]) for i in resamples]
+    out["default (content) - default (all)"] = dict(zip(("low", "high"), percentile_interval(diffs), strict=True),
+                                                     auc=auc(content, y) - auc(everything, y))
     out["replies"], out["good"], out["bad"] = len(held), int((y == 1).sum()), int((y == 0).sum())
     return out
 
@@ -124,4 +128,5 @@ def calibrate(scores: Sequence[dict], holdout: float = 0.5, seed: int = 0, tau_g
                "alpha": float(w[0]), "beta": float(w[1]), "gamma": float(-w[2])}
     calibrated = features(held, best["history_tokens"], best["tau0"]) @ w
     return {"weights": weights, "candidates": candidates, "fit_replies": len(fit),
-            "heldout": _compare(held, calibrated, n_boot, seed), "holdout": holdout, "seed": seed}
+            "heldout": _compare(held, calibrated, n_boot, seed), "holdout": holdout, "seed": seed,
+            "heldout_components": auc_table(held, n_boot=n_boot, seed=seed)}

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from cagsr.attention.capture import forward_with_capture
 from cagsr.attention.config import AttentionConfig
@@ -75,13 +76,14 @@ def _chunk_scores(cap, inputs: dict, reward: RewardConfig, tau_grid: Sequence[fl
 @torch.no_grad()
 def score_replies(replies: Sequence[LabelledReply], loaded: LoadedModel, salience: Salience,
                   attention: AttentionConfig, reward: RewardConfig, max_context: int = 768, batch_rows: int = 8,
-                  tau_grid: Sequence[float] = TAU_GRID) -> list[dict[str, Any]]:
+                  tau_grid: Sequence[float] = TAU_GRID, progress: bool = False) -> list[dict[str, Any]]:
     """One dict per reply: id, label, group, turn and every scored column under both versions.
 
     reward's history_tokens is overridden per version; its sink_tokens 'auto' is resolved for the model."""
     reward = resolve_reward(reward, loaded.is_encoder_decoder)
     out: list[dict[str, Any]] = []
-    for start in range(0, len(replies), batch_rows):
+    starts = range(0, len(replies), batch_rows)
+    for start in tqdm(starts, desc="validity", unit="batch", disable=not progress):
         chunk = list(replies[start : start + batch_rows])
         episodes = [reply_episode(r, loaded, max_context) for r in chunk]
         part = build_rows(episodes, loaded, salience).to(loaded.device)

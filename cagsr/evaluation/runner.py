@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cagsr.attention.config import AttentionConfig
 from cagsr.data.schema import Dialogue, MathProblem, Record, Utterance
@@ -20,7 +20,7 @@ from cagsr.evaluation.metrics import answer_correct, coherence, latency_summary,
 from cagsr.formatting.examples import supervised_pairs
 from cagsr.formatting.history import format_history
 from cagsr.models.registry import LoadedModel
-from cagsr.reward.config import RewardConfig
+from cagsr.reward.config import RewardConfig, resolve_reward
 from cagsr.rollout.engines.base import SamplingConfig, make_engine
 from cagsr.rollout.episode import Action, Episode
 from cagsr.rollout.generate import decode_reply
@@ -143,15 +143,23 @@ def _attach_rewards(
     rows: list[dict], episodes: list[Episode], loaded, records: list[Record], kind: str, reward: RewardConfig
 ) -> None:
     salience = Salience.fit(corpus_texts(records), "idf|entities|keywords", 0.7)
-    scored = probe(episodes, loaded, salience, AttentionConfig(), reward)
-    keys = ("coverage", "focus", "repetition", "entropy", "reward")
+    reward = resolve_reward(reward, loaded.is_encoder_decoder)
+    # Both versions of the reward, so the validity report can set them side by side; unprefixed keys are
+    # the configured version.
+    versions = {v: probe(episodes, loaded, salience, AttentionConfig(), replace(reward, history_tokens=v))
+                for v in ("all", "content")}
+    keys = ("coverage", "focus", "repetition", "entropy", "sink_mass", "reward")
+    scored = [{**own, **{f"{v}/{k}": versions[v][i][k] for v in versions for k in keys}}
+              for i, own in enumerate(versions[reward.history_tokens])]
+    keys = (*keys, *(f"{v}/{k}" for v in versions for k in keys))
     if kind == "math":  # one row per solution: mean over its steps
         for row in rows:
             mine = [r for r in scored if r["record_id"] == row["episode"]]
             row.update({k: sum(r[k] for r in mine) / max(1, len(mine)) for k in keys})
+            row["reward_version"] = scored[0]["reward_version"] if scored else None
         return
     for row, s in zip(rows, scored, strict=True):
-        row.update({k: s[k] for k in keys})
+        row.update({k: s[k] for k in keys}, reward_version=s["reward_version"])
 
 
 def evaluate(

@@ -9,7 +9,10 @@ import json
 import math
 from pathlib import Path
 
-from cagsr.evaluation.validity import reward_hacking_check, validity_plot, validity_table
+from cagsr.evaluation.validity import COMPONENTS, reward_hacking_check, validity_plot, validity_table
+
+# Both versions of the reward (history_tokens all / content) when the rows carry them (cagsr eval does).
+VERSIONED = tuple(f"{v}/{c}" for v in ("all", "content") for c in COMPONENTS)
 
 
 def _cell(r: dict) -> str:
@@ -19,7 +22,8 @@ def _cell(r: dict) -> str:
 
 
 def validity_markdown(rows: list[dict]) -> tuple[str, list[dict]]:
-    tables = validity_table(rows, level="turn") + validity_table(rows, level="episode")
+    components = (*COMPONENTS, *VERSIONED)
+    tables = validity_table(rows, components, level="turn") + validity_table(rows, components, level="episode")
     lines = [
         "| level | component | metric | Spearman rho [95% CI] | n | holds? |",
         "|---|---|---|---|---|---|",
@@ -30,12 +34,22 @@ def validity_markdown(rows: list[dict]) -> tuple[str, list[dict]]:
             if math.isnan(r["low"])
             else ("yes" if r["low"] > 0 else ("no (negative)" if r["high"] < 0 else "not significant"))
         )
-        if r["component"] == "repetition" and not math.isnan(
+        if r["component"].endswith("repetition") and not math.isnan(
             r["low"]
         ):  # a penalty: negative is the good sign
             holds = "yes" if r["high"] < 0 else ("no (positive)" if r["low"] > 0 else "not significant")
         lines.append(f"| {r['level']} | {r['component']} | {r['metric']} | {_cell(r)} | {r['n']} | {holds} |")
     return "\n".join(lines), tables
+
+
+def version_note(rows: list[dict]) -> str:
+    """Which reward version and weights the components were computed with (from the rows' reward_version)."""
+    v = next((r["reward_version"] for r in rows if r.get("reward_version")), None)
+    if v is None:
+        return "Reward version: not recorded in the rows."
+    return (f"Unprefixed components: history_tokens {v['history_tokens']} (sink tokens {v['sink_tokens']}), "
+            f"alpha {v['alpha']}, beta {v['beta']}, gamma {v['gamma']}, tau0 {v['tau0']}, kappa {v['kappa']}; "
+            "all/ and content/ components: the same weights over all history tokens and over content tokens only.")
 
 
 def write_validity_report(
@@ -50,6 +64,8 @@ def write_validity_report(
         f"{len(rows)} generated turns. A component 'holds' for a metric when the 95% "
         "bootstrap interval of Spearman's rho excludes 0 with the expected sign (positive; negative for "
         "the repetition penalty).",
+        "",
+        version_note(rows),
         "",
         table,
     ]

@@ -77,10 +77,10 @@ def sink_columns(sinks: Tensor, columns: Tensor, kept_index: Tensor | None, n_co
 
 
 def resolve_for_capture(cfg: RewardConfig, capture: CaptureResult, response_mask: Tensor) -> RewardConfig:
-    """cfg with 'auto' resolved. Entry points resolve it from the loaded model (reward.config.resolve_reward);
+    """cfg with sink_tokens 'auto' resolved. Entry points resolve it from the loaded model (reward.config.resolve_reward);
     a config that arrives unresolved takes the model kind from the capture: encoder-decoder when every
     real response row's history mass is 1. A batch of one-token decoder responses reads as encoder-decoder."""
-    if cfg.history_tokens != "auto" and cfg.sink_tokens != "auto":
+    if cfg.sink_tokens != "auto":
         return cfg
     mass = capture.history_mass[response_mask.bool()]
     return resolve_reward(cfg, not bool((mass < 1 - ENC_DEC_MASS_TOLERANCE).any()))

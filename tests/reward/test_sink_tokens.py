@@ -14,7 +14,7 @@ from cagsr.attention.capture import CaptureResult, forward_with_capture
 from cagsr.data.schema import Dialogue, Utterance
 from cagsr.errors import ConfigError
 from cagsr.reward.attention_reward import sink_columns, sink_mask, turn_components
-from cagsr.reward.config import AUTO_HISTORY_TOKENS, RewardConfig, parse_sinks, resolve_reward
+from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 from cagsr.rollout.recorded import recorded_episodes
 from cagsr.salience.masks import Salience
 from cagsr.scoring.rows import build_rows
@@ -99,7 +99,7 @@ def test_window_summary_bucket_counts_as_a_sink():
 
 def test_auto_resolves_per_model_kind_and_bad_sinks_fail():
     decoder, seq2seq = resolve_reward(RewardConfig(), False), resolve_reward(RewardConfig(), True)
-    assert decoder.history_tokens == AUTO_HISTORY_TOKENS["decoder"] and seq2seq.history_tokens == "all"
+    assert decoder.history_tokens == seq2seq.history_tokens == "all"  # the paper's reward stays the default
     assert decoder.sink_tokens == "template|special|first"
     assert seq2seq.sink_tokens == "template|special"
     explicit = resolve_reward(RewardConfig(history_tokens="all", sink_tokens="first"), False)
@@ -110,15 +110,15 @@ def test_auto_resolves_per_model_kind_and_bad_sinks_fail():
 
 
 def test_unresolved_auto_reads_the_model_kind_from_the_capture():
-    capture, inputs = padded_batch(history_mass=1.0)  # every row a full softmax over the history: seq2seq
-    as_seq2seq = turn_components(capture, **inputs, cfg=RewardConfig())
-    explicit = turn_components(capture, **inputs, cfg=RewardConfig(history_tokens="all", sink_tokens="template"))
-    torch.testing.assert_close(as_seq2seq["entropy"], explicit["entropy"])
-    capture, inputs = padded_batch(history_mass=0.9)
-    as_decoder = turn_components(capture, **inputs, cfg=RewardConfig())
-    decoder = RewardConfig(history_tokens=AUTO_HISTORY_TOKENS["decoder"], sink_tokens="template|special|first")
-    torch.testing.assert_close(as_decoder["entropy"], turn_components(capture, **inputs, cfg=decoder)["entropy"])
-    torch.testing.assert_close(as_decoder["sink_mass"], turn_components(capture, **inputs, cfg=decoder)["sink_mass"])
+    content = RewardConfig(history_tokens="content")  # sink_tokens auto
+    for mass, sinks in ((1.0, "template|special"), (0.9, "template|special|first")):
+        capture, inputs = padded_batch(history_mass=mass)  # mass 1 on every row: a full softmax, seq2seq
+        inputs |= {"template_mask": torch.zeros(2, 4, dtype=torch.bool), "special_mask": torch.zeros(2, 4, dtype=torch.bool)}
+        auto = turn_components(capture, **inputs, cfg=content)
+        explicit = turn_components(capture, **inputs, cfg=RewardConfig(history_tokens="content", sink_tokens=sinks))
+        torch.testing.assert_close(auto["entropy"], explicit["entropy"])
+        # Only the decoder-only default leaves out the first column (here the only sink).
+        assert bool((auto["sink_mass"][:, 0] > 0).all()) == (mass < 1)
 
 
 def _dialogues() -> list[Dialogue]:
@@ -151,7 +151,7 @@ def test_content_rows_are_distributions_over_content_columns_for_both_model_kind
     # Leaving columns out and renormalising can only raise the share on the (content) salient tokens.
     assert (out["content"]["coverage"] >= out["all"]["coverage"] - 1e-6)[mask].all()
     torch.testing.assert_close(out["content"]["repetition"], out["all"]["repetition"])
-    resolved = resolve_reward(RewardConfig(), loaded.is_encoder_decoder)
-    auto = turn_components(cap, **inputs, cfg=RewardConfig())  # unresolved: read from the capture
+    resolved = resolve_reward(RewardConfig(history_tokens="content"), loaded.is_encoder_decoder)
+    auto = turn_components(cap, **inputs, cfg=RewardConfig(history_tokens="content"))  # read from the capture
     same = turn_components(cap, **inputs, cfg=resolved)
     torch.testing.assert_close(auto["reward"], same["reward"])
