@@ -23,8 +23,6 @@ class PPOConfig:
     """PPO iterations: each rolls out a batch of episodes, scores it and updates."""
     epochs: int = 3
     """Passes over each batch (the paper uses three)."""
-    minibatch_rows: int = 8
-    """Deprecated, no longer read: minibatches are whole episodes (minibatch_episodes)."""
     minibatch_episodes: int = 2
     """Episodes per gradient step: all turns of an episode are in the same minibatch, so a packed dialogue
     is read once per step."""
@@ -82,7 +80,6 @@ class PPOConfig:
     def __post_init__(self) -> None:
         check_range("iterations", self.iterations, low=1)
         check_range("epochs", self.epochs, low=1)
-        check_range("minibatch_rows", self.minibatch_rows, low=1)
         check_range("minibatch_episodes", self.minibatch_episodes, low=1)
         check_range("lr", self.lr, low=0.0, low_open=True)
         check_range("critic_lr", self.critic_lr, low=0.0, low_open=True)

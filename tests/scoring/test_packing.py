@@ -39,19 +39,19 @@ CONTROLS = {
 }
 
 
-def _episodes(loaded, kind: str):
+def _episodes(loaded, kind: str, count: int):
     if kind == "dialogue":
-        records = load_records(DataConfig(path="generated:dialogue", num_generated=6, seed=3))
+        records = load_records(DataConfig(path="generated:dialogue", num_generated=count, seed=3))
         return recorded_episodes(records, loaded, max_context=384, max_turns=4), records
-    records = load_records(DataConfig(path="generated:math", num_generated=4, seed=5))
+    records = load_records(DataConfig(path="generated:math", num_generated=count, seed=5))
     return recorded_episodes(records, loaded, max_context=256, max_steps=6), records
 
 
-def _setup(name: str, kind: str):
+def _setup(name: str, kind: str, count: int = 6):
     torch.manual_seed(0)
     loaded = load_model(name)
     loaded.model.float().eval()
-    episodes, records = _episodes(loaded, kind)
+    episodes, records = _episodes(loaded, kind, count)
     salience = Salience.fit(corpus_texts(records), "idf|entities|keywords", 0.7)
     rows = build_rows(episodes, loaded, salience)
     return loaded, episodes, rows
@@ -181,7 +181,7 @@ def test_every_pass_stays_within_the_token_budget(tiny):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dialogue", "math"])
 def test_smollm2_packed_equals_per_turn_rows(kind):
-    loaded, episodes, rows = _setup("smollm2-135m", kind)
+    loaded, episodes, rows = _setup("smollm2-135m", kind, count=3)
     assert unpacked_turns(rows) == 0
     for control in ("plain", "both"):
         packed = _score(loaded, rows, episodes, CONTROLS[control], "packed")
