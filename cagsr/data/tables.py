@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cagsr.data.config import DataConfig
+from cagsr.data.hub import hub_unavailable
 from cagsr.data.readers import FileReport, RecordError, parse_math, parse_record, scan_items
 from cagsr.data.schema import MathProblem, Record
 from cagsr.errors import DataError
@@ -77,6 +78,13 @@ def scan_saved_dataset(path: Path, split: str = "train", kind: str = "auto", lim
     return scan_items(path, _numbered(rows), kind, limit, strict, columns, unit="row")
 
 
+def _cached_dataset(datasets, repo: str) -> bool:
+    """Whether a load without the hub could find `repo` in the datasets or hub cache (then it is tried)."""
+    caches = [(getattr(datasets.config, "HF_DATASETS_CACHE", None), f"{repo.replace('/', '___')}*"),
+              (getattr(datasets.config, "HF_HUB_CACHE", None), f"datasets--{repo.replace('/', '--')}")]
+    return any(Path(c).is_dir() and any(Path(c).glob(pattern)) for c, pattern in caches if c)
+
+
 def _gsm8k_row(row: dict[str, Any], index: int) -> MathProblem:
     """GSM8K's 'answer' is steps, then '#### N'; calculator annotations <<...>> are dropped."""
     body, _, final = row["answer"].partition("####")
@@ -92,6 +100,9 @@ def load_hub(name: str, config: DataConfig) -> list[Record]:
     repo, _, split = name.partition(":")
     split = split or config.split
     gsm8k = repo in ("gsm8k", "openai/gsm8k")
+    local = Path(repo).expanduser().exists()
+    if not local and not _cached_dataset(datasets, "openai/gsm8k" if gsm8k else repo) and (why := hub_unavailable()):
+        raise DataError(f"hf:{name}: not a local folder or a cached dataset, and {why}")
     try:
         if gsm8k:
             rows = datasets.load_dataset("openai/gsm8k", config.subset or "main", split=split)

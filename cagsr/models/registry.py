@@ -6,10 +6,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from cagsr.data import hub
 from cagsr.errors import ModelError
 from cagsr.models import tiny
 from cagsr.models.config import ModelConfig
@@ -93,33 +91,7 @@ def resolve_run_folder(path: Path) -> Path:
     return path
 
 
-HUB_HOST = "huggingface.co"
-HUB_PROBE_SECONDS = 3.0
 HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # org/name as the hub spells ids
-
-
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: the hub must not be asked at all."""
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def hub_reachable(host: str = HUB_HOST, timeout: float = HUB_PROBE_SECONDS) -> bool:
-    """One TCP connection to the hub, bounded in time (name resolution included, which socket timeouts do
-    not bound): without it, huggingface_hub retries an unreachable hub for ~25 s and logs every retry."""
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
 
 
 def _hub_cached(name: str) -> bool:
@@ -139,8 +111,7 @@ def _hub_loader(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     presets = ", ".join(PRESETS)
     if not HUB_NAME.match(name):
         raise ModelError(f"{name}: not a preset ({presets}), an existing local folder, or a hub model name")
-    if not _hub_cached(name) and (hub_offline() or not hub_reachable()):
-        why = "HF_HUB_OFFLINE is set" if hub_offline() else f"{HUB_HOST} cannot be reached"
+    if not _hub_cached(name) and (why := hub.hub_unavailable()):
         raise ModelError(f"{name}: not a preset ({presets}), a local folder, or a cached hub model, and {why}")
     try:
         return _path_loader(Path(name))

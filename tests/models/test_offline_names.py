@@ -17,7 +17,7 @@ def no_hub(monkeypatch):
 
 def test_offline_flag_fails_without_probing(no_hub):
     no_hub.setenv("HF_HUB_OFFLINE", "1")
-    no_hub.setattr(registry, "hub_reachable", lambda *a, **k: pytest.fail("no probe when offline is set"))
+    no_hub.setattr(registry.hub, "hub_reachable", lambda *a, **k: pytest.fail("no probe when offline is set"))
     with pytest.raises(ModelError, match="org/absent: not a preset .* and HF_HUB_OFFLINE is set"):
         registry.load_model("org/absent")
 
@@ -26,7 +26,7 @@ def test_unreachable_hub_fails_after_one_probe(no_hub):
     no_hub.delenv("HF_HUB_OFFLINE", raising=False)
     no_hub.delenv("TRANSFORMERS_OFFLINE", raising=False)
     probes = []
-    no_hub.setattr(registry, "hub_reachable", lambda *a, **k: probes.append(1) or False)
+    no_hub.setattr(registry.hub, "hub_reachable", lambda *a, **k: probes.append(1) or False)
     with pytest.raises(ModelError, match="absent-model: .* huggingface.co cannot be reached"):
         registry.load_model("absent-model")
     assert probes == [1]
@@ -34,10 +34,10 @@ def test_unreachable_hub_fails_after_one_probe(no_hub):
 
 @pytest.mark.parametrize("name", ["./absent", "a model", "-x", "org/"])
 def test_names_the_hub_would_reject_fail_before_any_lookup(name, no_hub):
-    no_hub.setattr(registry, "hub_reachable", lambda *a, **k: pytest.fail("no probe for an impossible name"))
+    no_hub.setattr(registry.hub, "hub_reachable", lambda *a, **k: pytest.fail("no probe for an impossible name"))
     with pytest.raises(ModelError, match="not a preset"):
         registry.load_model(name)
 
 
 def test_the_probe_is_bounded_for_an_unresolvable_host():
-    assert registry.hub_reachable("no-such-host.invalid", timeout=0.5) is False
+    assert registry.hub.hub_reachable("no-such-host.invalid", timeout=0.5) is False

@@ -138,6 +138,10 @@ CONTAINERS = [
          args=["--data", "{tmp}/saved", "--data.columns", "messages=dialog"], setup=_save_dataset),
     Case("bad_column_mapping", "data.columns: expected OURS=THEIRS, got 'messages'",
          args=["--data.columns", "messages"]),
+    Case("hub_dataset_offline", "hf:org/absent-dataset: not a local folder or a cached dataset, and HF_HUB_OFFLINE",
+         args=["--data", "hf:org/absent-dataset"]),
+    Case("hub_dataset_offline_split", "hf:org/absent:test: not a local folder or a cached dataset",
+         args=["--data", "hf:org/absent:test"]),
     Case("hub_folder_without_data", "could not load the dataset", args=["--data", "hf:{tmp}/nothing"],
          setup=lambda tmp: (tmp / "nothing").mkdir()),
 ]
