@@ -19,7 +19,7 @@ import yaml
 from cagsr.cli.args import JobParser, add_job_args, parse_job
 from cagsr.cli.common import quiet_libraries
 from cagsr.config import from_dict
-from cagsr.errors import CagsrError, ConfigError
+from cagsr.errors import ConfigError
 from cagsr.ppo.config import TrainJob
 from cagsr.utils.run import check_run_dir, jsonl_sink, lock_run_dir
 
@@ -70,7 +70,7 @@ def write_table_and_report(run_dir: Path) -> tuple[str, Path | None]:
 
         report = run_dir / "report.html"
         report.write_text(build_report([run_dir], {run_dir: heatmaps_for(run_dir, 3)}), encoding="utf-8")
-    except (CagsrError, OSError, ValueError, RuntimeError) as err:
+    except Exception as err:  # noqa: BLE001 - the run is finished and saved; its report is a convenience
         print(f"cagsr train: notice: no HTML report ({type(err).__name__}: {err})".splitlines()[0], file=sys.stderr)
         return text, None
     return text, report
