@@ -79,7 +79,7 @@ from cagsr.scoring.layout import LayoutStats, unpacked_turns
 from cagsr.scoring.passes import ScoredPart, merge_parts, rows_logprobs, rows_values, score_rows
 from cagsr.scoring.rows import RowBatch, build_rows
 from cagsr.utils.logging import MetricLogger
-from cagsr.utils.run import check_writable, prepare_run_dir, seed_everything
+from cagsr.utils.run import check_writable, lock_run_dir, prepare_run_dir, seed_everything
 
 
 @dataclass
@@ -140,6 +140,7 @@ class Trainer:
             check_disk_space(target, checkpoint_bytes(self.models))
             if resume:
                 check_writable(target)
+                lock_run_dir(target)  # a second process resuming the same run fails at once
                 return target
             return prepare_run_dir(self.job.run.output_dir, "train", self.job)
 

@@ -27,7 +27,9 @@ class ModelUser:
         self.seed = seed
 
     def _prompt(self, ep: Episode) -> list[int]:
-        swapped = [Utterance("agent" if u.role == "user" else "user", u.text) for u in ep.utterances]
+        # The simulated user sees the dialogue from the other side; the agent's system prompt is not theirs.
+        swapped = [Utterance("agent" if u.role == "user" else "user", u.text) for u in ep.utterances
+                   if u.role != "system"]
         persona = PERSONA.format(domain=ep.record.domain or "a request")
         turns = [Utterance("user", persona), Utterance("agent", "Understood."), *swapped]
         return format_history(self.loaded.tokenizer, turns, self.loaded.is_encoder_decoder).input_ids

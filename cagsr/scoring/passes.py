@@ -27,6 +27,7 @@ from cagsr.attention.forward import forward_no_capture
 from cagsr.models.forward import token_logprobs
 from cagsr.reward.attention_reward import COMPONENTS, turn_components
 from cagsr.reward.config import RewardConfig
+from cagsr.rollout.engines.onednn import fast_no_grad
 from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.layout import LayoutStats, Pass, plan_passes
 from cagsr.scoring.rows import RowBatch
@@ -113,8 +114,9 @@ def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_tu
     comps = {k: torch.zeros(n_episodes, n_turns) for k in (*COMPONENTS, "turn_mask")}
     for part in plan(policy_model, rows, scoring, stats):
         view = rows.select(part.rows).to(device)
-        cap = forward_with_capture(policy_model, part.batch.to(device), attention.last_layers, attention.window,
-                                   attention.prune_above, view.salient_mask, attention.prune_threshold)
+        with fast_no_grad(policy_model, scoring.packed_weights):
+            cap = forward_with_capture(policy_model, part.batch.to(device), attention.last_layers, attention.window,
+                                       attention.prune_above, view.salient_mask, attention.prune_threshold)
         logprobs[part.rows] = (token_logprobs(cap.logits, view.response_ids) * view.response_mask).cpu()
         if value_head is not None:
             values[part.rows] = (value_head(cap.hidden).float() * view.response_mask).cpu()
@@ -133,7 +135,8 @@ def rows_logprobs(model: nn.Module, rows: RowBatch, scoring: ScoringConfig, stat
     out = torch.zeros(rows.response_ids.shape)
     for part in plan(model, rows, scoring, stats):
         view = rows.select(part.rows).to(device)
-        logits, _ = forward_no_capture(model, part.batch.to(device))
+        with fast_no_grad(model, scoring.packed_weights):
+            logits, _ = forward_no_capture(model, part.batch.to(device))
         out[part.rows] = (token_logprobs(logits, view.response_ids) * view.response_mask).cpu()
     return out
 
@@ -145,7 +148,8 @@ def rows_values(critic: nn.Module, rows: RowBatch, scoring: ScoringConfig, stats
     device = next(critic.parameters()).device
     out = torch.zeros(rows.response_ids.shape)
     for part in plan(critic.backbone, rows, scoring, stats):
-        out[part.rows] = critic(part.batch.to(device)).float().cpu() * rows.response_mask[part.rows]
+        with fast_no_grad(critic, scoring.packed_weights):
+            out[part.rows] = critic(part.batch.to(device)).float().cpu() * rows.response_mask[part.rows]
     return out
 
 

@@ -25,7 +25,6 @@ Encoder-decoder models (T5) go through lean_t5.py.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Hashable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines.base import Completion, SamplingConfig
 from cagsr.rollout.engines.hf import split_completion
 from cagsr.rollout.engines.kv import CachedRow, Sessions, StaticKV, copy_prefix
-from cagsr.rollout.engines.onednn import PackedLinears, packing_available
+from cagsr.rollout.engines.onednn import packed_weights, packing_available
 from cagsr.rollout.engines.sampling import choose, make_generator, token_logprobs
 from cagsr.utils.modules import unwrap_peft
 
@@ -96,8 +95,6 @@ class FusedCapture:
         return total / mass.clamp_min(torch.finfo(mass.dtype).tiny)[:, None], mass / self.heads
 
 
-# One packed copy of a model's weights, shared by every lean engine on it (each copy is the model's size).
-_PACKED: weakref.WeakKeyDictionary[nn.Module, PackedLinears] = weakref.WeakKeyDictionary()
 
 
 def _lean_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -118,16 +115,6 @@ AttentionInterface.register(LEAN_ATTENTION, _lean_attention)
 def self_attention_modules(model: nn.Module) -> list[nn.Module]:
     """The decoder's self-attention modules in layer order (the ones forward_with_capture reads)."""
     return [layer.self_attn for layer in model.model.layers]
-
-
-def plain_linears(model: nn.Module) -> list[nn.Linear]:
-    """Every nn.Linear of the model (layers and LM head), skipping LoRA-wrapped ones: their adapter must
-    stay in the computation, so they keep their own forward."""
-    return [
-        m
-        for n, m in model.named_modules()
-        if type(m) is nn.Linear and "base_layer" not in n and "lora_" not in n
-    ]
 
 
 def completions(tokens: Tensor, logps: Tensor, capture: FusedCapture | None, prompt_columns: list[Tensor],
@@ -214,11 +201,7 @@ class LeanEngine:
             if self.pack:
                 raise ValueError("lean engine: packed=True needs an fp32 CPU model and oneDNN")
             return nullcontext()
-        modules = plain_linears(model)
-        packed = _PACKED.get(model)
-        if packed is None or packed.modules != modules:
-            packed = _PACKED[model] = PackedLinears(modules)
-        return packed.active()
+        return packed_weights(model)
 
     def _generate_decoder(self, prompts, sampling: SamplingConfig, seed, keys) -> list[list[Completion]]:
         model, k, steps = unwrap_peft(self.loaded.model), sampling.num_candidates, sampling.max_new_tokens

@@ -14,8 +14,10 @@ version counters), so an optimizer step can never leave generation on stale weig
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +25,7 @@ from torch import Tensor, nn
 BATCH_HINT = 16  # oneDNN picks its weight layout for this many rows; it works for any row count
 
 
+@functools.cache
 def packing_available(device: torch.device, dtype: torch.dtype) -> bool:
     """oneDNN fp32 linear packing exists on this CPU build (not on CUDA, not for bf16 here)."""
     if device.type != "cpu" or dtype != torch.float32 or not torch.backends.mkldnn.is_available():
@@ -78,3 +81,30 @@ class PackedLinears:
         finally:
             for module in self.modules:
                 module.__dict__.pop("forward", None)
+
+
+def plain_linears(model: nn.Module) -> list[nn.Linear]:
+    """Every nn.Linear of the model (layers and LM head), skipping LoRA-wrapped ones: their adapter must
+    stay in the computation, so they keep their own forward."""
+    return [m for n, m in model.named_modules() if type(m) is nn.Linear and "base_layer" not in n and "lora_" not in n]
+
+
+# One packed copy of a model's weights, shared by every user of it (each copy is the model's size).
+_PACKED: weakref.WeakKeyDictionary[nn.Module, PackedLinears] = weakref.WeakKeyDictionary()
+
+
+def packed_weights(model: nn.Module):
+    """Context: the model's plain Linear layers run with (cached, refreshed) packed weights."""
+    modules = plain_linears(model)
+    packed = _PACKED.get(model)
+    if packed is None or packed.modules != modules:
+        packed = _PACKED[model] = PackedLinears(modules)
+    return packed.active()
+
+
+def fast_no_grad(model: nn.Module, enabled: bool = True):
+    """packed_weights(model) where oneDNN packing exists (fp32 CPU) and `enabled`, else a no-op context."""
+    param = next(model.parameters())
+    if not enabled or not packing_available(param.device, param.dtype):
+        return nullcontext()
+    return packed_weights(model)
