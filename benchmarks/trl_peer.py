@@ -18,8 +18,10 @@ Each TRL release lives in a virtualenv of its own (.venv-trl-ppo, .venv-trl-grpo
 round r runs `--steps-per-round` steps of every system, then round r + 1 runs them in the reverse order.
 Reported: the median of each system's steps after its first (`--quick`: of every step). Step s of every
 system reads the same prompts (cagsr's next records). Time nothing while another CPU-heavy job runs: the
-load average at start and end is printed under the table. Peak memory: all four trainers are alive at once
-(about 13 GB for the full run).
+load average at start and end is printed under the table. Memory: all four trainers are alive at once; the
+--quick run peaked at about 20 GB resident in all (this process with both cagsr trainers 10.9 GB, TRL PPO
+5.8 GB, GRPO 3.2 GB; shared libraries counted in each), and the full run needs more: on a smaller machine
+split the rows over two runs with --systems (the interleaving then holds only within each run).
 """
 
 from __future__ import annotations
