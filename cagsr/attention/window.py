@@ -30,9 +30,11 @@ class FullReducer:
 
     def add(self, rows: Tensor, steps: Tensor, probs: Tensor) -> None:
         """probs: [M, N] attention summed over heads of M queries, each feeding (rows[m], steps[m])."""
+        # (rows[m], steps[m]) are distinct within a call, so a plain indexed add is exact and deterministic
+        # (index_put_ with accumulate=True may add in parallel, in any order).
         probs = probs * self.valid[rows]
-        self.sum.index_put_((rows, steps), probs, accumulate=True)
-        self.mass.index_put_((rows, steps), probs.sum(-1), accumulate=True)
+        self.sum[rows, steps] += probs
+        self.mass[rows, steps] += probs.sum(-1)
 
 
 def _recent(history_mask: Tensor, window: int) -> tuple[Tensor, Tensor]:
@@ -77,8 +79,8 @@ class WindowReducer:
         """probs: [M, N] attention summed over heads of M queries, each feeding (rows[m], steps[m])."""
         recent = probs.gather(1, self.gather_index[rows]) * self.kept_valid[rows]  # [M, W]
         older = (probs * self.older[rows]).sum(-1)  # [M]
-        self.sum.index_put_((rows, steps), torch.cat([older[:, None], recent], dim=1), accumulate=True)
-        self.mass.index_put_((rows, steps), older + recent.sum(-1), accumulate=True)
+        self.sum[rows, steps] += torch.cat([older[:, None], recent], dim=1)  # distinct (row, step) pairs
+        self.mass[rows, steps] += older + recent.sum(-1)
 
 
 def prune_columns(

@@ -94,6 +94,8 @@ def build_models(job: TrainJob, ctx: DistContext = SINGLE) -> Models:
         train_critic = critic if cfg.critic == "head" else sharded_copy(critic, plan, ctx)
     groups = [{"params": [p for p in train_policy.parameters() if p.requires_grad], "lr": cfg.lr},
               {"params": list(train_critic.parameters()), "lr": cfg.critic_lr}]
+    # Not fused=True, although its step is faster (0.04 vs 0.19 s for SmolLM2 on 2 CPU cores): the fused kernel
+    # does not bump the weights' version counters, which is how oneDNN-packed copies notice a step.
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
     learner = Learner(policy=train_policy, critic=train_critic, critic_is_head=cfg.critic == "head",

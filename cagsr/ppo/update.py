@@ -134,7 +134,7 @@ def _own_passes(learner: Learner, exp: Experience, rows: Tensor, scoring: Scorin
     if learner.sharded:
         most = int(all_reduce_(ctx, torch.tensor([float(len(own))]), op="max").item())
         if len(own) < most:
-            stand_in = plan_passes(exp.rows.select(torch.tensor([0])), layout="turns", token_budget=1, pad_id=0,
+            stand_in = plan_passes(exp.rows.select(torch.tensor([0])), layout=scoring.layout, token_budget=1, pad_id=0,
                                    encoder_decoder=learner.encoder_decoder)[0]
             passes += [(stand_in, False)] * (most - len(own))
     return passes

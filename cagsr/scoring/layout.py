@@ -7,8 +7,8 @@ Decoder-only models read padding-free PackedBatches (attention/packed.py). With 
 consecutive rows of an episode that continue each other (RowBatch.continues_previous) share one
 sequence: the last row's history + response holds every earlier turn, so a dialogue of T turns costs
 one pass over its tokens instead of T passes over growing prefixes. With layout="turns" every row is
-a sequence of its own (still without padding). Seq2seq models read padded TeacherForcedBatches of
-whole rows. Every pass stays within `token_budget` tokens unless one sequence alone is longer.
+a sequence of its own (still without padding). Seq2seq models, and layout="padded", read padded
+TeacherForcedBatches of whole rows. Every pass stays within `token_budget` tokens unless one sequence alone is longer.
 
 Shapes: R rows, r rows of one pass.
 """
@@ -137,7 +137,7 @@ def plan_passes(rows: RowBatch, *, layout: str, token_budget: int, pad_id: int, 
     """Every row of `rows` in exactly one pass, in row order."""
     if rows.num_rows == 0:
         return []
-    if not encoder_decoder:
+    if not encoder_decoder and layout != "padded":
         return _packed_passes(rows, layout, token_budget, pad_id)
     per_pass = max(1, token_budget // (rows.history_ids.shape[1] + rows.response_ids.shape[1]))
     return [Pass(rows=index, batch=rows.select(index).batch, sequences=index.numel())
