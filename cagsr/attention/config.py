@@ -17,11 +17,8 @@ class AttentionConfig:
     """Once a history exceeds this many tokens, drop non-salient columns with negligible attention."""
     prune_threshold: float = 1e-3
     """A column is negligible when its largest attention over the response is below this."""
-    batch_rows: int = 8
-    """Rows per capture pass (bounds peak memory of the scoring pass)."""
 
     def __post_init__(self) -> None:
         check_range("last_layers", self.last_layers, low=1)
         check_range("window", self.window, low=1)
         check_range("prune_above", self.prune_above, low=1)
-        check_range("batch_rows", self.batch_rows, low=1)

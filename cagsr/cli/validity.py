@@ -73,7 +73,7 @@ def score_labelled(job) -> tuple[list[dict], dict]:
     salience = Salience.fit(texts, job.reward.salience, job.reward.idf_quantile, job.reward.keywords,
                             job.reward.entity_detector)
     scores = score_replies(replies, loaded, salience, job.attention, job.reward, job.max_context,
-                           job.attention.batch_rows, progress=job.run.progress)
+                           progress=job.run.progress)
     used = resolve_reward(job.reward, loaded.is_encoder_decoder)
     facts = {"model": job.model.name, "data": job.data.path, "replies": len(replies), "skipped_api_rows": skipped,
              "encoder_decoder": loaded.is_encoder_decoder, "sink_tokens": used.sink_tokens,

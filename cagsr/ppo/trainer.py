@@ -74,6 +74,7 @@ from cagsr.ppo.state import (
 )
 from cagsr.ppo.update import ppo_update
 from cagsr.reward.combine import build_turn_reward
+from cagsr.reward.config import resolve_reward
 from cagsr.rollout.runner import rollout
 from cagsr.scoring.layout import LayoutStats, unpacked_turns
 from cagsr.scoring.passes import ScoredPart, merge_parts, rows_logprobs, rows_values, score_rows
@@ -113,6 +114,7 @@ class Trainer:
         self.turn_reward = build_turn_reward(job.reward)
         self.models = build_models(job, self.dist)
         check_train_job(job, self.models.policy, records)  # model-dependent settings, still before the run folder
+        job.reward = resolve_reward(job.reward, self.models.policy.is_encoder_decoder)  # sink tokens per model kind
         self.trained_share = trained_share(self.models.learner)  # fixed once the learner is built
         self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
         self.run_dir = self._run_folder(resume)
