@@ -38,10 +38,12 @@ class EvalJob:
 
 
 def run_eval(job: EvalJob):
+    from cagsr.data.schema import Dialogue
     from cagsr.data.sources import load_records, record_kind, split_records
     from cagsr.evaluation.consistency import ensure_consistency_classifier
     from cagsr.evaluation.embedding import Embedder
     from cagsr.evaluation.runner import evaluate
+    from cagsr.models.checks import check_chat_template
     from cagsr.models.registry import load_model
 
     records = load_records(job.data)
@@ -52,6 +54,8 @@ def run_eval(job: EvalJob):
         name = Path(job.data.path).stem.replace(":", "-")
         consistency = ensure_consistency_classifier(train[: job.classifier_dialogues], name=name, seed=job.data.seed)
     loaded = load_model(job.model)
+    # The model must format the data's prompts (and keep their system prompt) before hours of generation.
+    check_chat_template(loaded, next((r.system_prompt for r in split if isinstance(r, Dialogue) and r.system_prompt), ""))
     report = evaluate(loaded, split, job.eval, consistency=consistency, embedder=Embedder())
     if consistency is not None:
         report.summary["classifier_val_accuracy"] = consistency.report.get("val_accuracy", float("nan"))
