@@ -126,16 +126,15 @@ def _own_passes(learner: Learner, exp: Experience, rows: Tensor, scoring: Scorin
     """This rank's passes over `rows`, and whether each is real. Sharded modules need every rank in every
     forward, so there each rank runs as many passes as the busiest one: the extra ones re-read a row of the
     Experience with their loss multiplied by zero."""
-    own = plan_passes(exp.rows.select(rows), layout=scoring.layout, token_budget=scoring.token_budget, pad_id=0,
-                      encoder_decoder=learner.encoder_decoder)
-    own = [Pass(rows=rows[p.rows], batch=p.batch, sequences=p.sequences) for p in own]
+    own = plan_passes(exp.rows, layout=scoring.layout, token_budget=scoring.token_budget, pad_id=0,
+                      encoder_decoder=learner.encoder_decoder, index=rows)
     stats.add(own)
     passes = [(p, True) for p in own]
     if learner.sharded:
         most = int(all_reduce_(ctx, torch.tensor([float(len(own))]), op="max").item())
         if len(own) < most:
-            stand_in = plan_passes(exp.rows.select(torch.tensor([0])), layout=scoring.layout, token_budget=1, pad_id=0,
-                                   encoder_decoder=learner.encoder_decoder)[0]
+            stand_in = plan_passes(exp.rows, layout=scoring.layout, token_budget=1, pad_id=0,
+                                   encoder_decoder=learner.encoder_decoder, index=torch.tensor([0]))[0]
             passes += [(stand_in, False)] * (most - len(own))
     return passes
 

@@ -132,13 +132,18 @@ def _packed_passes(rows: RowBatch, layout: str, token_budget: int, pad_id: int) 
     return plan
 
 
-def plan_passes(rows: RowBatch, *, layout: str, token_budget: int, pad_id: int, encoder_decoder: bool
-                ) -> list[Pass]:
-    """Every row of `rows` in exactly one pass, in row order."""
+def plan_passes(rows: RowBatch, *, layout: str, token_budget: int, pad_id: int, encoder_decoder: bool,
+                index: Tensor | None = None) -> list[Pass]:
+    """Every row of `rows` (or of its rows `index` [r], in that order) in exactly one pass, in row order;
+    Pass.rows index into `rows` either way."""
+    if index is not None:
+        passes = plan_passes(rows.select(index), layout=layout, token_budget=token_budget, pad_id=pad_id,
+                             encoder_decoder=encoder_decoder)
+        return [Pass(rows=index[p.rows], batch=p.batch, sequences=p.sequences) for p in passes]
     if rows.num_rows == 0:
         return []
     if not encoder_decoder and layout != "padded":
         return _packed_passes(rows, layout, token_budget, pad_id)
     per_pass = max(1, token_budget // (rows.history_ids.shape[1] + rows.response_ids.shape[1]))
-    return [Pass(rows=index, batch=rows.select(index).batch, sequences=index.numel())
-            for index in torch.arange(rows.num_rows).split(per_pass)]
+    return [Pass(rows=chunk, batch=rows.select(chunk).batch, sequences=chunk.numel())
+            for chunk in torch.arange(rows.num_rows).split(per_pass)]

@@ -22,7 +22,7 @@ from cagsr.errors import CagsrError
 from cagsr.ppo.config import TrainJob
 from cagsr.ppo.trainer import Trainer
 from cagsr.ppo.update import _totals, pass_loss
-from cagsr.scoring.layout import Pass, plan_passes
+from cagsr.scoring.layout import plan_passes
 from cagsr.scoring.passes import ScoredPart, merge_parts
 
 
@@ -105,9 +105,8 @@ def _grads(learner):
 def _backward(learner, exp, rows, totals, scoring, cfg) -> dict:
     """Loss of `rows` over their passes, weighted by the minibatch totals; returns the summed stats."""
     summed: dict[str, float] = {}
-    for part in plan_passes(exp.rows.select(rows), layout=scoring.layout, token_budget=scoring.token_budget,
-                            pad_id=0, encoder_decoder=False):
-        part = Pass(rows=rows[part.rows], batch=part.batch, sequences=part.sequences)
+    for part in plan_passes(exp.rows, layout=scoring.layout, token_budget=scoring.token_budget,
+                            pad_id=0, encoder_decoder=False, index=rows):
         loss, stats = pass_loss(learner, exp, part, cfg, totals)
         loss.backward()
         summed = {k: summed.get(k, 0.0) + v for k, v in stats.items()}

@@ -26,7 +26,7 @@ from cagsr.reward.config import RewardConfig
 from cagsr.rollout.recorded import recorded_episodes
 from cagsr.salience.masks import Salience
 from cagsr.scoring.config import ScoringConfig
-from cagsr.scoring.layout import Pass, plan_passes, sequence_groups, unpacked_turns
+from cagsr.scoring.layout import plan_passes, sequence_groups, unpacked_turns
 from cagsr.scoring.passes import ScoredPart, rows_logprobs, score_rows
 from cagsr.scoring.rows import build_rows
 
@@ -207,7 +207,5 @@ def test_the_layout_field_is_validated():
 def test_pass_rows_come_back_in_row_order_for_a_subset(tiny):
     loaded, episodes, rows, kind = tiny
     subset = rows.rows_of_episodes(torch.tensor([len(episodes) - 1, 0]))
-    passes = [Pass(rows=subset[p.rows], batch=p.batch, sequences=p.sequences)
-              for p in plan_passes(rows.select(subset), layout="packed", token_budget=4096, pad_id=0,
-                                   encoder_decoder=False)]
+    passes = plan_passes(rows, layout="packed", token_budget=4096, pad_id=0, encoder_decoder=False, index=subset)
     assert torch.cat([p.rows for p in passes]).tolist() == subset.tolist()

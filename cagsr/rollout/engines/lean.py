@@ -26,7 +26,6 @@ Encoder-decoder models (T5) go through lean_t5.py.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +38,7 @@ from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines.base import Completion, SamplingConfig
 from cagsr.rollout.engines.hf import split_completion
 from cagsr.rollout.engines.kv import CachedRow, Sessions, StaticKV, copy_prefix
-from cagsr.rollout.engines.onednn import packed_weights, packing_available
+from cagsr.rollout.engines.onednn import fast_no_grad, packing_available
 from cagsr.rollout.engines.sampling import choose, make_generator, token_logprobs
 from cagsr.utils.modules import unwrap_peft
 
@@ -197,11 +196,9 @@ class LeanEngine:
     def _packing(self, model: nn.Module):
         """Context running the model's plain Linear layers with packed weights, or a no-op."""
         param = next(model.parameters())
-        if self.pack is False or not packing_available(param.device, param.dtype):
-            if self.pack:
-                raise ValueError("lean engine: packed=True needs an fp32 CPU model and oneDNN")
-            return nullcontext()
-        return packed_weights(model)
+        if self.pack is True and not packing_available(param.device, param.dtype):
+            raise ValueError("lean engine: packed=True needs an fp32 CPU model and oneDNN")
+        return fast_no_grad(model, enabled=self.pack is not False)
 
     def _generate_decoder(self, prompts, sampling: SamplingConfig, seed, keys) -> list[list[Completion]]:
         model, k, steps = unwrap_peft(self.loaded.model), sampling.num_candidates, sampling.max_new_tokens
