@@ -33,11 +33,15 @@ class ReproduceJob:
     full: the paper's sizes, GPU."""
     seeds: int = field(default=1, metadata={"flag": "--seeds"})
     """Seeds per row (tiny, small, full); medium scales fix them (3 for the core rows, 1 for the others)."""
+    budget_minutes: float = field(default=0.0, metadata={"flag": "--budget-minutes"})
+    """Medium scales: start no unfinished row-seed once the minutes spent plus the longest row-seed so far
+    exceed this (0: no limit). The table is written from what finished; rerunning the command continues."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output folder and progress."""
 
     def __post_init__(self) -> None:
         check_range("seeds", self.seeds, low=1)
+        check_range("budget_minutes", self.budget_minutes, low=0.0)
 
 
 def main(argv: list[str], prog: str = "cagsr reproduce") -> None:
@@ -58,7 +62,8 @@ def main(argv: list[str], prog: str = "cagsr reproduce") -> None:
         from cagsr.reproduce.medium import reproduce_medium
         from cagsr.reproduce.render_medium import write_medium_outputs
 
-        rep = reproduce_medium(job.table, job.scale, out, progress=job.run.progress, threads=job.run.threads)
+        rep = reproduce_medium(job.table, job.scale, out, progress=job.run.progress, threads=job.run.threads,
+                               budget_minutes=job.budget_minutes)
         path = write_medium_outputs(rep, time.perf_counter() - start)
         main_row = main_row / "run"
     else:

@@ -4,6 +4,7 @@ Folder layout (every step is skipped when its output exists, so an interrupted r
     data/{pool,check,heldout,easy}.jsonl   splits, disjoint by record id (asserted on every start)
     sft/seed-<s>/                          supervised model s, trained until the validation loss flattened
     reward_models/  classifier/            trained on the pool only
+    check-baselines/<hash>.json            the supervised model's stopping-item scores per reward config
     rows/<row>/seed-<s>/run/               the PPO run (chunks resumed); stopping.jsonl, stop.json
     rows/<row>/seed-<s>/eval-<set>.json    the final held-out evaluation of that set
     table.md table.json paired.json compute.json configs/
@@ -11,6 +12,7 @@ Folder layout (every step is skipped when its output exists, so an interrupted r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -70,10 +72,13 @@ def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path) -> di
     def scorer(path: Path) -> dict[str, float]:
         return check_scores(path, ctx["check"], plan.check_eval, reward, model)
 
-    base_file = folder / "check-baseline.json"  # the supervised model's scores under this row's reward
+    # The supervised model's greedy scores under this row's reward, shared by rows and seeds that agree.
+    sft_model = ctx["sft"][seed % plan.sft_seeds]
+    key = hashlib.sha256(repr((str(sft_model), reward, row.reward_model)).encode()).hexdigest()[:16]
+    base_file = folder.parents[2] / "check-baselines" / f"{key}.json"
     if not base_file.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        base_file.write_text(json.dumps(scorer(ctx["sft"][seed % plan.sft_seeds])))
+        base_file.parent.mkdir(parents=True, exist_ok=True)
+        base_file.write_text(json.dumps(scorer(sft_model)))
     baseline = json.loads(base_file.read_text())
     return train_until_risen(lambda n: _job(row, plan, ctx, seed, folder, n), folder, scorer, baseline, plan.stop)
 
@@ -111,8 +116,27 @@ def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progr
     return ctx
 
 
-def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True,
-                     threads: int | None = None) -> Reproduction:
+def schedule(rows: list[Row], plan: MediumPlan) -> list[tuple[Row, int]]:
+    """(row, seed) in the order they run: the core rows' first two seeds, every other row, then the
+    core rows' remaining seeds; so a time budget cuts seed spread last and the central comparison never.
+
+    >>> core, other = Row("a", core=True), Row("b")
+    >>> [(r.name, s) for r, s in schedule([core, other], MediumPlan(seeds_core=3, sft_seeds=3))]
+    [('a', 0), ('a', 1), ('b', 0), ('a', 2)]
+    """
+    def seeds(row: Row) -> range:
+        return range(plan.seeds(row.core, row.rl))
+
+    first = [(r, s) for s in range(2) for r in rows if r.core and s in seeds(r)]
+    rest = [(r, s) for s in range(2, plan.seeds_core) for r in rows if r.core and s in seeds(r)]
+    return first + [(r, s) for r in rows if not r.core for s in seeds(r)] + rest
+
+
+def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, threads: int | None = None,
+                     budget_minutes: float = 0.0) -> Reproduction:
+    """Every row and seed of the table; with a budget, a row-seed that has not finished before is started
+    only while the time spent plus the longest row-seed so far fits (the others are listed as skipped)."""
+    began = time.perf_counter()
     plan = PLANS[scale]
     out.mkdir(parents=True, exist_ok=True)
     ctx = _context(table, plan, out, threads, progress)
@@ -123,35 +147,44 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True,
         ctx["sft"][seed], record = _sft(plan, ctx["data"], out, seed, ctx)
         rep.sft.append(record)
     items: dict[tuple[str, str, str], list[dict[str, float]]] = {}
-    main = next(iter(ctx["sets"]))
-    for row in rows:
+    longest = 0.0
+    for row, seed in schedule(rows, plan):
         if row.reward_model and row.reward_model not in ctx["reward_models"]:
             rep.unavailable[row.name] = f"no data for the {row.reward_model} reward model"
             continue
         if problem := row_problem(row, plan.ppo, ctx["data"], plan.model):
             rep.unavailable[row.name] = problem
             continue
-        for seed in range(plan.seeds(row.core, row.rl)):
-            _row_seed(row, seed, plan, ctx, rep, items, main)
+        folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
+        done = all((folder / f"eval-{name}.json").exists() for name in ctx["sets"])
+        spent = time.perf_counter() - began
+        if budget_minutes and not done and spent + longest > budget_minutes * 60:
+            rep.skipped.append(f"{row.name} (seed {seed})")
+            continue
+        start = time.perf_counter()
+        _row_seed(row, seed, plan, ctx, rep, items, folder)
+        longest = max(longest, time.perf_counter() - start if not done else 0.0)
+    for name in {r.name for r in rows} - set(rep.results) - set(rep.unavailable):
+        rep.unavailable[name] = "time budget; a rerun continues"
     rep.paired = judge(claims_for(table, list(ctx["sets"]), set(rep.results)), items, plan.n_boot)
     return rep
 
 
-def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproduction, items: dict, main: str) -> None:
-    folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
+def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproduction, items: dict,
+              folder: Path) -> None:
     start = time.perf_counter()
     model = ctx["sft"][seed % plan.sft_seeds]
     if row.rl:
         rep.stops.setdefault(row.name, []).append(_train(row, plan, ctx, seed, folder))
         model = folder / "run" / "model"
     summary: dict = {}
-    for name, set_items in ctx["sets"].items():
+    for i, (name, set_items) in enumerate(ctx["sets"].items()):
         saved = _evaluate(model, folder, name, set_items, plan, ctx)
-        prefix = "" if name == main else f"{name}/"
+        prefix = "" if i == 0 else f"{name}/"
         summary |= {f"{prefix}{k}": v for k, v in saved["summary"].items()}
         for metric in METRICS[rep.table]:
             items.setdefault((row.name, name, metric), []).append(item_means(saved["rows"], metric))
-        if name == main:
+        if i == 0:  # the validity report reads the main set
             rep.eval_rows += [{**r, "system": row.name, "seed": seed,
                                "episode": f"{slug(row.name)}/{seed}/{r['episode']}"} for r in saved["rows"]]
     rep.results.setdefault(row.name, []).append(summary)

@@ -88,20 +88,24 @@ _STAR = {"path": "../shared/data/star_dialogues.jsonl"}
 _GSM8K = {"path": "../shared/data/gsm8k_train.jsonl"}
 
 PLANS = {
+    # Sized from measured costs (2-core CPU, 2 threads; docs/results/reproduce-medium-design.md): an
+    # SFT step of 8 x 384 tokens takes ~35 s, so SFT runs 4 x 320; a held-out dialogue turn costs
+    # ~0.6 s at 384 tokens of history (1.5 s at 512), so the first 2 agent turns of every dialogue.
     "medium": MediumPlan(
-        data={"dialogue": _STAR, "cot": _GSM8K},
-        sft={"max_steps": 200, "batch_size": 8, "lr": 5e-5, "eval_every": 20, "eval_pairs": 32,
-             "patience": 3, "min_delta": 0.01, "samples": 0, "max_context": 384},
+        data={"dialogue": _STAR, "cot": _GSM8K}, sft_seeds=1,
+        heldout={"dialogue": 150, "cot": 100}, easy_items=200,
+        sft={"max_steps": 60, "batch_size": 4, "lr": 5e-5, "eval_every": 10, "eval_pairs": 16,
+             "patience": 2, "min_delta": 0.01, "samples": 0, "max_context": 320},
         # the dialogue-star / cot-gsm8k presets' rollout sizes, at the learning rate that moved the reward
         ppo={"ppo.epochs": 2, "rollout.episodes": 4, "rollout.turns": 3, "rollout.sampling.max_new_tokens": 24,
              "rollout.cot_max_new_tokens": 64, "rollout.max_context": 384, "attention.last_layers": 1,
              "ppo.lr": 1e-5, "ppo.critic": "head", "ppo.critic_lr": 1e-4, "ppo.eval_every": 1000,
-             "ppo.eval_episodes": 4, "ppo.keep_checkpoints": 1},
-        eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 96, "max_turns": 64,
-              "max_context": 512, "batch_size": 16},
+             "ppo.eval_episodes": 4, "ppo.keep_checkpoints": 1, "scoring.layout": "packed"},
+        eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 96, "max_turns": 2,
+              "max_context": 384, "batch_size": 16},
         check_eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 64, "max_turns": 2,
                     "max_context": 384, "batch_size": 16},
-        stop=StopRule(check_every=5, min_iterations=5, max_iterations=40),
+        stop=StopRule(check_every=5, min_iterations=5, max_iterations=15),
     ),
     "tiny-medium": MediumPlan(
         model="tiny-llama", seeds_core=2, seeds_other=1, sft_seeds=2,

@@ -113,6 +113,8 @@ def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
             f"{plan.stop.level:.0%} lower bound > {plan.stop.margin}), checked every {plan.stop.check_every} "
             f"iterations, at most {plan.stop.max_iterations}; 'cap' means it never rose clearly.", "",
             f"Supervised models (until the validation loss flattened): {sft}.", "",
+            *([f"Not started within the time budget (rerun the command to continue): {', '.join(rep.skipped)}.", ""]
+              if rep.skipped else []),
             "## Paired differences (a − b over the same held-out items)", "", render_paired(rep), "",
             "## The paper's claims", "", *(verdict_sentences(rep) or ["- (no claim had both rows)"]), "",
             f"Compute: {(compute['row_seconds'] + sft_seconds) / 60:.1f} minutes (rows {compute['row_seconds'] / 60:.1f}, "

@@ -50,6 +50,8 @@ class Reproduction:
     """Medium: one paired comparison per claim (interval, seed differences, verdict)."""
     sets: dict[str, int] = field(default_factory=dict)
     """Medium: held-out set name -> number of items (the first is the main set)."""
+    skipped: list[str] = field(default_factory=list)
+    """Medium: 'row (seed s)' not started within --budget-minutes (a rerun of the command continues)."""
 
 
 def slug(name: str) -> str:

@@ -50,7 +50,11 @@ def test_tiny_medium_cot_end_to_end_resumes_and_judges(tmp_path):
 
     cmd = [sys.executable, "-m", "cagsr", "reproduce", "--table", "cot", "--scale", "tiny-medium",
            "--output-dir", str(tmp_path), "--run.progress", "false", "--run.threads", "1"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    budgeted = subprocess.run([*cmd, "--budget-minutes", "0.0001"], capture_output=True, text=True, timeout=600)
+    assert budgeted.returncode == 0, budgeted.stderr[-2000:]
+    assert json.loads((tmp_path / "table.json").read_text())["results"] == {}  # nothing fits: all skipped
+    assert "Not started within the time budget" in (tmp_path / "table.md").read_text()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)  # the same command continues
     assert out.returncode == 0, out.stderr[-2000:]
     plan = PLANS["tiny-medium"]
     saved = json.loads((tmp_path / "table.json").read_text())
