@@ -57,7 +57,8 @@ def render_paired(rep: Reproduction) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rep.paired:
         ours = "—" if r["n"] == 0 else f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] (n={r['n']})"
-        seeds = ", ".join(f"{d:+.3f}" for d in r["seed_diffs"]) + f" (± {r['spread']:.3f})"
+        spread = f"(± {r['spread']:.3f})" if len(r["seed_diffs"]) > 1 else "(1 seed)"
+        seeds = ", ".join(f"{d:+.3f}" for d in r["seed_diffs"]) + f" {spread}"
         paper = "—" if r["paper"] is None else f"{r['paper']:+.3f}"
         inside = {None: "—", True: "yes", False: "no"}[r["paper_inside"]]
         expect = "a > b" if r["direction"] > 0 else "a < b"
