@@ -75,7 +75,7 @@ def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path) -> di
     # The supervised model's greedy scores under this row's reward, shared by rows and seeds that agree.
     sft_model = ctx["sft"][seed % plan.sft_seeds]
     key = hashlib.sha256(repr((str(sft_model), reward, row.reward_model)).encode()).hexdigest()[:16]
-    base_file = folder.parents[2] / "check-baselines" / f"{key}.json"
+    base_file = ctx["out"] / "check-baselines" / f"{key}.json"
     if not base_file.exists():
         base_file.parent.mkdir(parents=True, exist_ok=True)
         base_file.write_text(json.dumps(scorer(sft_model)))
@@ -108,7 +108,7 @@ def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progr
     data = {"path": str(splits.pool)}
     pool = load_records(DataConfig(**data))  # what SFT, the reward models and RL read
     assert_disjoint({"pool": pool, "check": splits.check, **splits.sets})  # against what is judged
-    ctx = {"data": data, "check": splits.check, "sets": splits.sets, "embedder": Embedder(),
+    ctx = {"out": out, "data": data, "check": splits.check, "sets": splits.sets, "embedder": Embedder(),
            "run": {"progress": progress, **({"threads": threads} if threads else {})}}
     ctx["consistency"] = (ensure_consistency_classifier(pool[:400], name=f"reproduce-{table}",
                                                         folder=out / "classifier") if table == "dialogue" else None)
@@ -163,7 +163,8 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
             continue
         start = time.perf_counter()
         _row_seed(row, seed, plan, ctx, rep, items, folder)
-        longest = max(longest, time.perf_counter() - start if not done else 0.0)
+        if not done:  # a finished row-seed only reloads its results: no measure of a row's cost
+            longest = max(longest, time.perf_counter() - start)
     for name in {r.name for r in rows} - set(rep.results) - set(rep.unavailable):
         rep.unavailable[name] = "time budget; a rerun continues"
     rep.paired = judge(claims_for(table, list(ctx["sets"]), set(rep.results)), items, plan.n_boot)
