@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from cagsr.attention.config import AttentionConfig
 from cagsr.data.schema import Dialogue, MathProblem, Record, Utterance
@@ -26,7 +26,7 @@ from cagsr.rollout.episode import Action, Episode
 from cagsr.rollout.generate import decode_reply
 from cagsr.rollout.runner import fill_cot_episode
 from cagsr.salience.masks import Salience
-from cagsr.scoring.probe import probe
+from cagsr.scoring.probe import probe_versions
 
 
 @dataclass
@@ -39,14 +39,20 @@ class EvalSettings:
     """New tokens per dialogue turn."""
     cot_max_new_tokens: int = 128
     """New tokens per chain-of-thought solution."""
-    max_turns: int = 4
-    """Agent turns evaluated per dialogue."""
+    max_turns: int | None = 4
+    """Agent turns evaluated per dialogue, its first ones (None: every one)."""
     max_context: int = 768
     """Longest prompt in tokens."""
     step_threshold: float = 0.85
     """Cosine similarity from which a generated step matches a reference step (see metrics.step_correctness)."""
     attention_reward: bool = True
     """Also score the generated text with the attention reward."""
+
+    def applying_to(self, kind: str) -> dict:
+        """The settings an evaluation of `kind` (dialogue or math) depends on: what a saved evaluation
+        records, so that a rerun can tell whether it still holds."""
+        unused = {"dialogue": ("cot_max_new_tokens", "step_threshold"), "math": ("max_new_tokens", "max_turns")}
+        return {k: v for k, v in asdict(self).items() if k not in unused[kind]}
 
 
 @dataclass
@@ -57,17 +63,23 @@ class EvalReport:
     """One row per evaluated turn (dialogue) or solution (math)."""
 
 
-def _generate_timed(loaded: LoadedModel, engine, prompts: list[list[int]], max_new_tokens: int, batch: int):
+def _generate_timed(engine, prompts: list[list[int]], max_new_tokens: int, batch: int):
+    """Greedy completions in the order of `prompts`, and the latency of the generation calls.
+
+    Prompts are batched shortest first: a batch is padded to its longest prompt, so batches of similar
+    lengths waste the least prefill."""
     sampling = SamplingConfig(do_sample=False, max_new_tokens=max_new_tokens)
-    outputs, seconds, turns, tokens = [], [], [], []
-    for start in range(0, len(prompts), batch):
-        chunk = prompts[start : start + batch]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    outputs, seconds, turns, tokens = [None] * len(prompts), [], [], []
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
         began = time.perf_counter()
-        result = engine.generate(chunk, sampling)
+        result = engine.generate([prompts[i] for i in chunk], sampling)
         seconds.append(time.perf_counter() - began)
         turns.append(len(chunk))
         tokens.append(sum(len(c[0].token_ids) for c in result))
-        outputs += [c[0] for c in result]
+        for i, candidates in zip(chunk, result, strict=True):
+            outputs[i] = candidates[0]
     return outputs, latency_summary(seconds, turns, tokens)
 
 
@@ -77,9 +89,7 @@ def _dialogue_rows(loaded, engine, dialogues: list[Dialogue], s: EvalSettings, c
     for p in pairs:
         by_dialogue.setdefault(p.record_id, []).append(p)
     pairs = [p for group in by_dialogue.values() for p in group[: s.max_turns]]
-    outputs, latency = _generate_timed(
-        loaded, engine, [p.history.input_ids for p in pairs], s.max_new_tokens, s.batch_size
-    )
+    outputs, latency = _generate_timed(engine, [p.history.input_ids for p in pairs], s.max_new_tokens, s.batch_size)
     texts = [decode_reply(loaded, c.token_ids) for c in outputs]
     coh = coherence(texts, [p.response_text for p in pairs])
     records = {d.id: d for d in dialogues}
@@ -115,9 +125,7 @@ def _math_rows(loaded, engine, problems: list[MathProblem], s: EvalSettings, emb
         )
         for p in problems
     ]
-    outputs, latency = _generate_timed(
-        loaded, engine, [p.input_ids for p in prompts], s.cot_max_new_tokens, s.batch_size
-    )
+    outputs, latency = _generate_timed(engine, [p.input_ids for p in prompts], s.cot_max_new_tokens, s.batch_size)
     rows, episodes = [], []
     for problem, prompt, c in zip(problems, prompts, outputs, strict=True):
         text = decode_reply(loaded, c.token_ids)
@@ -146,8 +154,8 @@ def _attach_rewards(
     reward = resolve_reward(reward, loaded.is_encoder_decoder)
     # Both versions of the reward, so the validity report can set them side by side; unprefixed keys are
     # the configured version.
-    versions = {v: probe(episodes, loaded, salience, AttentionConfig(), replace(reward, history_tokens=v))
-                for v in ("all", "content")}
+    versions = probe_versions(episodes, loaded, salience, AttentionConfig(),
+                              {v: replace(reward, history_tokens=v) for v in ("all", "content")})
     keys = ("coverage", "focus", "repetition", "entropy", "sink_mass", "reward")
     scored = [{**own, **{f"{v}/{k}": versions[v][i][k] for v in versions for k in keys}}
               for i, own in enumerate(versions[reward.history_tokens])]

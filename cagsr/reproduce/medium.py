@@ -6,7 +6,8 @@ Folder layout (every step is skipped when its output exists, so an interrupted r
     reward_models/  classifier/            trained on the pool only
     check-baselines/<hash>.json            the supervised model's stopping-item scores per reward config
     rows/<row>/seed-<s>/run/               the PPO run (chunks resumed); stopping.jsonl, stop.json
-    rows/<row>/seed-<s>/eval-<set>.json    the final held-out evaluation of that set
+    rows/<row>/seed-<s>/eval-<set>.json    the final held-out evaluation of that set (redone when the
+                                           plan's evaluation settings change)
     table.md table.json paired.json compute.json configs/
 """
 
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 from cagsr.config import from_dict, set_dotted
+from cagsr.data.schema import MathProblem
 from cagsr.evaluation.paired import item_means
 from cagsr.ppo.config import TrainJob
 from cagsr.reproduce.claims import METRICS, claims_for, judge
@@ -83,19 +85,33 @@ def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path) -> di
     return train_until_risen(lambda n: _job(row, plan, ctx, seed, folder, n), folder, scorer, baseline, plan.stop)
 
 
-def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPlan, ctx: dict) -> dict:
-    path = folder / f"eval-{name}.json"
-    if not path.exists():
-        from cagsr.evaluation.runner import EvalSettings, evaluate
-        from cagsr.models.registry import load_model
+def _saved_evaluation(folder: Path, name: str, items: list, plan: MediumPlan) -> dict | None:
+    """The saved evaluation of set `name`, unless there is none or it ran with other settings."""
+    from cagsr.evaluation.runner import EvalSettings
 
-        start = time.perf_counter()
-        report = evaluate(load_model(str(model)), items, EvalSettings(**plan.eval), ctx["consistency"],
-                          ctx["embedder"])
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"summary": report.summary, "rows": report.rows,
-                                    "seconds": time.perf_counter() - start}))
-    return json.loads(path.read_text())
+    wanted = EvalSettings(**plan.eval).applying_to(_kind(items))
+    path = folder / f"eval-{name}.json"
+    saved = json.loads(path.read_text()) if path.exists() else None
+    return saved if saved and saved.get("settings") == wanted else None
+
+
+def _kind(items: list) -> str:
+    return "math" if isinstance(items[0], MathProblem) else "dialogue"
+
+
+def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPlan, ctx: dict) -> dict:
+    if saved := _saved_evaluation(folder, name, items, plan):
+        return saved
+    from cagsr.evaluation.runner import EvalSettings, evaluate
+    from cagsr.models.registry import load_model
+
+    start, settings = time.perf_counter(), EvalSettings(**plan.eval)
+    report = evaluate(load_model(str(model)), items, settings, ctx["consistency"], ctx["embedder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"eval-{name}.json").write_text(json.dumps({
+        "summary": report.summary, "rows": report.rows, "settings": settings.applying_to(_kind(items)),
+        "seconds": time.perf_counter() - start}))
+    return json.loads((folder / f"eval-{name}.json").read_text())
 
 
 def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progress: bool) -> dict:
@@ -156,7 +172,7 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
             rep.unavailable[row.name] = problem
             continue
         folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
-        done = all((folder / f"eval-{name}.json").exists() for name in ctx["sets"])
+        done = all(_saved_evaluation(folder, name, set_items, plan) for name, set_items in ctx["sets"].items())
         spent = time.perf_counter() - began
         if budget_minutes and not done and spent + longest > budget_minutes * 60:
             rep.skipped.append(f"{row.name} (seed {seed})")

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from cagsr.attention.batch import is_encoder_decoder
-from cagsr.attention.capture import forward_with_capture
+from cagsr.attention.capture import CaptureResult, forward_with_capture
 from cagsr.attention.config import AttentionConfig
 from cagsr.attention.forward import forward_no_capture
 from cagsr.models.forward import token_logprobs
@@ -111,20 +111,51 @@ def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_tu
     device = next(policy_model.parameters()).device
     logprobs = torch.zeros(rows.response_ids.shape)
     values = torch.zeros_like(logprobs)
-    comps = {k: torch.zeros(n_episodes, n_turns) for k in (*COMPONENTS, "turn_mask")}
+    comps = _empty_components(n_episodes, n_turns)
     for part in plan(policy_model, rows, scoring, stats):
         view = rows.select(part.rows).to(device)
         with fast_no_grad(policy_model, scoring.packed_weights):
-            cap = forward_with_capture(policy_model, part.batch.to(device), attention.last_layers, attention.window,
-                                       attention.prune_above, view.salient_mask, attention.prune_threshold)
+            cap = _capture(policy_model, part, view, attention, device)
         logprobs[part.rows] = (token_logprobs(cap.logits, view.response_ids) * view.response_mask).cpu()
         if value_head is not None:
             values[part.rows] = (value_head(cap.hidden).float() * view.response_mask).cpu()
-        out = turn_components(cap, **view.reward_inputs(), cfg=reward)
-        for key in (*COMPONENTS, "turn_mask"):
-            _scatter_turns(comps[key], view.row_episode.cpu(), out[key].float(), out["turn_index"], out["turn_mask"])
+        _scatter_components(comps, view, cap, reward)
     comps["turn_mask"] = comps["turn_mask"].bool()
     return PolicyScores(logprobs=logprobs, values=values, components=comps)
+
+
+@torch.no_grad()
+def score_versions(model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns: int, attention: AttentionConfig,
+                   rewards: dict[str, RewardConfig], scoring: ScoringConfig) -> dict[str, dict[str, Tensor]]:
+    """[E, T] reward components and turn_mask under each named reward version, from one capture pass: the
+    versions differ only in what they read from the captured attention, so one pass serves them all."""
+    device = next(model.parameters()).device
+    comps = {name: _empty_components(n_episodes, n_turns) for name in rewards}
+    for part in plan(model, rows, scoring):
+        view = rows.select(part.rows).to(device)
+        with fast_no_grad(model, scoring.packed_weights):
+            cap = _capture(model, part, view, attention, device)
+        for name, reward in rewards.items():
+            _scatter_components(comps[name], view, cap, reward)
+    for table in comps.values():
+        table["turn_mask"] = table["turn_mask"].bool()
+    return comps
+
+
+def _empty_components(n_episodes: int, n_turns: int) -> dict[str, Tensor]:
+    return {k: torch.zeros(n_episodes, n_turns) for k in (*COMPONENTS, "turn_mask")}
+
+
+def _capture(model: nn.Module, part: Pass, view: RowBatch, attention: AttentionConfig, device) -> CaptureResult:
+    return forward_with_capture(model, part.batch.to(device), attention.last_layers, attention.window,
+                                attention.prune_above, view.salient_mask, attention.prune_threshold)
+
+
+def _scatter_components(comps: dict[str, Tensor], view: RowBatch, cap: CaptureResult, reward: RewardConfig) -> None:
+    """Adds the components of the rows in `view` to the [E, T] tables `comps`."""
+    out = turn_components(cap, **view.reward_inputs(), cfg=reward)
+    for key in (*COMPONENTS, "turn_mask"):
+        _scatter_turns(comps[key], view.row_episode.cpu(), out[key].float(), out["turn_index"], out["turn_mask"])
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 """Score recorded dialogues or solutions with a model's attention reward: an attention quality probe.
 
     rows = probe(records, loaded, salience, attention_cfg, reward_cfg)     # one dict per turn
+    both = probe_versions(records, loaded, salience, attention_cfg, {"all": cfg_a, "content": cfg_b})
     plot_episodes(episodes[:3], loaded, salience, attention_cfg, out_dir)  # heatmap PNGs
 """
 
@@ -18,7 +19,7 @@ from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 from cagsr.rollout.episode import Episode
 from cagsr.salience.masks import Salience
 from cagsr.scoring.config import ScoringConfig
-from cagsr.scoring.passes import score_rows
+from cagsr.scoring.passes import score_versions
 from cagsr.scoring.plots import plot_turn_attention
 from cagsr.scoring.rows import build_rows, episode_keywords
 
@@ -45,22 +46,29 @@ def probe(episodes: list[Episode], loaded: LoadedModel, salience: Salience, atte
           reward: RewardConfig, batch_episodes: int = 8) -> list[dict]:
     """One dict per (episode, turn) with every reward component, the salient words and the reward version
     (history tokens, sink tokens, weights) the components were computed with."""
-    reward = resolve_reward(reward, loaded.is_encoder_decoder)
-    version = reward_version(reward)
-    out = []
+    return probe_versions(episodes, loaded, salience, attention, {"own": reward}, batch_episodes)["own"]
+
+
+def probe_versions(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
+                   rewards: dict[str, RewardConfig], batch_episodes: int = 8) -> dict[str, list[dict]]:
+    """`probe` under each named reward version, all read from the same capture passes."""
+    rewards = {name: resolve_reward(r, loaded.is_encoder_decoder) for name, r in rewards.items()}
+    out: dict[str, list[dict]] = {name: [] for name in rewards}
     for start in range(0, len(episodes), batch_episodes):
         chunk = episodes[start : start + batch_episodes]
         rows = build_rows(chunk, loaded, salience)
         n_turns = max(ep.num_turns for ep in chunk)
-        comps = score_rows(loaded.model, rows, n_episodes=len(chunk), n_turns=n_turns, attention=attention,
-                           reward=reward, scoring=ScoringConfig()).components
+        comps = score_versions(loaded.model, rows, n_episodes=len(chunk), n_turns=n_turns, attention=attention,
+                               rewards=rewards, scoring=ScoringConfig())
         for e, ep in enumerate(chunk):
             keywords = episode_keywords(ep)
             for t in range(ep.num_turns):
                 action = next(a for a in ep.actions if t in a.token_turn)
-                out.append({"record_id": ep.record.id, "turn": t, "text": ep.turn_texts[t],
-                            **{k: round(float(comps[k][e, t]), 6) for k in COMPONENTS},
-                            "salient_words": salient_words(action, salience, keywords), "reward_version": version})
+                words = salient_words(action, salience, keywords)
+                for name, reward in rewards.items():
+                    out[name].append({"record_id": ep.record.id, "turn": t, "text": ep.turn_texts[t],
+                                      **{k: round(float(comps[name][k][e, t]), 6) for k in COMPONENTS},
+                                      "salient_words": words, "reward_version": reward_version(reward)})
     return out
 
 

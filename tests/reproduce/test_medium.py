@@ -143,3 +143,28 @@ def test_every_plan_section_is_a_valid_config(scale):
             problem = row_problem(row, {**plan.ppo, "ppo.iterations": 5}, {"path": "pool.jsonl"}, plan.model)
             assert problem is None or (row.name == CONTENT_ROW and "history_tokens" in problem), problem
     assert plan.seeds(core=True, rl=False) == min(plan.seeds_core, plan.sft_seeds)
+
+
+def test_a_saved_evaluation_is_redone_when_the_plan_evaluates_otherwise(tmp_path):
+    import dataclasses
+
+    from cagsr.data.schema import Dialogue, Utterance
+    from cagsr.evaluation.runner import EvalSettings
+    from cagsr.reproduce.medium import _saved_evaluation
+
+    plan = PLANS["tiny-medium"]
+    dialogues = [Dialogue("d", [Utterance("user", "hi"), Utterance("agent", "hello")])]
+    problems = generate_math(1, seed=0)
+    for name, items in (("star", dialogues), ("gsm8k", problems)):
+        kind = "math" if name == "gsm8k" else "dialogue"
+        saved = {"summary": {"n": 1}, "rows": [], "settings": EvalSettings(**plan.eval).applying_to(kind)}
+        (tmp_path / f"eval-{name}.json").write_text(json.dumps(saved))
+        assert _saved_evaluation(tmp_path, name, items, plan) == saved
+    more_turns = dataclasses.replace(plan, eval={**plan.eval, "max_turns": None})
+    assert _saved_evaluation(tmp_path, "star", dialogues, more_turns) is None
+    assert _saved_evaluation(tmp_path, "gsm8k", problems, more_turns) is not None  # math has no turns
+    longer = dataclasses.replace(plan, eval={**plan.eval, "cot_max_new_tokens": 99})
+    assert _saved_evaluation(tmp_path, "gsm8k", problems, longer) is None
+    (tmp_path / "eval-star.json").write_text(json.dumps({"summary": {}, "rows": []}))  # made before settings
+    assert _saved_evaluation(tmp_path, "star", dialogues, plan) is None
+    assert _saved_evaluation(tmp_path, "none", dialogues, plan) is None
