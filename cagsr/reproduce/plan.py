@@ -90,7 +90,8 @@ _GSM8K = {"path": "../shared/data/gsm8k_train.jsonl"}
 PLANS = {
     # Sized from measured costs (2-core CPU, 2 threads; docs/results/reproduce-medium-design.md): an
     # SFT step of 8 x 384 tokens takes ~35 s, so SFT runs 4 x 320; a held-out dialogue turn costs
-    # ~0.6 s at 384 tokens of history (1.5 s at 512), so the first 2 agent turns of every dialogue.
+    # ~0.6 s at 384 tokens of history (1.5 s at 512), so histories are cut to 384 tokens. The final
+    # evaluation reads every agent turn of the 150 dialogues (~1,100); the stopping checks the first 2.
     "medium": MediumPlan(
         data={"dialogue": _STAR, "cot": _GSM8K}, sft_seeds=1,
         heldout={"dialogue": 150, "cot": 100}, easy_items=200,
@@ -101,7 +102,7 @@ PLANS = {
              "rollout.cot_max_new_tokens": 64, "rollout.max_context": 384, "attention.last_layers": 1,
              "ppo.lr": 1e-5, "ppo.critic": "head", "ppo.critic_lr": 1e-4, "ppo.eval_every": 1000,
              "ppo.eval_episodes": 4, "ppo.keep_checkpoints": 1, "scoring.layout": "packed"},
-        eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 96, "max_turns": 2,
+        eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 96, "max_turns": None,
               "max_context": 384, "batch_size": 16},
         check_eval={"engine": "auto", "max_new_tokens": 24, "cot_max_new_tokens": 64, "max_turns": 2,
                     "max_context": 384, "batch_size": 16},

@@ -79,6 +79,31 @@ def verdict_sentences(rep: Reproduction) -> list[str]:
     return out
 
 
+def reply_stats(eval_rows: list[dict]) -> dict[tuple[str, int], tuple[float, int, int]]:
+    """(system, seed) -> (mean words per reply, distinct replies, replies): how far a policy has collapsed
+    toward a few replies, which no mean metric shows.
+
+    >>> reply_stats([{"system": "a", "seed": 0, "generated": "hi there"}, {"system": "a", "seed": 0,
+    ...              "generated": " hi there"}, {"system": "a", "seed": 0, "generated": "bye"}])
+    {('a', 0): (1.6666666666666667, 2, 3)}
+    """
+    replies: dict[tuple[str, int], list[str]] = {}
+    for r in eval_rows:
+        replies.setdefault((r["system"], r["seed"]), []).append(r["generated"].strip())
+    return {key: (statistics.fmean(len(t.split()) for t in texts), len(set(texts)), len(texts))
+            for key, texts in replies.items()}
+
+
+def render_replies(rep: Reproduction) -> str:
+    stats = reply_stats(rep.eval_rows)
+    lines = ["| system | seed | mean words per reply | distinct replies |", "|---|---|---|---|"]
+    for row in DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS:
+        for (system, seed), (words, distinct, n) in sorted(stats.items()):
+            if system == row.name:
+                lines.append(f"| {system} | {seed} | {words:.1f} | {distinct} / {n} |")
+    return "\n".join(lines)
+
+
 def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
     from cagsr.reproduce.render import write_outputs
 
@@ -118,6 +143,7 @@ def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
               if rep.skipped else []),
             "## Paired differences (a − b over the same held-out items)", "", render_paired(rep), "",
             "## The paper's claims", "", *(verdict_sentences(rep) or ["- (no claim had both rows)"]), "",
+            f"## Replies, held-out set `{next(iter(rep.sets), '')}`", "", render_replies(rep), "",
             f"Compute: {(compute['row_seconds'] + sft_seconds) / 60:.1f} minutes (rows {compute['row_seconds'] / 60:.1f}, "
             f"SFT {sft_seconds / 60:.1f}) on {compute['device']}; this invocation {seconds / 60:.1f} minutes.", "",
             "Exact configs: `configs/`; per-check stopping records: `rows/*/seed-*/stopping.jsonl`."]

@@ -168,3 +168,12 @@ def test_a_saved_evaluation_is_redone_when_the_plan_evaluates_otherwise(tmp_path
     (tmp_path / "eval-star.json").write_text(json.dumps({"summary": {}, "rows": []}))  # made before settings
     assert _saved_evaluation(tmp_path, "star", dialogues, plan) is None
     assert _saved_evaluation(tmp_path, "none", dialogues, plan) is None
+
+
+@pytest.mark.parametrize("module", ["cagsr.reproduce.medium", "cagsr.reproduce.render_medium"])
+def test_doctests(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0

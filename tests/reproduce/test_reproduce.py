@@ -77,6 +77,7 @@ def test_tiny_medium_cot_end_to_end_resumes_and_judges(tmp_path):
     assert all(c["verdict"] in ("holds", "not shown", "reversed") and c["n"] > 0 for c in paired)
     table = (tmp_path / "table.md").read_text()
     assert "## Paired differences" in table and "0.71 / 0.68 / 3.8 / 30" in table  # the paper's figures beside
+    assert "## Replies, held-out set `generated`" in table and "| CAGSR multi-turn | 1 | " in table
     assert (tmp_path / "configs" / "cagsr-multi-turn-seed-1.yaml").exists()
     # a second invocation reuses every finished row and reproduces the statistics exactly
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
