@@ -1,5 +1,6 @@
-"""What a held-out dialogue evaluation costs: generation batched in prompt order vs shortest first, and the
-attention reward's two versions from two capture passes vs one.
+"""What a held-out dialogue evaluation costs: generation batched in prompt order vs shortest first vs
+shortest first with each dialogue's cached history reused between its turns, and the attention reward's two
+versions from two capture passes vs one.
 
     .venv/bin/python benchmarks/eval_cost.py --threads 2 --output runs/bench-eval-cost.md
     .venv/bin/python benchmarks/eval_cost.py --quick          # tiny-llama, seconds: a smoke test
@@ -35,13 +36,14 @@ from cagsr.scoring.probe import probe, probe_versions
 STAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "star_dialogues.jsonl"
 
 
-def _prompts(loaded, dialogues, settings: EvalSettings) -> list[list[int]]:
-    """The evaluation's prompts, as runner._dialogue_rows forms them."""
+def _prompts(loaded, dialogues, settings: EvalSettings) -> tuple[list[list[int]], list[str]]:
+    """The evaluation's prompts and their dialogues, as runner._dialogue_rows forms them."""
     by_dialogue: dict[str, list] = {}
     for p in supervised_pairs(dialogues, loaded, settings.max_context):
         if p.turn_index > 0:
             by_dialogue.setdefault(p.record_id, []).append(p)
-    return [p.history.input_ids for group in by_dialogue.values() for p in group[: settings.max_turns]]
+    pairs = [p for group in by_dialogue.values() for p in group[: settings.max_turns]]
+    return [p.history.input_ids for p in pairs], [p.record_id for p in pairs]
 
 
 def _in_prompt_order(engine, prompts, settings: EvalSettings) -> list[list[int]]:
@@ -64,18 +66,22 @@ def measure(model: str, data: str, dialogues: int, turns: int, repeats: int) -> 
     settings = EvalSettings(engine="auto", max_new_tokens=24, max_turns=turns or 10**6, max_context=384,
                             batch_size=16)
     engine = make_engine(settings.engine, loaded)
-    prompts = _prompts(loaded, records, settings)
+    prompts, sessions = _prompts(loaded, records, settings)
     _, episodes, _ = _dialogue_rows(loaded, engine, records, settings, None)
     salience = Salience.fit(corpus_texts(records), "idf|entities|keywords", 0.7)
     rewards = {v: dataclasses.replace(RewardConfig(), history_tokens=v) for v in ("all", "content")}
     attention = AttentionConfig()
-    times: dict[str, list[float]] = {k: [] for k in ("gen_order", "gen_sorted", "reward_two", "reward_one")}
+    times: dict[str, list[float]] = {k: [] for k in ("gen_order", "gen_sorted", "gen_reuse", "reward_two",
+                                                     "reward_one")}
     for _ in range(repeats):  # interleaved, so a drift in machine load reaches every variant alike
         seconds, before = _timed(lambda: _in_prompt_order(engine, prompts, settings))
         times["gen_order"].append(seconds)
         seconds, (after, _) = _timed(lambda: _generate_timed(engine, prompts, settings.max_new_tokens,
                                                              settings.batch_size))
         times["gen_sorted"].append(seconds)
+        seconds, (reused, _) = _timed(lambda: _generate_timed(engine, prompts, settings.max_new_tokens,
+                                                              settings.batch_size, sessions))
+        times["gen_reuse"].append(seconds)
         seconds, two = _timed(lambda: {v: probe(episodes, loaded, salience, attention, r) for v, r in rewards.items()})
         times["reward_two"].append(seconds)
         seconds, one = _timed(lambda: probe_versions(episodes, loaded, salience, attention, rewards))
@@ -83,6 +89,7 @@ def measure(model: str, data: str, dialogues: int, turns: int, repeats: int) -> 
     return {"turns": len(prompts), "prompt_tokens": sum(map(len, prompts)),
             "median": {k: statistics.median(v) for k, v in times.items()},
             "replies_differ": sum(a != b.token_ids for a, b in zip(before, after, strict=True)),
+            "reused_differ": sum(a != b.token_ids for a, b in zip(before, reused, strict=True)),
             "rewards_equal": one == two}
 
 
@@ -92,12 +99,14 @@ def render(result: dict, info: dict[str, str]) -> str:
              f"{n} agent turns, {result['prompt_tokens']} prompt tokens; median of the interleaved repeats.", "",
              "| part | before | after | before / after |", "|---|---|---|---|"]
     for part, old, new, how in (("generation", "gen_order", "gen_sorted", "prompt order -> shortest first"),
+                                ("generation", "gen_order", "gen_reuse", "prompt order -> history reused"),
                                 ("attention reward, 2 versions", "reward_two", "reward_one", "2 passes -> 1")):
         lines.append(f"| {part} ({how}) | {m[old]:.1f} s ({1000 * m[old] / n:.0f} ms/turn) | "
                      f"{m[new]:.1f} s ({1000 * m[new] / n:.0f} ms/turn) | {m[old] / m[new]:.2f} |")
-    old, new = m["gen_order"] + m["reward_two"], m["gen_sorted"] + m["reward_one"]
+    old, new = m["gen_order"] + m["reward_two"], m["gen_reuse"] + m["reward_one"]
     lines += [f"| both | {old:.1f} s | {new:.1f} s | {old / new:.2f} |", "",
-              f"Greedy replies that differ between the two batchings: {result['replies_differ']} of {n}. "
+              f"Greedy replies that differ from prompt order: shortest first {result['replies_differ']}, "
+              f"history reused {result['reused_differ']} of {n}. "
               f"Reward rows equal between one pass and two: {result['rewards_equal']}.", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     return "\n".join(lines) + "\n"

@@ -47,11 +47,15 @@ class EvalSettings:
     """Cosine similarity from which a generated step matches a reference step (see metrics.step_correctness)."""
     attention_reward: bool = True
     """Also score the generated text with the attention reward."""
+    reuse_history: bool = True
+    """Dialogues: an engine that keeps K/V per session (lean) carries each dialogue's cached history from
+    one evaluated turn to the next and prefills only the new tokens (same replies up to float rounding)."""
 
     def applying_to(self, kind: str) -> dict:
         """The settings an evaluation of `kind` (dialogue or math) depends on: what a saved evaluation
         records, so that a rerun can tell whether it still holds."""
-        unused = {"dialogue": ("cot_max_new_tokens", "step_threshold"), "math": ("max_new_tokens", "max_turns")}
+        unused = {"dialogue": ("cot_max_new_tokens", "step_threshold"),
+                  "math": ("max_new_tokens", "max_turns", "reuse_history")}
         return {k: v for k, v in asdict(self).items() if k not in unused[kind]}
 
 
@@ -63,24 +67,55 @@ class EvalReport:
     """One row per evaluated turn (dialogue) or solution (math)."""
 
 
-def _generate_timed(engine, prompts: list[list[int]], max_new_tokens: int, batch: int):
+def _generate_timed(engine, prompts: list[list[int]], max_new_tokens: int, batch: int,
+                    sessions: list[str] | None = None):
     """Greedy completions in the order of `prompts`, and the latency of the generation calls.
 
     Prompts are batched shortest first: a batch is padded to its longest prompt, so batches of similar
-    lengths waste the least prefill."""
+    lengths waste the least prefill. With `sessions` (each prompt's dialogue, its turns in order), the
+    k-th prompts of the dialogues are generated after the (k-1)-th, so an engine that keeps K/V per
+    session prefills only what a turn adds to the dialogue's previous prompt."""
     sampling = SamplingConfig(do_sample=False, max_new_tokens=max_new_tokens)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs, seconds, turns, tokens = [None] * len(prompts), [], [], []
-    for start in range(0, len(order), batch):
-        chunk = order[start : start + batch]
+    batches = _batches(prompts, batch, sessions)
+    last_call = {sessions[i]: n for n, chunk in enumerate(batches) for i in chunk} if sessions else {}
+    for n, chunk in enumerate(batches):
+        keys = [sessions[i] for i in chunk] if sessions else None
         began = time.perf_counter()
-        result = engine.generate([prompts[i] for i in chunk], sampling)
+        result = engine.generate([prompts[i] for i in chunk], sampling, sessions=keys)
         seconds.append(time.perf_counter() - began)
         turns.append(len(chunk))
         tokens.append(sum(len(c[0].token_ids) for c in result))
         for i, candidates in zip(chunk, result, strict=True):
             outputs[i] = candidates[0]
+        for key in keys or []:
+            if last_call[key] == n and hasattr(engine, "end_session"):  # free a finished dialogue's K/V
+                engine.end_session(key)
     return outputs, latency_summary(seconds, turns, tokens)
+
+
+def _batches(prompts: list[list[int]], batch: int, sessions: list[str] | None) -> list[list[int]]:
+    """Prompt indices per generation call: shortest first, and with sessions one wave per turn position
+    (a wave never holds two prompts of one session, and follows the wave before it).
+
+    >>> _batches([[1] * 3, [1], [1] * 2], 2, None)
+    [[1, 2], [0]]
+    >>> _batches([[1] * 3, [1] * 5, [1], [1] * 2], 2, ["a", "a", "b", "b"])
+    [[2, 0], [3, 1]]
+    """
+    waves: dict[int, list[int]] = {}
+    earlier: dict[str, int] = {}  # session -> its prompts so far
+    for i in range(len(prompts)):
+        position = 0
+        if sessions:
+            position = earlier.get(sessions[i], 0)
+            earlier[sessions[i]] = position + 1
+        waves.setdefault(position, []).append(i)
+    out = []
+    for _, members in sorted(waves.items()):
+        members.sort(key=lambda i: len(prompts[i]))
+        out += [members[start : start + batch] for start in range(0, len(members), batch)]
+    return out
 
 
 def _dialogue_rows(loaded, engine, dialogues: list[Dialogue], s: EvalSettings, consistency):
@@ -89,7 +124,8 @@ def _dialogue_rows(loaded, engine, dialogues: list[Dialogue], s: EvalSettings, c
     for p in pairs:
         by_dialogue.setdefault(p.record_id, []).append(p)
     pairs = [p for group in by_dialogue.values() for p in group[: s.max_turns]]
-    outputs, latency = _generate_timed(engine, [p.history.input_ids for p in pairs], s.max_new_tokens, s.batch_size)
+    outputs, latency = _generate_timed(engine, [p.history.input_ids for p in pairs], s.max_new_tokens, s.batch_size,
+                                       [p.record_id for p in pairs] if s.reuse_history else None)
     texts = [decode_reply(loaded, c.token_ids) for c in outputs]
     coh = coherence(texts, [p.response_text for p in pairs])
     records = {d.id: d for d in dialogues}
