@@ -28,7 +28,8 @@ class ReproduceJob:
     scale: Literal["tiny", "small", "medium", "tiny-medium", "full"] = field(default="small",
                                                                             metadata={"flag": "--scale"})
     """tiny: random tiny model (tests); small: SmolLM2-135M on this CPU (~1 h/table); medium: SmolLM2-135M,
-    RL rows trained until their reward rises, paired statistics on 150 dialogues / 100 + 200 problems (~2 h a table, see
+    RL rows trained until their reward rises, paired statistics on 150 dialogues (every agent turn) / 100 + 200
+    problems (~3 h a table at one thread, see
     docs/results/reproduce-medium-design.md); tiny-medium: the medium code path with a tiny model (tests);
     full: the paper's sizes, GPU."""
     seeds: int = field(default=1, metadata={"flag": "--seeds"})
