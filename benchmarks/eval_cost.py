@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 
 from cagsr.attention.config import AttentionConfig
-from cagsr.bench.machine import describe_machine
-from cagsr.bench.packing import load_average
+from cagsr.bench.machine import load_average, publish, run_info
 from cagsr.data.config import DataConfig
 from cagsr.data.sources import corpus_texts, load_records
 from cagsr.evaluation.runner import EvalSettings, _dialogue_rows, _generate_timed
@@ -129,13 +128,7 @@ def main() -> None:
         args.model, args.data, args.dialogues, args.repeats = "tiny-llama", "generated:dialogue", 4, 1
     start = load_average()
     result = measure(args.model, args.data, args.dialogues, args.turns, args.repeats)
-    info = describe_machine() | {"load_average": f"{start} at start, {load_average()} at the end",
-                                 "threads": str(torch.get_num_threads()), "model": args.model}
-    report = render(result, info)
-    print(report)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report, encoding="utf-8")
+    publish(render(result, run_info(start, model=args.model)), args.output)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from cagsr.bench.machine import describe_machine, measure_machine
-from cagsr.bench.packing import growing_dialogues, load_average, ppo_iteration, render
+from cagsr.bench.machine import load_average, measure_machine, publish, run_info
+from cagsr.bench.packing import growing_dialogues, ppo_iteration, render
 
 
 def main() -> None:
@@ -40,13 +40,7 @@ def main() -> None:
     iteration = ppo_iteration(preset, machine, args.repeats, args.seed, overrides) if "iteration" in args.sections else []
     growing = (growing_dialogues(preset, machine, args.turns, args.episodes, args.words, args.repeats, args.seed)
                if "growing" in args.sections else [])
-    info = describe_machine() | {"load_average": f"{start} at start, {load_average()} at the end",
-                                 "threads": str(torch.get_num_threads())}
-    report = render(iteration, growing, machine, info)
-    print(report)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report, encoding="utf-8")
+    publish(render(iteration, growing, machine, run_info(start)), args.output)
 
 
 if __name__ == "__main__":

@@ -195,3 +195,21 @@ def _git_commit() -> str:
     if out.returncode != 0:
         return "unknown"
     return out.stdout.strip() + (" (+ uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_info(load_at_start: str, **extra: str) -> dict[str, str]:
+    """describe_machine() with the load average at the start and now, the torch threads and `extra`."""
+    return describe_machine() | {"load_average": f"{load_at_start} at start, {load_average()} at the end",
+                                 "threads": str(torch.get_num_threads()), **extra}
+
+
+def publish(report: str, output: Path | None) -> None:
+    """Print a benchmark's Markdown report and also write it to `output` when given."""
+    print(report)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report, encoding="utf-8")

@@ -16,7 +16,6 @@ cached history).
 from __future__ import annotations
 
 import copy
-import os
 import random
 import statistics
 import tempfile
@@ -24,7 +23,7 @@ import time
 
 import torch
 
-from cagsr.bench.machine import Machine, ModelCost, describe_machine, model_cost
+from cagsr.bench.machine import Machine, ModelCost, load_average, model_cost, run_info
 from cagsr.bench.workload import WORDS
 from cagsr.config import load_job
 from cagsr.data.schema import Dialogue, Utterance
@@ -173,10 +172,6 @@ def _tokens_per_turn(episodes: list) -> float:
     return total / sum(len(ep.actions) for ep in episodes)
 
 
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def _ms(x: float) -> str:
     return f"{x:.2f}"
 
@@ -235,5 +230,4 @@ def packing_report(preset: str, machine: Machine, repeats: int, seed: int, turns
     start = load_average()
     iteration = ppo_iteration(preset, machine, repeats, seed)
     growing = growing_dialogues(preset, machine, list(turns), 4, 18, repeats, seed)
-    info = describe_machine() | {"load_average": f"{start} at start, {load_average()} at the end"}
-    return render(iteration, growing, machine, info)
+    return render(iteration, growing, machine, run_info(start))
