@@ -20,6 +20,9 @@ MULTI, SINGLE, NO_RL = "CAGSR multi-turn", "CAGSR single-turn (HF)", "No-RL"
 METRICS = {"dialogue": ["coherence", "consistency", "reward"], "cot": ["accuracy", "step_correctness", "reward"]}
 """Metrics compared per table (reward: the paper's attention reward of the generated text)."""
 PAPER_COLUMN = {"coherence": 0, "consistency": 1, "accuracy": 0, "step_correctness": 1}
+POSITIONS = {"1-2": (1, 2), "3-5": (3, 5), "6+": (6, None)}
+"""Dialogue: agent-turn positions judged apart (1 = a dialogue's first evaluated agent reply), to see
+whether a difference grows with the history, as multi-turn training should make it."""
 ABLATIONS = {  # row -> (metric, the paper's change against the full method)
     "dialogue": {"Ablation: no history coverage": ("coherence", -0.01),
                  "Ablation: no entropy clamping": ("consistency", -0.02)},
@@ -75,6 +78,34 @@ def claims_for(table: str, sets: list[str], present: set[str]) -> list[Claim]:
                 out += [Claim(row, NO_RL, m, s, 1, _paper_diff(table, row, NO_RL, m), "vs No-RL")
                         for m in METRICS[table]]
     return out
+
+
+def by_position(rows: list[dict]) -> dict[str, list[dict]]:
+    """Evaluation rows of one system and seed grouped by POSITIONS; a row's position is the rank of its
+    turn among its dialogue's evaluated turns.
+
+    >>> rows = [{"episode": "a", "turn": t} for t in (9, 1, 3, 5, 7, 11)] + [{"episode": "b", "turn": 2}]
+    >>> {k: [(r["episode"], r["turn"]) for r in v] for k, v in by_position(rows).items()}
+    {'1-2': [('a', 1), ('a', 3), ('b', 2)], '3-5': [('a', 5), ('a', 7), ('a', 9)], '6+': [('a', 11)]}
+    """
+    turns: dict[str, list[int]] = {}
+    for r in rows:
+        turns.setdefault(r["episode"], []).append(r["turn"])
+    rank = {(item, t): i + 1 for item, ts in turns.items() for i, t in enumerate(sorted(ts))}
+    groups: dict[str, list[dict]] = {label: [] for label in POSITIONS}
+    for r in sorted(rows, key=lambda r: (r["episode"], r["turn"])):
+        position = rank[r["episode"], r["turn"]]
+        label = next(k for k, (lo, hi) in POSITIONS.items() if lo <= position and (hi is None or position <= hi))
+        groups[label].append(r)
+    return {label: g for label, g in groups.items() if g}
+
+
+def position_claims(table: str, main_set: str, present: set[str]) -> list[Claim]:
+    """Multi-turn against single-turn and against No-RL on each metric at each agent-turn position
+    (items keyed by set `<main_set>@<position>`)."""
+    pairs = [(MULTI, SINGLE), (MULTI, NO_RL)]
+    return [Claim(a, b, metric, f"{main_set}@{label}", 1, None, "by position")
+            for a, b in pairs if {a, b} <= present for metric in METRICS[table] for label in POSITIONS]
 
 
 def judge(claims: list[Claim], items: dict[tuple[str, str, str], list[dict[str, float]]],

@@ -23,7 +23,7 @@ from cagsr.config import from_dict, set_dotted
 from cagsr.data.schema import MathProblem
 from cagsr.evaluation.paired import item_means
 from cagsr.ppo.config import TrainJob
-from cagsr.reproduce.claims import METRICS, claims_for, judge
+from cagsr.reproduce.claims import METRICS, by_position, claims_for, judge, position_claims
 from cagsr.reproduce.heldout import assert_disjoint, make_splits
 from cagsr.reproduce.plan import PLANS, MediumPlan
 from cagsr.reproduce.reward_models import ensure_reward_models
@@ -184,6 +184,9 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
     for name in {r.name for r in rows} - set(rep.results) - set(rep.unavailable):
         rep.unavailable[name] = "time budget; a rerun continues"
     rep.paired = judge(claims_for(table, list(ctx["sets"]), set(rep.results)), items, plan.n_boot)
+    if table == "dialogue":
+        main = next(iter(ctx["sets"]))
+        rep.by_position = judge(position_claims(table, main, set(rep.results)), items, plan.n_boot)
     return rep
 
 
@@ -201,6 +204,10 @@ def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproductio
         summary |= {f"{prefix}{k}": v for k, v in saved["summary"].items()}
         for metric in METRICS[rep.table]:
             items.setdefault((row.name, name, metric), []).append(item_means(saved["rows"], metric))
+        if i == 0 and rep.table == "dialogue":
+            for label, rows in by_position(saved["rows"]).items():
+                for metric in METRICS[rep.table]:
+                    items.setdefault((row.name, f"{name}@{label}", metric), []).append(item_means(rows, metric))
         if i == 0:  # the validity report reads the main set
             rep.eval_rows += [{**r, "system": row.name, "seed": seed,
                                "episode": f"{slug(row.name)}/{seed}/{r['episode']}"} for r in saved["rows"]]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from cagsr.reproduce.claims import METRICS, finite
+from cagsr.reproduce.claims import METRICS, POSITIONS, finite
 from cagsr.reproduce.plan import PLANS
 from cagsr.reproduce.render import _paper, cell
 from cagsr.reproduce.runner import Reproduction
@@ -67,6 +67,27 @@ def render_paired(rep: Reproduction) -> str:
     return "\n".join(lines)
 
 
+def render_positions(results: list[dict]) -> str:
+    """One line per comparison and metric, one column per agent-turn position: mean [95% CI] (dialogues),
+    verdict.
+
+    >>> print(render_positions([{"a": "A", "b": "B", "metric": "m", "set": "s@1-2", "mean": 0.1, "low": 0.05,
+    ...                          "high": 0.15, "n": 9, "verdict": "holds"}]))
+    | comparison | agent turns 1-2 | agent turns 3-5 | agent turns 6+ |
+    |---|---|---|---|
+    | A − B: m | +0.100 [+0.050, +0.150] (9) holds | — | — |
+    """
+    cells: dict[str, dict[str, str]] = {}
+    for r in results:
+        position = r["set"].rsplit("@", 1)[1]
+        cells.setdefault(f"{r['a']} − {r['b']}: {r['metric']}", {})[position] = (
+            f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] ({r['n']}) {r['verdict']}")
+    lines = ["| comparison | " + " | ".join(f"agent turns {p}" for p in POSITIONS) + " |",
+             "|---|" + "---|" * len(POSITIONS)]
+    lines += [f"| {label} | " + " | ".join(row.get(p, "—") for p in POSITIONS) + " |" for label, row in cells.items()]
+    return "\n".join(lines)
+
+
 def verdict_sentences(rep: Reproduction) -> list[str]:
     out = []
     for r in rep.paired:
@@ -109,11 +130,12 @@ def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
 
     write_outputs(rep, max(len(v) for v in rep.results.values()) if rep.results else 0, seconds)
     out = rep.out
-    (out / "paired.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale,
-                                                 "comparisons": rep.paired}, indent=1))
+    (out / "paired.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "comparisons": rep.paired,
+                                                 "by_position": rep.by_position}, indent=1))
     (out / "table.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "sets": rep.sets,
                                                 "results": rep.results, "stops": rep.stops, "sft": rep.sft,
-                                                "unavailable": rep.unavailable, "paired": rep.paired},
+                                                "unavailable": rep.unavailable, "paired": rep.paired,
+                                                "by_position": rep.by_position},
                                                indent=1, default=str))
     configs = out / "configs"
     for stop_file in out.glob("rows/*/seed-*/stop.json"):  # the run's config with the iterations it stopped at
@@ -143,6 +165,10 @@ def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
               if rep.skipped else []),
             "## Paired differences (a − b over the same held-out items)", "", render_paired(rep), "",
             "## The paper's claims", "", *(verdict_sentences(rep) or ["- (no claim had both rows)"]), "",
+            *(["## By agent-turn position", "", "Multi-turn against single-turn and No-RL on the turns at each "
+               "position of the held-out dialogues (1 = a dialogue's first evaluated agent reply); paired "
+               "intervals over the dialogues that have such turns (their count in brackets).", "",
+               render_positions(rep.by_position), ""] if rep.by_position else []),
             f"## Replies, held-out set `{next(iter(rep.sets), '')}`", "", render_replies(rep), "",
             f"Compute: {(compute['row_seconds'] + sft_seconds) / 60:.1f} minutes (rows {compute['row_seconds'] / 60:.1f}, "
             f"SFT {sft_seconds / 60:.1f}) on {compute['device']}; this invocation {seconds / 60:.1f} minutes.", "",

@@ -48,6 +48,8 @@ class Reproduction:
     """Medium: per seed, the supervised model's steps, stop step and validation losses."""
     paired: list[dict] = field(default_factory=list)
     """Medium: one paired comparison per claim (interval, seed differences, verdict)."""
+    by_position: list[dict] = field(default_factory=list)
+    """Medium dialogue: the same comparisons for multi-turn at each agent-turn position (claims.POSITIONS)."""
     sets: dict[str, int] = field(default_factory=dict)
     """Medium: held-out set name -> number of items (the first is the main set)."""
     skipped: list[str] = field(default_factory=list)

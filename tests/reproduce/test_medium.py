@@ -5,8 +5,9 @@ import json
 import pytest
 
 from cagsr.data.generate import generate_math
+from cagsr.evaluation.paired import item_means
 from cagsr.reproduce import stopping
-from cagsr.reproduce.claims import MULTI, NO_RL, SINGLE, claims_for, judge
+from cagsr.reproduce.claims import MULTI, NO_RL, SINGLE, by_position, claims_for, judge, position_claims
 from cagsr.reproduce.heldout import assert_disjoint, make_splits
 from cagsr.reproduce.plan import PLANS, StopRule
 from cagsr.reproduce.tables import CONTENT_ROW, COT_ROWS, DIALOGUE_ROWS
@@ -128,6 +129,23 @@ def test_judge_hand_made_items():
     assert (MULTI, "consistency") not in results  # no data for that metric: no line
 
 
+def test_position_comparisons_separate_early_from_late_turns():
+    def rows(late_gain: float) -> list[dict]:  # 3 dialogues of 7 agent turns; coherence 0.5, + gain from turn 6
+        return [{"episode": f"d{d}", "turn": 2 * k + 1, "coherence": 0.5 + (late_gain if k >= 5 else 0.0)}
+                for d in range(3) for k in range(7)]
+
+    items = {}
+    for system, gain in ((MULTI, 0.2), (NO_RL, 0.0)):
+        for label, group in by_position(rows(gain)).items():
+            items[(system, f"star@{label}", "coherence")] = [item_means(group, "coherence")]
+    claims = position_claims("dialogue", "star", {MULTI, NO_RL})
+    assert {c.set for c in claims} == {"star@1-2", "star@3-5", "star@6+"} and all(c.b == NO_RL for c in claims)
+    results = {r["set"]: r for r in judge(claims, items, 200)}
+    assert results["star@1-2"]["mean"] == pytest.approx(0.0) and results["star@1-2"]["verdict"] == "not shown"
+    assert results["star@6+"]["mean"] == pytest.approx(0.2) and results["star@6+"]["verdict"] == "holds"
+    assert results["star@6+"]["n"] == 3
+
+
 @pytest.mark.parametrize("scale", ["medium", "tiny-medium"])
 def test_every_plan_section_is_a_valid_config(scale):
     from cagsr.evaluation.runner import EvalSettings
@@ -170,7 +188,7 @@ def test_a_saved_evaluation_is_redone_when_the_plan_evaluates_otherwise(tmp_path
     assert _saved_evaluation(tmp_path, "none", dialogues, plan) is None
 
 
-@pytest.mark.parametrize("module", ["cagsr.reproduce.medium", "cagsr.reproduce.render_medium"])
+@pytest.mark.parametrize("module", ["cagsr.reproduce.medium", "cagsr.reproduce.render_medium", "cagsr.reproduce.claims"])
 def test_doctests(module):
     import doctest
     import importlib
