@@ -77,10 +77,10 @@ def section(run: Path, heatmaps: list[bytes]) -> str:
         if (run / name).exists():
             parts.append(markdown_table((run / name).read_text(encoding="utf-8")))
     if (run / "paired.json").exists():  # written by `cagsr reproduce --scale medium`
-        comparisons = json.loads((run / "paired.json").read_text(encoding="utf-8"))["comparisons"]
-        plot = forest_plot(comparisons, title=f"paired differences, {run.name}")
-        if plot:
-            parts += ["<h3>Paired differences</h3>", img(plot, "paired differences (forest plot)")]
+        paired = json.loads((run / "paired.json").read_text(encoding="utf-8"))
+        for key, heading in (("comparisons", "Paired differences"), ("by_position", "By agent-turn position")):
+            if plot := forest_plot(paired.get(key, []), title=f"{heading.lower()}, {run.name}"):
+                parts += [f"<h3>{heading}</h3>", img(plot, f"{heading.lower()} (forest plot)")]
     for name in ("validity/validity.png", "validity.png"):
         if (run / name).exists():
             parts.append(img((run / name).read_bytes(), "reward validity"))

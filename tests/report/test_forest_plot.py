@@ -24,5 +24,9 @@ def test_report_embeds_the_plot_of_a_medium_reproduction(tmp_path):
     (tmp_path / "paired.json").write_text(json.dumps({"table": "dialogue", "comparisons": COMPARISONS}))
     page = build_report([tmp_path])
     assert "Paired differences" in page and 'alt="paired differences (forest plot)"' in page
+    assert "By agent-turn position" not in page  # a CoT table, or one written before positions were judged
+    by_position = [{**c, "label": f"{c['label']} (star@6+)"} for c in COMPARISONS]
+    (tmp_path / "paired.json").write_text(json.dumps({"comparisons": COMPARISONS, "by_position": by_position}))
+    assert 'alt="by agent-turn position (forest plot)"' in build_report([tmp_path])
     (tmp_path / "paired.json").unlink()
     assert "Paired differences" not in build_report([tmp_path])
