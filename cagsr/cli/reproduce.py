@@ -25,13 +25,13 @@ class ReproduceJob:
 
     table: Literal["dialogue", "cot"] = field(default="dialogue", metadata={"flag": "--table"})
     """Which table: dialogue (coherence, consistency) or cot (accuracy, step correctness)."""
-    scale: Literal["tiny", "small", "medium", "tiny-medium", "full"] = field(default="small",
-                                                                            metadata={"flag": "--scale"})
+    scale: Literal["tiny", "small", "medium", "medium-v2", "tiny-medium", "full"] = field(
+        default="small", metadata={"flag": "--scale"})
     """tiny: random tiny model (tests); small: SmolLM2-135M on this CPU (~1 h/table); medium: SmolLM2-135M,
     RL rows trained until their reward rises, paired statistics on 150 dialogues (every agent turn) / 100 + 200
-    problems (~3 h a table at one thread, see
-    docs/results/reproduce-medium-design.md); tiny-medium: the medium code path with a tiny model (tests);
-    full: the paper's sizes, GPU."""
+    problems (~3 h a table at one thread, see docs/results/reproduce-medium-design.md); medium-v2: medium with
+    3 supervised models trained until they flatten, 200 + 200 problems and 64 stopping items (~13-14 h for
+    both tables); tiny-medium: the medium code path with a tiny model (tests); full: the paper's sizes, GPU."""
     seeds: int = field(default=1, metadata={"flag": "--seeds"})
     """Seeds per row (tiny, small, full); medium scales fix them (3 for the core rows, 1 for the others)."""
     budget_minutes: float = field(default=0.0, metadata={"flag": "--budget-minutes"})
@@ -53,13 +53,14 @@ def main(argv: list[str], prog: str = "cagsr reproduce") -> None:
                           legacy=("sft", "rows"))
     quiet_libraries()
     from cagsr.evaluation.validity_report import write_validity_report
+    from cagsr.reproduce.plan import PLANS
     from cagsr.reproduce.render import write_outputs
     from cagsr.reproduce.runner import reproduce, slug
     from cagsr.utils.logging import read_metrics
 
     start = time.perf_counter()
     main_row = out / "rows" / slug("CAGSR multi-turn") / "seed-0"
-    if job.scale in ("medium", "tiny-medium"):
+    if job.scale in PLANS:
         from cagsr.reproduce.medium import reproduce_medium
         from cagsr.reproduce.render_medium import write_medium_outputs
 

@@ -146,7 +146,7 @@ def test_position_comparisons_separate_early_from_late_turns():
     assert results["star@6+"]["n"] == 3
 
 
-@pytest.mark.parametrize("scale", ["medium", "tiny-medium"])
+@pytest.mark.parametrize("scale", ["medium", "medium-v2", "tiny-medium"])
 def test_every_plan_section_is_a_valid_config(scale):
     from cagsr.evaluation.runner import EvalSettings
     from cagsr.reproduce.runner import row_problem
