@@ -88,23 +88,27 @@ def by_position(rows: list[dict]) -> dict[str, list[dict]]:
     >>> {k: [(r["episode"], r["turn"]) for r in v] for k, v in by_position(rows).items()}
     {'1-2': [('a', 1), ('a', 3), ('b', 2)], '3-5': [('a', 5), ('a', 7), ('a', 9)], '6+': [('a', 11)]}
     """
-    turns: dict[str, list[int]] = {}
-    for r in rows:
-        turns.setdefault(r["episode"], []).append(r["turn"])
-    rank = {(item, t): i + 1 for item, ts in turns.items() for i, t in enumerate(sorted(ts))}
-    groups: dict[str, list[dict]] = {label: [] for label in POSITIONS}
+    dialogues: dict[str, list[dict]] = {}
     for r in sorted(rows, key=lambda r: (r["episode"], r["turn"])):
-        position = rank[r["episode"], r["turn"]]
-        label = next(k for k, (lo, hi) in POSITIONS.items() if lo <= position and (hi is None or position <= hi))
-        groups[label].append(r)
+        dialogues.setdefault(r["episode"], []).append(r)
+    groups: dict[str, list[dict]] = {label: [] for label in POSITIONS}
+    for turns in dialogues.values():
+        for position, r in enumerate(turns, start=1):
+            label = next(k for k, (lo, hi) in POSITIONS.items() if lo <= position and (hi is None or position <= hi))
+            groups[label].append(r)
     return {label: g for label, g in groups.items() if g}
+
+
+def position_set(main_set: str, label: str) -> str:
+    """The set name under which the items of one agent-turn position are keyed: 'star@3-5'."""
+    return f"{main_set}@{label}"
 
 
 def position_claims(table: str, main_set: str, present: set[str]) -> list[Claim]:
     """Multi-turn against single-turn and against No-RL on each metric at each agent-turn position
-    (items keyed by set `<main_set>@<position>`)."""
+    (items keyed by `position_set`)."""
     pairs = [(MULTI, SINGLE), (MULTI, NO_RL)]
-    return [Claim(a, b, metric, f"{main_set}@{label}", 1, None, "by position")
+    return [Claim(a, b, metric, position_set(main_set, label), 1, None, "by position")
             for a, b in pairs if {a, b} <= present for metric in METRICS[table] for label in POSITIONS]
 
 

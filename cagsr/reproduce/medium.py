@@ -14,6 +14,7 @@ Folder layout (every step is skipped when its output exists, so an interrupted r
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import time
@@ -23,7 +24,7 @@ from cagsr.config import from_dict, set_dotted
 from cagsr.data.schema import MathProblem
 from cagsr.evaluation.paired import item_means
 from cagsr.ppo.config import TrainJob
-from cagsr.reproduce.claims import METRICS, by_position, claims_for, judge, position_claims
+from cagsr.reproduce.claims import METRICS, by_position, claims_for, judge, position_claims, position_set
 from cagsr.reproduce.heldout import assert_disjoint, make_splits
 from cagsr.reproduce.plan import PLANS, MediumPlan
 from cagsr.reproduce.reward_models import ensure_reward_models
@@ -204,13 +205,12 @@ def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproductio
         summary |= {f"{prefix}{k}": v for k, v in saved["summary"].items()}
         for metric in METRICS[rep.table]:
             items.setdefault((row.name, name, metric), []).append(item_means(saved["rows"], metric))
-        if i == 0 and rep.table == "dialogue":
-            for label, rows in by_position(saved["rows"]).items():
-                for metric in METRICS[rep.table]:
-                    items.setdefault((row.name, f"{name}@{label}", metric), []).append(item_means(rows, metric))
-        if i == 0:  # the validity report reads the main set
+        if i == 0:  # the validity report and the by-position comparisons read the main set
             rep.eval_rows += [{**r, "system": row.name, "seed": seed,
                                "episode": f"{slug(row.name)}/{seed}/{r['episode']}"} for r in saved["rows"]]
+            positions = by_position(saved["rows"]) if rep.table == "dialogue" else {}
+            for (label, rows), metric in itertools.product(positions.items(), METRICS[rep.table]):
+                items.setdefault((row.name, position_set(name, label), metric), []).append(item_means(rows, metric))
     rep.results.setdefault(row.name, []).append(summary)
     rep.compute.setdefault(row.name, []).append(_seconds(folder, start))
 
