@@ -18,8 +18,9 @@ def main(argv: list[str], prog: str = "cagsr sft") -> None:
     from cagsr.sft.trainer import run_sft
 
     result = run_sft(job)
-    first, last = result.val_losses[0][1], result.val_losses[-1][1]
-    print(f"validation loss {first:.4f} -> {last:.4f}; model saved to {result.run_dir / 'model'}", file=sys.stderr)
+    first, kept = result.val_losses[0][1], dict(result.val_losses)[result.kept_step]
+    print(f"validation loss {first:.4f} -> {kept:.4f}; the weights of step {result.kept_step} saved to "
+          f"{result.run_dir / 'model'}", file=sys.stderr)
     with jsonl_sink(job.run.output) as write:
         for sample in result.samples:
             write(sample)

@@ -125,6 +125,21 @@ def render_replies(rep: Reproduction) -> str:
     return "\n".join(lines)
 
 
+def _sft_summary(record: dict) -> str:
+    """One supervised model's line: steps, why it stopped, the step whose weights were kept.
+
+    >>> _sft_summary({"seed": 1, "stopped_at": 30, "max_steps": 60, "reason": "flattened", "kept_step": 20,
+    ...               "val_losses": [[0, 2.0], [10, 1.5], [20, 1.2], [30, 1.3]]})
+    'seed 1: 30 steps (flattened), kept step 20, val loss 2.000 -> 1.200'
+    """
+    losses = dict((step, loss) for step, loss in record["val_losses"])
+    last = record["val_losses"][-1][0]
+    kept = record.get("kept_step", last)  # records from before sft.keep_best kept the last weights
+    kept_text = f", kept step {kept}" if kept != last else ""
+    return (f"seed {record['seed']}: {record['stopped_at'] or record['max_steps']} steps ({record['reason']})"
+            f"{kept_text}, val loss {record['val_losses'][0][1]:.3f} -> {losses[kept]:.3f}")
+
+
 def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
     from cagsr.reproduce.render import write_outputs
 
@@ -146,8 +161,7 @@ def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
     for sft_config in out.glob("sft/seed-*/config.yaml"):
         (configs / f"sft-{sft_config.parent.name}.yaml").write_text(sft_config.read_text())
     plan = PLANS[rep.scale]
-    sft = "; ".join(f"seed {s['seed']}: {s['stopped_at'] or s['max_steps']} steps ({s['reason']}), "
-                    f"val loss {s['val_losses'][0][1]:.3f} -> {s['val_losses'][-1][1]:.3f}" for s in rep.sft)
+    sft = "; ".join(_sft_summary(record) for record in rep.sft)
     compute = json.loads((out / "compute.json").read_text())
     sft_seconds = sum(s.get("seconds", 0.0) for s in rep.sft)
     compute["sft_seconds"] = sft_seconds

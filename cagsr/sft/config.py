@@ -37,6 +37,9 @@ class SFTConfig:
     min_delta (the loss has flattened); 0 trains max_steps."""
     min_delta: float = 0.01
     """Relative fall below the best validation loss that counts as an improvement (0.01 = 1%)."""
+    keep_best: bool = True
+    """Save the weights of the lowest validation loss instead of the last step's (as transformers'
+    load_best_model_at_end): a run stopped by patience otherwise keeps the worse weights it stopped on."""
 
     def __post_init__(self) -> None:
         check_range("max_steps", self.max_steps, low=1)

@@ -38,6 +38,28 @@ class SFTResult:
     """Generated replies to validation prompts after training."""
     stopped_at: int | None = None
     """Step at which the validation loss had flattened (sft.patience), None when max_steps ran."""
+    kept_step: int | None = None
+    """Step whose weights were saved: the lowest validation loss with sft.keep_best, else the last."""
+
+
+class BestWeights:
+    """The weights at the lowest validation loss so far, copied to the CPU (None when disabled)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.step, self.loss, self.state = enabled, 0, math.inf, None
+
+    def update(self, model: torch.nn.Module, step: int, loss: float) -> None:
+        if self.enabled and loss < self.loss:
+            self.step, self.loss = step, loss
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def restore(self, model: torch.nn.Module, last_step: int) -> int:
+        """Load the best weights into `model` unless they are the current ones; the step now held."""
+        if not self.enabled or self.state is None:
+            return last_step
+        if self.step != last_step:
+            model.load_state_dict(self.state)
+        return self.step
 
 
 def _batches(pairs: list[Pair], batch_size: int, rng: random.Random):
@@ -109,6 +131,8 @@ def run_sft(job: SFTJob) -> SFTResult:
     logger = MetricLogger(run_dir, wandb=job.run.wandb, config=to_dict(job))
     val_losses = [(0, validation_loss(loaded, val_pairs, cfg.batch_size))]
     logger.log(0, {"loss/val": val_losses[0][1]})
+    best = BestWeights(cfg.keep_best)
+    best.update(loaded.model, 0, val_losses[0][1])
     batches = _batches(train_pairs, cfg.batch_size, random.Random(job.run.seed))
     stopped_at = None
     bar = tqdm(range(1, cfg.max_steps + 1), desc="sft", disable=not job.run.progress, dynamic_ncols=True)
@@ -127,6 +151,7 @@ def run_sft(job: SFTJob) -> SFTResult:
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             val_losses.append((step, validation_loss(loaded, val_pairs, cfg.batch_size)))
             metrics["loss/val"] = val_losses[-1][1]
+            best.update(loaded.model, step, val_losses[-1][1])
         stop = flattened([v for _, v in val_losses], cfg.patience, cfg.min_delta) and "loss/val" in metrics
         if stop:
             metrics["sft/early_stop"] = 1.0
@@ -136,8 +161,10 @@ def run_sft(job: SFTJob) -> SFTResult:
             stopped_at = step
             break
     logger.close()
+    kept_step = best.restore(loaded.model, step)
     loaded.model.eval()
     loaded.model.save_pretrained(run_dir / "model")
     loaded.tokenizer.save_pretrained(run_dir / "model")
     samples = greedy_replies(loaded, val_pairs[: cfg.samples], max_new_tokens=48)
-    return SFTResult(run_dir=run_dir, val_losses=val_losses, samples=samples, stopped_at=stopped_at)
+    return SFTResult(run_dir=run_dir, val_losses=val_losses, samples=samples, stopped_at=stopped_at,
+                     kept_step=kept_step)
