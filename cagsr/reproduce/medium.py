@@ -46,8 +46,8 @@ def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: dict) -> tuple
         start = time.perf_counter()
         result = run_sft(job)
         record = {"seed": seed, "max_steps": job.sft.max_steps, "stopped_at": result.stopped_at,
-                  "kept_step": result.kept_step, "reason": "flattened" if result.stopped_at else "max_steps", "val_losses": result.val_losses,
-                  "seconds": time.perf_counter() - start}
+                  "kept_step": result.kept_step, "reason": "flattened" if result.stopped_at else "max_steps",
+                  "val_losses": result.val_losses, "seconds": time.perf_counter() - start}
         record_file.write_text(json.dumps(record, indent=1))
     return folder / "model", json.loads(record_file.read_text())
 

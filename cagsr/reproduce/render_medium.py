@@ -132,12 +132,12 @@ def _sft_summary(record: dict) -> str:
     ...               "val_losses": [[0, 2.0], [10, 1.5], [20, 1.2], [30, 1.3]]})
     'seed 1: 30 steps (flattened), kept step 20, val loss 2.000 -> 1.200'
     """
-    losses = dict((step, loss) for step, loss in record["val_losses"])
+    losses = dict(record["val_losses"])
     last = record["val_losses"][-1][0]
     kept = record.get("kept_step", last)  # records from before sft.keep_best kept the last weights
     kept_text = f", kept step {kept}" if kept != last else ""
     return (f"seed {record['seed']}: {record['stopped_at'] or record['max_steps']} steps ({record['reason']})"
-            f"{kept_text}, val loss {record['val_losses'][0][1]:.3f} -> {losses[kept]:.3f}")
+            f"{kept_text}, val loss {losses[0]:.3f} -> {losses[kept]:.3f}")
 
 
 def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:

@@ -43,7 +43,7 @@ class SFTResult:
 
 
 class BestWeights:
-    """The weights at the lowest validation loss so far, copied to the CPU (None when disabled)."""
+    """The weights at the lowest validation loss so far, copied to the CPU; a no-op when disabled."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled, self.step, self.loss, self.state = enabled, 0, math.inf, None
