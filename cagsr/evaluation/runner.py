@@ -192,7 +192,7 @@ def _attach_rewards(
     # the configured version.
     versions = probe_versions(episodes, loaded, salience, AttentionConfig(),
                               {v: replace(reward, history_tokens=v) for v in ("all", "content")})
-    keys = ("coverage", "focus", "repetition", "entropy", "sink_mass", "reward")
+    keys = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "sink_mass", "reward")
     scored = [{**own, **{f"{v}/{k}": versions[v][i][k] for v in versions for k in keys}}
               for i, own in enumerate(versions[reward.history_tokens])]
     keys = (*keys, *(f"{v}/{k}" for v in versions for k in keys))

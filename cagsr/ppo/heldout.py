@@ -28,7 +28,7 @@ from cagsr.scoring.rows import RowBatch
 
 FILE = "eval_episodes.jsonl"
 TABLE_FILE = "table.md"  # the name `cagsr report` shows in a run's section
-COMPONENTS = ("reward", "coverage", "focus", "repetition", "entropy")
+COMPONENTS = ("reward", "coverage", "focus", "repetition", "entropy", "clamped_fraction")
 RESAMPLES = 2000
 
 

@@ -115,6 +115,30 @@ def reply_stats(eval_rows: list[dict]) -> dict[tuple[str, int], tuple[float, int
             for key, texts in replies.items()}
 
 
+def same_replies(eval_rows: list[dict], at_least: float = 0.95) -> list[str]:
+    """Pairs of rows whose policies, at the same seed, gave the same reply to at least `at_least` of the
+    held-out items (compared in evaluation order, which every row shares): training that changed nothing,
+    such as an ablation of a term that never bound.
+
+    >>> rows = [{"system": s, "seed": 0, "generated": g} for s, g in [("a", "x"), ("a", "y"), ("b", "x "),
+    ...         ("b", "y"), ("c", "x"), ("c", "z")]]
+    >>> same_replies(rows)
+    ['a and b, seed 0: the same reply to 2 of 2 items']
+    """
+    replies: dict[tuple[str, int], list[str]] = {}
+    for r in eval_rows:
+        replies.setdefault((r["system"], r["seed"]), []).append(r["generated"].strip())
+    out = []
+    for (a, seed), mine in replies.items():
+        for (b, other_seed), theirs in replies.items():
+            if other_seed != seed or b <= a or len(theirs) != len(mine) or not mine:
+                continue
+            same = sum(x == y for x, y in zip(mine, theirs, strict=True))
+            if same >= at_least * len(mine):
+                out.append(f"{a} and {b}, seed {seed}: the same reply to {same} of {len(mine)} items")
+    return out
+
+
 def render_replies(rep: Reproduction) -> str:
     stats = reply_stats(rep.eval_rows)
     lines = ["| system | seed | mean words per reply | distinct replies |", "|---|---|---|---|"]
@@ -122,6 +146,10 @@ def render_replies(rep: Reproduction) -> str:
         for (system, seed), (words, distinct, n) in sorted(stats.items()):
             if system == row.name:
                 lines.append(f"| {system} | {seed} | {words:.1f} | {distinct} / {n} |")
+    same = same_replies(rep.eval_rows)
+    if same:
+        lines += ["", "Rows whose policies gave the same replies (their difference is no evidence either way; "
+                  "for an ablation, the term it removes did not change training): " + "; ".join(same) + "."]
     return "\n".join(lines)
 
 

@@ -21,7 +21,8 @@ from cagsr.attention.capture import CaptureResult
 from cagsr.reward import functional as RF
 from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 
-COMPONENTS = ("coverage", "focus", "repetition", "entropy", "history_mass", "sink_mass", "reward")
+COMPONENTS = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "history_mass", "sink_mass",
+              "reward")
 # An encoder-decoder capture's history mass is a full softmax row (1 up to rounding); a decoder-only
 # response token beyond the first also attends to earlier response tokens, so its mass falls below 1.
 ENC_DEC_MASS_TOLERANCE = 1e-4
@@ -111,7 +112,8 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
     history_* / salient_mask / current_mask / template_mask / special_mask: [R, N];
     response_*: [R, S]. token_turn [R, S]: episode turn index of each response token (-1 on
     padding); the entropy floor uses tau_t = tau0 + kappa * t with t that index. is_cot [R]
-    bool: block checkpoints. sink_mass: the turn's mean attention on the reward.sink_tokens columns
+    bool: block checkpoints. clamped_fraction: share of the tokens (CoT: blocks) focus clamps at the
+    floor. sink_mass: the turn's mean attention on the reward.sink_tokens columns
     (before content mode leaves them out).
     """
     cfg = resolve_for_capture(cfg, capture, response_mask)
@@ -140,14 +142,17 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
         present = seg.any(-1)
         tau = RF.entropy_floor(turn, cfg.tau0, cfg.kappa)
         cov, foc = RF.coverage(abar, salient, seg), RF.focus(entropy_all, tau, seg)
+        clamped = RF.floor_fraction(entropy_all, tau, seg)
         if cfg.block_tokens > 0 and bool(is_cot.any()):
             pooled, block_mask = RF.block_pool(abar, seg, cfg.block_tokens)
             block_entropy = RF.attention_entropy(pooled, columns)
             cov = torch.where(is_cot, RF.coverage(pooled, salient, block_mask), cov)
             foc = torch.where(is_cot, RF.focus(block_entropy, tau, block_mask), foc)
+            clamped = torch.where(is_cot, RF.floor_fraction(block_entropy, tau, block_mask), clamped)
         rep = RF.history_repetition(response_ids, seg, history_ids, history_mask, cfg.n)
         out["coverage"][:, k], out["focus"][:, k], out["repetition"][:, k] = cov, foc, rep
         out["entropy"][:, k] = token_mean(entropy_all, seg)
+        out["clamped_fraction"][:, k] = clamped
         out["history_mass"][:, k] = token_mean(capture.history_mass.float(), seg)
         out["sink_mass"][:, k] = token_mean(sink_mass, seg)
         out["reward"][:, k] = RF.turn_reward(cov, foc, rep, cfg.alpha, cfg.beta, cfg.gamma)

@@ -11,6 +11,7 @@ NaN included: they are selected away with `torch.where`, never multiplied by zer
 so padding can never leak into a result.
 
 One turn:   C = coverage, E = attention_entropy, F = focus(E, entropy_floor(t)),
+            floor_fraction(E, entropy_floor(t)) = where F's clamp binds,
             P = history_repetition, R = turn_reward(C, F, P)
 Episode:    G = turn_returns(R, turn_weights(...), turn_mask)
 CoT:        block_pool the rows first, then coverage/focus with block_mask.
@@ -101,6 +102,24 @@ def focus(entropy: Tensor, tau: Tensor | float, response_mask: Tensor) -> Tensor
     resp = _as_bool(response_mask)
     total = torch.where(resp, clamped, torch.zeros_like(clamped)).sum(-1)
     return -total / _count(resp)
+
+
+def floor_fraction(entropy: Tensor, tau: Tensor | float, response_mask: Tensor) -> Tensor:
+    """Share of response tokens whose attention entropy lies below the floor tau.
+
+    The tokens where focus's clamp binds: 0 means the floor never changed F, so an
+    ablation that removes it cannot differ. 0 for an empty response or tau = -inf.
+
+    entropy: [B,S]; tau: [B], 0-d or a float; response_mask: [B,S]. Returns [B].
+
+    >>> floor_fraction(torch.tensor([[0.5, 2.0, 0.1]]), 1.0, torch.tensor([[1, 1, 0]]))
+    tensor([0.5000])
+    """
+    tau_t = torch.as_tensor(tau, dtype=entropy.dtype, device=entropy.device)
+    if tau_t.dim() == 1:
+        tau_t = tau_t[:, None]  # [B,1]
+    below = _as_bool(response_mask) & (entropy < tau_t)  # [B,S]
+    return below.sum(-1).to(entropy.dtype) / _count(_as_bool(response_mask)).to(entropy.dtype)
 
 
 def _ngram_windows(ids: Tensor, mask: Tensor, n: int) -> tuple[Tensor, Tensor]:

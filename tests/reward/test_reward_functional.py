@@ -14,6 +14,7 @@ from cagsr.reward.functional import (
     block_pool,
     coverage,
     entropy_floor,
+    floor_fraction,
     focus,
     history_repetition,
     single_turn_history_mask,
@@ -57,6 +58,15 @@ def test_focus_by_hand() -> None:
     # max(0.6931, 0.8) = 0.8 and max(1.0397, 0.8) = 1.0397: F = -(0.8 + 1.0397) / 2.
     _close(focus(entropy, tau, torch.ones(1, 2)), [-0.91986039])
     _close(focus(entropy, float("-inf"), torch.ones(1, 2)), [-1.25 * LN2])
+
+
+def test_floor_fraction_by_hand() -> None:
+    entropy = attention_entropy(_hand_abar(), torch.ones(1, 3))  # [ln 2, 1.5 ln 2] = [0.693, 1.040]
+    _close(floor_fraction(entropy, 0.8, torch.ones(1, 2)), [0.5])  # only 0.693 lies below 0.8
+    _close(floor_fraction(entropy, 1.1, torch.ones(1, 2)), [1.0])
+    _close(floor_fraction(entropy, float("-inf"), torch.ones(1, 2)), [0.0])
+    _close(floor_fraction(entropy, 1.1, torch.tensor([[0.0, 1.0]])), [1.0])  # the masked token is not counted
+    _close(floor_fraction(entropy, 1.1, torch.zeros(1, 2)), [0.0])
 
 
 def test_repetition_by_hand() -> None:
@@ -272,6 +282,19 @@ def test_no_clamping_gives_minus_mean_entropy(seed: int, b: int, s: int, n: int)
     expected = -(entropy * mask).sum(-1) / mask.sum(-1).clamp_min(1)
     assert not torch.isnan(terms["focus"]).any()
     torch.testing.assert_close(terms["focus"], expected)
+
+
+@FAST
+@given(**shapes)
+def test_floor_fraction_says_whether_the_clamp_changed_focus(seed: int, b: int, s: int, n: int) -> None:
+    case = _case(seed, b, s, n)
+    entropy = attention_entropy(case["abar"], case["history_mask"])
+    tau = entropy_floor(case["turn"], 0.8, 0.1)
+    share = floor_fraction(entropy, tau, case["response_mask"])
+    clamped, unclamped = focus(entropy, tau, case["response_mask"]), focus(entropy, float("-inf"), case["response_mask"])
+    assert ((share >= 0) & (share <= 1)).all()
+    torch.testing.assert_close(clamped[share == 0], unclamped[share == 0])
+    assert (clamped[share > 0] < unclamped[share > 0]).all()
 
 
 @FAST

@@ -91,12 +91,17 @@ def test_degenerate_attention_gives_finite_rewards_and_advantages(batch, block_t
     assert (out["coverage"] >= 0).all() and (out["coverage"] <= 1 + 1e-5).all()
     assert (out["entropy"] >= -1e-6).all() and (out["entropy"] <= n_valid.log()[:, None] + 1e-5).all()
     assert (out["repetition"] >= 0).all() and (out["repetition"] <= 1).all()
+    assert (out["clamped_fraction"] >= 0).all() and (out["clamped_fraction"] <= 1).all()
+    if tau0 == -math.inf:
+        assert (out["clamped_fraction"] == 0).all()  # no floor: the clamp never binds
     empty = ~response_mask.any(-1)
     assert not mask[empty].any() and (out["reward"][empty] == 0).all()  # a fully masked row earns nothing
     if kind == "no_salient":
         assert (out["coverage"] == 0).all()
     if kind in ("one_hot", "one_token_history"):
         assert (out["entropy"][mask] <= 1e-6).all()  # all mass on one token: zero entropy
+        if tau0 > 0 and block_tokens == 0:
+            assert (out["clamped_fraction"][mask] == 1).all()  # zero entropy lies below every positive floor
     rewards = torch.where(mask, out["reward"], torch.zeros_like(out["reward"]))
     for estimator in ("return", "gae"):
         adv, ret = PF.compute_advantages(

@@ -23,7 +23,8 @@ def one_line(exc_info) -> str:
 
 
 @pytest.mark.parametrize("module", ["cagsr.utils.imports", "cagsr.reward.registry", "cagsr.reward.combine",
-                                    "cagsr.reward.builtin", "cagsr.salience.masks"])
+                                    "cagsr.reward.builtin", "cagsr.salience.masks",
+                                    "cagsr.reward.functional"])
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
