@@ -34,6 +34,12 @@ def _count(mask: Tensor) -> Tensor:
     return mask.sum(-1).clamp_min(1)
 
 
+def _per_row(tau: Tensor | float, entropy: Tensor) -> Tensor:
+    """tau ([B], 0-d or a float) shaped to broadcast over entropy [B,S]: every token of row b uses tau_b."""
+    tau_t = torch.as_tensor(tau, dtype=entropy.dtype, device=entropy.device)
+    return tau_t[:, None] if tau_t.dim() == 1 else tau_t
+
+
 def coverage(abar: Tensor, salient_mask: Tensor, response_mask: Tensor) -> Tensor:
     """Attention mass on salient history tokens, averaged over the response.
 
@@ -95,10 +101,7 @@ def focus(entropy: Tensor, tau: Tensor | float, response_mask: Tensor) -> Tensor
     entropy: [B,S]; tau: [B], 0-d or a float (-inf disables clamping);
     response_mask: [B,S]. Returns [B].
     """
-    tau_t = torch.as_tensor(tau, dtype=entropy.dtype, device=entropy.device)
-    if tau_t.dim() == 1:
-        tau_t = tau_t[:, None]  # [B,1] so every token of row b uses tau_b
-    clamped = torch.maximum(entropy, tau_t)  # [B,S]
+    clamped = torch.maximum(entropy, _per_row(tau, entropy))  # [B,S]
     resp = _as_bool(response_mask)
     total = torch.where(resp, clamped, torch.zeros_like(clamped)).sum(-1)
     return -total / _count(resp)
@@ -115,10 +118,7 @@ def floor_fraction(entropy: Tensor, tau: Tensor | float, response_mask: Tensor) 
     >>> floor_fraction(torch.tensor([[0.5, 2.0, 0.1]]), 1.0, torch.tensor([[1, 1, 0]]))
     tensor([0.5000])
     """
-    tau_t = torch.as_tensor(tau, dtype=entropy.dtype, device=entropy.device)
-    if tau_t.dim() == 1:
-        tau_t = tau_t[:, None]  # [B,1]
-    below = _as_bool(response_mask) & (entropy < tau_t)  # [B,S]
+    below = _as_bool(response_mask) & (entropy < _per_row(tau, entropy))  # [B,S]
     return below.sum(-1).to(entropy.dtype) / _count(_as_bool(response_mask)).to(entropy.dtype)
 
 
