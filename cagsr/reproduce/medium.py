@@ -34,26 +34,44 @@ from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, Row
 
 
 def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: dict) -> tuple[Path, dict]:
+    """Supervised model `seed`: its weights' folder and its record, training it when there is no record."""
     folder = out / "sft" / f"seed-{seed}"
     record_file = folder / "sft.json"
     if not record_file.exists():
-        from cagsr.sft.config import SFTJob
-        from cagsr.sft.trainer import run_sft
-
-        job = from_dict(SFTJob, {"model": {"name": plan.model}, "data": data, "sft": plan.sft,
-                                 "run": {"output_dir": str(folder), "seed": seed, **ctx["run"]}})
-        shutil.rmtree(folder, ignore_errors=True)  # an interrupted SFT starts again (no sft.json yet)
-        start = time.perf_counter()
-        result = run_sft(job)
-        record = {"seed": seed, "max_steps": job.sft.max_steps, "stopped_at": result.stopped_at,
-                  "kept_step": result.kept_step, "reason": "flattened" if result.stopped_at else "max_steps",
-                  "val_losses": result.val_losses, "seconds": time.perf_counter() - start}
-        record_file.write_text(json.dumps(record, indent=1))
+        record_file.write_text(json.dumps(_train_sft(plan, data, folder, seed, ctx), indent=1))
     return folder / "model", json.loads(record_file.read_text())
 
 
+def _train_sft(plan: MediumPlan, data: dict, folder: Path, seed: int, ctx: dict) -> dict:
+    from cagsr.sft.config import SFTJob
+    from cagsr.sft.trainer import run_sft
+
+    job = from_dict(SFTJob, {"model": {"name": plan.model}, "data": data, "sft": plan.sft,
+                             "run": {"output_dir": str(folder), "seed": seed, **ctx["run"]}})
+    shutil.rmtree(folder, ignore_errors=True)  # an interrupted SFT starts again (its record is written after)
+    start = time.perf_counter()
+    result = run_sft(job)
+    return {"seed": seed, "max_steps": job.sft.max_steps, "stopped_at": result.stopped_at,
+            "kept_step": result.kept_step, "reason": "flattened" if result.stopped_at else "max_steps",
+            "val_losses": result.val_losses, "seconds": time.perf_counter() - start}
+
+
+def _sft_weights(plan: MediumPlan, ctx: dict, seed: int) -> Path:
+    """The weights of supervised model `seed`, trained again when only its record survived (records are
+    kept in git, weights are not); the second training is recorded beside the first, which the table
+    keeps."""
+    model = ctx["sft"][seed % plan.sft_seeds]
+    if not model.exists():
+        scratch = model.parent.with_name(model.parent.name + "-again")
+        again = _train_sft(plan, ctx["data"], scratch, seed % plan.sft_seeds, ctx)
+        (scratch / "model").rename(model)
+        (model.parent / "sft-again.json").write_text(json.dumps(again, indent=1))
+        shutil.rmtree(scratch)
+    return model
+
+
 def _job(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, iterations: int) -> TrainJob:
-    config: dict = {"model": {"name": str(ctx["sft"][seed % plan.sft_seeds])}, "data": ctx["data"],
+    config: dict = {"model": {"name": str(_sft_weights(plan, ctx, seed))}, "data": ctx["data"],
                     "run": {"output_dir": str(folder / "run"), "seed": seed, **ctx["run"]}}
     rule = plan.stop
     for key, value in {**plan.ppo, **row.overrides, "ppo.iterations": iterations,
@@ -65,10 +83,13 @@ def _job(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, iterati
     return from_dict(TrainJob, config)
 
 
-def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path) -> dict:
-    """The row's stop record, training it first (resuming a started run) when there is none."""
-    if (folder / "stop.json").exists():
-        return json.loads((folder / "stop.json").read_text())
+def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, evaluated: bool) -> dict:
+    """The row's stop record, training it first (resuming a started run) when there is none, or when
+    there is one but neither the weights nor every evaluation of them survived."""
+    stop = folder / "stop.json"
+    if stop.exists() and (evaluated or (folder / "run" / "model").exists()):
+        return json.loads(stop.read_text())
+    stop.unlink(missing_ok=True)  # stopped, but its weights are gone before it was evaluated: train again
     reward = _job(row, plan, ctx, seed, folder, 1).reward
     model = ctx["reward_models"].get(row.reward_model) if row.reward_model else None
 
@@ -76,12 +97,14 @@ def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path) -> di
         return check_scores(path, ctx["check"], plan.check_eval, reward, model)
 
     # The supervised model's greedy scores under this row's reward, shared by rows and seeds that agree.
+    # The key names the model relative to the output folder, so a moved or cloned folder keeps its baselines.
     sft_model = ctx["sft"][seed % plan.sft_seeds]
-    key = hashlib.sha256(repr((str(sft_model), reward, row.reward_model)).encode()).hexdigest()[:16]
+    name = str(sft_model.relative_to(ctx["out"]))
+    key = hashlib.sha256(repr((name, reward, row.reward_model)).encode()).hexdigest()[:16]
     base_file = ctx["out"] / "check-baselines" / f"{key}.json"
     if not base_file.exists():
         base_file.parent.mkdir(parents=True, exist_ok=True)
-        base_file.write_text(json.dumps(scorer(sft_model)))
+        base_file.write_text(json.dumps(scorer(_sft_weights(plan, ctx, seed))))
     baseline = json.loads(base_file.read_text())
     return train_until_risen(lambda n: _job(row, plan, ctx, seed, folder, n), folder, scorer, baseline, plan.stop)
 
@@ -179,7 +202,7 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
             rep.skipped.append(f"{row.name} (seed {seed})")
             continue
         start = time.perf_counter()
-        _row_seed(row, seed, plan, ctx, rep, items, folder)
+        _row_seed(row, seed, plan, ctx, rep, items, folder, done)
         if not done:  # a finished row-seed only reloads its results: no measure of a row's cost
             longest = max(longest, time.perf_counter() - start)
     for name in {r.name for r in rows} - set(rep.results) - set(rep.unavailable):
@@ -192,11 +215,11 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
 
 
 def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproduction, items: dict,
-              folder: Path) -> None:
+              folder: Path, done: bool) -> None:
     start = time.perf_counter()
-    model = ctx["sft"][seed % plan.sft_seeds]
+    model = ctx["sft"][seed % plan.sft_seeds] if done or row.rl else _sft_weights(plan, ctx, seed)
     if row.rl:
-        rep.stops.setdefault(row.name, []).append(_train(row, plan, ctx, seed, folder))
+        rep.stops.setdefault(row.name, []).append(_train(row, plan, ctx, seed, folder, done))
         model = folder / "run" / "model"
     summary: dict = {}
     for i, (name, set_items) in enumerate(ctx["sets"].items()):

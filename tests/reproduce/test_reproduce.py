@@ -83,7 +83,30 @@ def test_tiny_medium_cot_end_to_end_resumes_and_judges(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((tmp_path / "paired.json").read_text())["comparisons"] == paired
+    _resumes_from_records_alone(cmd, tmp_path, paired)
     report = subprocess.run([sys.executable, "-m", "cagsr", "report", str(tmp_path), "--heatmaps", "0",
                              "--output", str(tmp_path / "report.html")], capture_output=True, text=True, timeout=600)
     assert report.returncode == 0, report.stderr[-2000:]
     assert "paired differences (forest plot)" in (tmp_path / "report.html").read_text()
+
+
+def _resumes_from_records_alone(cmd: list[str], out, paired: list[dict]) -> None:
+    """The records kept in git (docs/results/records/.gitignore drops weights) are enough: without any
+    weights the finished rows are reused as they are, and a row whose evaluation is missing too is trained
+    again from a supervised model trained again."""
+    import shutil
+
+    for weights in [*out.glob("sft/seed-*/model"), *out.glob("rows/*/seed-*/run/model")]:
+        shutil.rmtree(weights)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((out / "paired.json").read_text())["comparisons"] == paired
+    assert not list(out.glob("sft/seed-*/sft-again.json"))
+    row = out / "rows" / "cagsr-multi-turn" / "seed-1"
+    (row / "eval-easy.json").unlink()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]
+    first, second = (json.loads((out / "sft" / "seed-1" / f).read_text()) for f in ("sft.json", "sft-again.json"))
+    losses = [[loss for _, loss in record["val_losses"]] for record in (first, second)]
+    assert losses[1] == pytest.approx(losses[0])  # a seed trains the same model again
+    assert (row / "run" / "model").exists() and (row / "eval-easy.json").exists()
