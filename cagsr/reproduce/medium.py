@@ -39,7 +39,10 @@ def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: dict) -> tuple
     record_file = folder / "sft.json"
     if not record_file.exists():
         record_file.write_text(json.dumps(_train_sft(plan, data, folder, seed, ctx), indent=1))
-    return folder / "model", json.loads(record_file.read_text())
+    record = json.loads(record_file.read_text())
+    if (again := folder / "sft-again.json").exists():
+        record["again"] = json.loads(again.read_text())
+    return folder / "model", record
 
 
 def _train_sft(plan: MediumPlan, data: dict, folder: Path, seed: int, ctx: dict) -> dict:
@@ -67,6 +70,7 @@ def _sft_weights(plan: MediumPlan, ctx: dict, seed: int) -> Path:
         (scratch / "model").rename(model)
         (model.parent / "sft-again.json").write_text(json.dumps(again, indent=1))
         shutil.rmtree(scratch)
+        ctx["sft_records"][seed % plan.sft_seeds]["again"] = again  # the table's record, shown beside it
     return model
 
 
@@ -182,10 +186,10 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
     ctx = _context(table, plan, out, threads, progress)
     rows = DIALOGUE_ROWS if table == "dialogue" else COT_ROWS
     rep = Reproduction(table, scale, out, sets={k: len(v) for k, v in ctx["sets"].items()})
-    ctx["sft"] = {}
+    ctx["sft"], ctx["sft_records"] = {}, {}
     for seed in range(plan.sft_seeds):
-        ctx["sft"][seed], record = _sft(plan, ctx["data"], out, seed, ctx)
-        rep.sft.append(record)
+        ctx["sft"][seed], ctx["sft_records"][seed] = _sft(plan, ctx["data"], out, seed, ctx)
+        rep.sft.append(ctx["sft_records"][seed])
     items: dict[tuple[str, str, str], list[dict[str, float]]] = {}
     longest = 0.0
     for row, seed in schedule(rows, plan):

@@ -159,13 +159,20 @@ def _sft_summary(record: dict) -> str:
     >>> _sft_summary({"seed": 1, "stopped_at": 30, "max_steps": 60, "reason": "flattened", "kept_step": 20,
     ...               "val_losses": [[0, 2.0], [10, 1.5], [20, 1.2], [30, 1.3]]})
     'seed 1: 30 steps (flattened), kept step 20, val loss 2.000 -> 1.200'
+    >>> _sft_summary({"seed": 0, "stopped_at": None, "max_steps": 10, "reason": "max_steps",
+    ...               "val_losses": [[0, 2.0], [10, 1.5]], "again": {"val_losses": [[0, 2.0], [10, 1.5]]}})
+    'seed 0: 10 steps (max_steps), val loss 2.000 -> 1.500 (trained again from its seed: 1.500)'
     """
     losses = dict(record["val_losses"])
     last = record["val_losses"][-1][0]
     kept = record.get("kept_step", last)  # records from before sft.keep_best kept the last weights
     kept_text = f", kept step {kept}" if kept != last else ""
+    again = ""
+    if "again" in record:  # its weights were lost (they are not kept in git) and trained again for later rows
+        again_losses = dict(record["again"]["val_losses"])
+        again = f" (trained again from its seed: {again_losses[record['again'].get('kept_step', kept)]:.3f})"
     return (f"seed {record['seed']}: {record['stopped_at'] or record['max_steps']} steps ({record['reason']})"
-            f"{kept_text}, val loss {losses[0]:.3f} -> {losses[kept]:.3f}")
+            f"{kept_text}, val loss {losses[0]:.3f} -> {losses[kept]:.3f}{again}")
 
 
 def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:

@@ -110,3 +110,4 @@ def _resumes_from_records_alone(cmd: list[str], out, paired: list[dict]) -> None
     losses = [[loss for _, loss in record["val_losses"]] for record in (first, second)]
     assert losses[1] == pytest.approx(losses[0])  # a seed trains the same model again
     assert (row / "run" / "model").exists() and (row / "eval-easy.json").exists()
+    assert "trained again from its seed" in (out / "table.md").read_text()
