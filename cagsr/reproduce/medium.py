@@ -63,14 +63,15 @@ def _sft_weights(plan: MediumPlan, ctx: dict, seed: int) -> Path:
     """The weights of supervised model `seed`, trained again when only its record survived (records are
     kept in git, weights are not); the second training is recorded beside the first, which the table
     keeps."""
-    model = ctx["sft"][seed % plan.sft_seeds]
+    sft_seed = seed % plan.sft_seeds
+    model = ctx["sft"][sft_seed]
     if not model.exists():
         scratch = model.parent.with_name(model.parent.name + "-again")
-        again = _train_sft(plan, ctx["data"], scratch, seed % plan.sft_seeds, ctx)
+        again = _train_sft(plan, ctx["data"], scratch, sft_seed, ctx)
         (scratch / "model").rename(model)
         (model.parent / "sft-again.json").write_text(json.dumps(again, indent=1))
         shutil.rmtree(scratch)
-        ctx["sft_records"][seed % plan.sft_seeds]["again"] = again  # the table's record, shown beside it
+        ctx["sft_records"][sft_seed]["again"] = again  # the table's record, shown beside it
     return model
 
 
@@ -221,10 +222,11 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
 def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproduction, items: dict,
               folder: Path, done: bool) -> None:
     start = time.perf_counter()
-    model = ctx["sft"][seed % plan.sft_seeds] if done or row.rl else _sft_weights(plan, ctx, seed)
     if row.rl:
         rep.stops.setdefault(row.name, []).append(_train(row, plan, ctx, seed, folder, done))
         model = folder / "run" / "model"
+    else:  # a finished row only reloads its evaluations: no weights needed
+        model = ctx["sft"][seed % plan.sft_seeds] if done else _sft_weights(plan, ctx, seed)
     summary: dict = {}
     for i, (name, set_items) in enumerate(ctx["sets"].items()):
         saved = _evaluate(model, folder, name, set_items, plan, ctx)
