@@ -241,13 +241,17 @@ def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproductio
             for (label, rows), metric in itertools.product(positions.items(), METRICS[rep.table]):
                 items.setdefault((row.name, position_set(name, label), metric), []).append(item_means(rows, metric))
     rep.results.setdefault(row.name, []).append(summary)
-    rep.compute.setdefault(row.name, []).append(_seconds(folder, start))
+    rep.compute.setdefault(row.name, []).append(_seconds(folder, None if done else start))
 
 
-def _seconds(folder: Path, start: float) -> float:
-    """Wall seconds of this row and seed, summed over the invocations that did its work."""
+def _seconds(folder: Path, start: float | None) -> float:
+    """Wall seconds of this row and seed, summed over the invocations that did its work; `start` None
+    reads the total without adding (reloading a finished row-seed is not part of its cost)."""
     path = folder / "seconds.json"
-    total = (json.loads(path.read_text()) if path.exists() else 0.0) + time.perf_counter() - start
+    saved = json.loads(path.read_text()) if path.exists() else 0.0
+    if start is None:
+        return saved
+    total = saved + time.perf_counter() - start
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(total))
     return total

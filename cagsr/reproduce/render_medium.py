@@ -198,8 +198,11 @@ def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
     plan = PLANS[rep.scale]
     sft = "; ".join(_sft_summary(record) for record in rep.sft)
     compute = json.loads((out / "compute.json").read_text())
-    sft_seconds = sum(s.get("seconds", 0.0) for s in rep.sft)
-    compute["sft_seconds"] = sft_seconds
+    # A supervised model trained again (its weights were lost with a machine) is compute spent too.
+    again_seconds = sum(s.get("again", {}).get("seconds", 0.0) for s in rep.sft)
+    sft_seconds = sum(s.get("seconds", 0.0) for s in rep.sft) + again_seconds
+    compute |= {"sft_seconds": sft_seconds, "sft_again_seconds": again_seconds}
+    again = f", of it trained again {again_seconds / 60:.1f}" if again_seconds else ""
     (out / "compute.json").write_text(json.dumps(compute, indent=1))
     text = [f"# Reproduction: {rep.table} table, scale {rep.scale}", "",
             "Held-out sets (items; none in SFT, reward-model or RL data, asserted by record id): "
@@ -220,7 +223,8 @@ def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
                render_positions(rep.by_position), ""] if rep.by_position else []),
             f"## Replies, held-out set `{next(iter(rep.sets), '')}`", "", render_replies(rep), "",
             f"Compute: {(compute['row_seconds'] + sft_seconds) / 60:.1f} minutes (rows {compute['row_seconds'] / 60:.1f}, "
-            f"SFT {sft_seconds / 60:.1f}) on {compute['device']}; this invocation {seconds / 60:.1f} minutes.", "",
+            f"SFT {sft_seconds / 60:.1f}{again}) "
+            f"on {compute['device']}; this invocation {seconds / 60:.1f} minutes.", "",
             "Exact configs: `configs/`; per-check stopping records: `rows/*/seed-*/stopping.jsonl`."]
     path = out / "table.md"
     path.write_text("\n".join(text) + "\n", encoding="utf-8")

@@ -188,6 +188,18 @@ def test_a_saved_evaluation_is_redone_when_the_plan_evaluates_otherwise(tmp_path
     assert _saved_evaluation(tmp_path, "none", dialogues, plan) is None
 
 
+def test_a_row_seeds_seconds_add_work_not_reloads(tmp_path):
+    import time
+
+    from cagsr.reproduce.medium import _seconds
+
+    (tmp_path / "seconds.json").write_text("5.0")
+    assert _seconds(tmp_path, None) == 5.0  # a finished row-seed reloaded: its cost stays as it was
+    assert json.loads((tmp_path / "seconds.json").read_text()) == 5.0
+    total = _seconds(tmp_path, time.perf_counter() - 2.0)  # an invocation that worked 2 s on it
+    assert 7.0 <= total < 8.0 and json.loads((tmp_path / "seconds.json").read_text()) == total
+
+
 @pytest.mark.parametrize("module", ["cagsr.reproduce.medium", "cagsr.reproduce.render_medium", "cagsr.reproduce.claims"])
 def test_doctests(module):
     import doctest

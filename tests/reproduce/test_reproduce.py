@@ -79,10 +79,12 @@ def test_tiny_medium_cot_end_to_end_resumes_and_judges(tmp_path):
     assert "## Paired differences" in table and "0.71 / 0.68 / 3.8 / 30" in table  # the paper's figures beside
     assert "## Replies, held-out set `generated`" in table and "| CAGSR multi-turn | 1 | " in table
     assert (tmp_path / "configs" / "cagsr-multi-turn-seed-1.yaml").exists()
-    # a second invocation reuses every finished row and reproduces the statistics exactly
+    # a second invocation reuses every finished row, reproduces the statistics exactly, and adds no cost
+    seconds = {p: p.read_text() for p in tmp_path.glob("rows/*/seed-*/seconds.json")}
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((tmp_path / "paired.json").read_text())["comparisons"] == paired
+    assert {p: p.read_text() for p in seconds} == seconds
     _resumes_from_records_alone(cmd, tmp_path, paired)
     report = subprocess.run([sys.executable, "-m", "cagsr", "report", str(tmp_path), "--heatmaps", "0",
                              "--output", str(tmp_path / "report.html")], capture_output=True, text=True, timeout=600)
@@ -111,3 +113,5 @@ def _resumes_from_records_alone(cmd: list[str], out, paired: list[dict]) -> None
     assert losses[1] == pytest.approx(losses[0])  # a seed trains the same model again
     assert (row / "run" / "model").exists() and (row / "eval-easy.json").exists()
     assert "trained again from its seed" in (out / "table.md").read_text()
+    assert "of it trained again" in (out / "table.md").read_text()  # the compute line counts it
+    assert json.loads((out / "compute.json").read_text())["sft_again_seconds"] == pytest.approx(second["seconds"])
