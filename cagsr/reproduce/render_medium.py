@@ -198,11 +198,12 @@ def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
     plan = PLANS[rep.scale]
     sft = "; ".join(_sft_summary(record) for record in rep.sft)
     compute = json.loads((out / "compute.json").read_text())
-    # A supervised model trained again (its weights were lost with a machine) is compute spent too.
+    sft_seconds = sum(s.get("seconds", 0.0) for s in rep.sft)
+    # A supervised model trained again (its weights were lost with a machine) ran inside the row-seed
+    # that needed it, so its time is already in the rows' seconds: named there, not added.
     again_seconds = sum(s.get("again", {}).get("seconds", 0.0) for s in rep.sft)
-    sft_seconds = sum(s.get("seconds", 0.0) for s in rep.sft) + again_seconds
     compute |= {"sft_seconds": sft_seconds, "sft_again_seconds": again_seconds}
-    again = f", of it trained again {again_seconds / 60:.1f}" if again_seconds else ""
+    again = f", of it supervised models trained again {again_seconds / 60:.1f}" if again_seconds else ""
     (out / "compute.json").write_text(json.dumps(compute, indent=1))
     text = [f"# Reproduction: {rep.table} table, scale {rep.scale}", "",
             "Held-out sets (items; none in SFT, reward-model or RL data, asserted by record id): "
@@ -222,8 +223,8 @@ def write_medium_outputs(rep: Reproduction, seconds: float) -> Path:
                "intervals over the dialogues that have such turns (their count in brackets).", "",
                render_positions(rep.by_position), ""] if rep.by_position else []),
             f"## Replies, held-out set `{next(iter(rep.sets), '')}`", "", render_replies(rep), "",
-            f"Compute: {(compute['row_seconds'] + sft_seconds) / 60:.1f} minutes (rows {compute['row_seconds'] / 60:.1f}, "
-            f"SFT {sft_seconds / 60:.1f}{again}) "
+            f"Compute: {(compute['row_seconds'] + sft_seconds) / 60:.1f} minutes (rows {compute['row_seconds'] / 60:.1f}"
+            f"{again}, SFT {sft_seconds / 60:.1f}) "
             f"on {compute['device']}; this invocation {seconds / 60:.1f} minutes.", "",
             "Exact configs: `configs/`; per-check stopping records: `rows/*/seed-*/stopping.jsonl`."]
     path = out / "table.md"

@@ -113,5 +113,5 @@ def _resumes_from_records_alone(cmd: list[str], out, paired: list[dict]) -> None
     assert losses[1] == pytest.approx(losses[0])  # a seed trains the same model again
     assert (row / "run" / "model").exists() and (row / "eval-easy.json").exists()
     assert "trained again from its seed" in (out / "table.md").read_text()
-    assert "of it trained again" in (out / "table.md").read_text()  # the compute line counts it
+    assert "of it supervised models trained again" in (out / "table.md").read_text()  # the compute line names it
     assert json.loads((out / "compute.json").read_text())["sft_again_seconds"] == pytest.approx(second["seconds"])
