@@ -31,6 +31,9 @@ from cagsr.scoring.passes import ScoredPart, rows_logprobs, score_rows
 from cagsr.scoring.rows import build_rows
 
 STAR = "../shared/data/star_dialogues.jsonl"
+# 30 float32 layers over differently shaped matmuls: a CI CPU put one of 231 log-probs 3.6e-5 apart,
+# far below what a wrong mask or position id does to them.
+SMOLLM2_TOLERANCE = {"atol": 2e-4, "rtol": 1e-4}
 CONTROLS = {
     "plain": AttentionConfig(),
     "window": AttentionConfig(window=24),
@@ -187,15 +190,16 @@ def test_smollm2_packed_equals_per_turn_rows(kind):
         packed = _score(loaded, rows, episodes, CONTROLS[control], "packed")
         turns = _score(loaded, rows, episodes, CONTROLS[control], "turns", budget=600)
         mask = rows.response_mask
-        torch.testing.assert_close(packed.logprobs[mask], turns.logprobs[mask], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(packed.logprobs[mask], turns.logprobs[mask], **SMOLLM2_TOLERANCE)
         for key, value in turns.components.items():
-            torch.testing.assert_close(packed.components[key], value, atol=1e-5, rtol=1e-5, msg=key)
+            torch.testing.assert_close(packed.components[key], value, msg=key, **SMOLLM2_TOLERANCE)
     exp_p, loss_p, grads_p = _minibatch_gradient(loaded, rows, episodes, "packed", 8192)
     exp_t, loss_t, grads_t = _minibatch_gradient(loaded, rows, episodes, "turns", 600)
-    torch.testing.assert_close(exp_p.advantages, exp_t.advantages, atol=1e-5, rtol=1e-5)
-    assert loss_p == pytest.approx(loss_t, abs=1e-5)
+    torch.testing.assert_close(exp_p.advantages, exp_t.advantages, **SMOLLM2_TOLERANCE)
+    assert loss_p == pytest.approx(loss_t, abs=SMOLLM2_TOLERANCE["atol"])
     for a, b in zip(grads_p, grads_t, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        # per tensor, not per element (one thread put a 0.008 entry 1.1e-5 apart); here at most 2.2e-5
+        assert float((a - b).norm()) <= 1e-3 * float(b.norm()) + 1e-8
 
 
 def test_the_layout_field_is_validated():
