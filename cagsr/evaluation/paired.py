@@ -136,23 +136,40 @@ class Comparison:
     """System a against system b on one metric, over the same held-out items and several seeds."""
 
     interval: Interval
-    """Paired bootstrap over items of the seed-averaged differences."""
+    """Paired bootstrap over items of the differences, averaged over the starting models both share."""
     seed_diffs: tuple[float, ...]
-    """Mean difference of each seed (seed s of a against seed s of b, or against b's seed mean)."""
+    """Mean difference of each seed of a that has a partner (seed s of b when both rows have the same
+    seeds, else b's seeds from the same starting model, averaged)."""
     spread: float
     """Standard deviation of seed_diffs (0 with one seed)."""
 
 
 def compare(a_seeds: Sequence[Mapping[str, float]], b_seeds: Sequence[Mapping[str, float]],
-            n_boot: int = 2000, seed: int = 0) -> Comparison:
-    """Compare two systems given per-seed item means ({item: value} per seed). Seeds pair up when
-    both sides have the same number of them (RL seed s started from supervised seed s)."""
-    a_avg, b_avg = seed_average(a_seeds), seed_average(b_seeds)
-    _, diffs = align(a_avg, b_avg)
+            n_boot: int = 2000, seed: int = 0, starts: int = 1) -> Comparison:
+    """Compare two systems given per-seed item means ({item: value} per seed). Seed s started from
+    model s mod `starts` (RL seed s from supervised model s): only the models both rows have are
+    compared, so a one-seed row is held against its own starting point, not against other models.
+
+    >>> a = [{"x": 1.0}]                                  # one seed, from model 0
+    >>> b = [{"x": 0.0}, {"x": 4.0}]                      # models 0 and 1
+    >>> compare(a, b, n_boot=10).seed_diffs, compare(a, b, n_boot=10, starts=2).seed_diffs
+    ((-1.0,), (1.0,))
+    """
+    shared = sorted({s % starts for s in range(len(a_seeds))} & {s % starts for s in range(len(b_seeds))})
+
+    def by_model(seeds: Sequence[Mapping[str, float]]) -> dict[int, dict[str, float]]:
+        return {m: seed_average([v for s, v in enumerate(seeds) if s % starts == m]) for m in shared}
+
+    a_models, b_models = by_model(a_seeds), by_model(b_seeds)
+    per_model = [align(a_models[m], b_models[m])[1] for m in shared]
+    diffs = np.mean(per_model, axis=0) if per_model else np.array([])
     seed_diffs = []
     for s, a in enumerate(a_seeds):
-        b = b_seeds[s] if len(a_seeds) == len(b_seeds) else b_avg
-        _, d = align({i: a[i] for i in a_avg}, {i: b[i] for i in a_avg})
+        if s % starts not in b_models:
+            continue
+        b = b_seeds[s] if len(a_seeds) == len(b_seeds) else b_models[s % starts]
+        items = a_models[s % starts]
+        _, d = align({i: a[i] for i in items}, {i: b[i] for i in items})
         seed_diffs.append(float(d.mean()) if d.size else math.nan)
     return Comparison(paired_bootstrap(diffs, n_boot, seed=seed), tuple(seed_diffs), seed_spread(seed_diffs))
 

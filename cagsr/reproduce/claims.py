@@ -113,14 +113,15 @@ def position_claims(table: str, main_set: str, present: set[str]) -> list[Claim]
 
 
 def judge(claims: list[Claim], items: dict[tuple[str, str, str], list[dict[str, float]]],
-          n_boot: int) -> list[dict]:
-    """One result per claim with data: the interval, per-seed differences, spread and verdict."""
+          n_boot: int, starts: int = 1) -> list[dict]:
+    """One result per claim with data: the interval, per-seed differences, spread and verdict. Seed s
+    of every row started from supervised model s mod `starts`; rows are compared on the models both have."""
     results = []
     for i, c in enumerate(claims):
         a, b = items.get((c.a, c.set, c.metric)), items.get((c.b, c.set, c.metric))
         if not a or not b:
             continue
-        comp = compare(a, b, n_boot=n_boot, seed=i)
+        comp = compare(a, b, n_boot=n_boot, seed=i, starts=starts)
         iv = comp.interval
         inside = None if c.paper is None or iv.n == 0 else bool(iv.low <= c.paper <= iv.high)
         results.append({"a": c.a, "b": c.b, "metric": c.metric, "set": c.set, "kind": c.kind,

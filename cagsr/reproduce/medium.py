@@ -212,10 +212,10 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
             longest = max(longest, time.perf_counter() - start)
     for name in {r.name for r in rows} - set(rep.results) - set(rep.unavailable):
         rep.unavailable[name] = "time budget; a rerun continues"
-    rep.paired = judge(claims_for(table, list(ctx["sets"]), set(rep.results)), items, plan.n_boot)
+    rep.paired = judge(claims_for(table, list(ctx["sets"]), set(rep.results)), items, plan.n_boot, plan.sft_seeds)
     if table == "dialogue":
         main = next(iter(ctx["sets"]))
-        rep.by_position = judge(position_claims(table, main, set(rep.results)), items, plan.n_boot)
+        rep.by_position = judge(position_claims(table, main, set(rep.results)), items, plan.n_boot, plan.sft_seeds)
     return rep
 
 

@@ -92,6 +92,23 @@ def test_compare_pairs_seeds_and_averages_items():
     assert single.seed_diffs == (0.0, 1.0) and single.spread == pytest.approx(math.sqrt(0.5))
 
 
+def test_a_row_with_fewer_seeds_is_held_against_its_own_starting_models():
+    # three supervised models; RL seed s started from model s; the ablation ran seed 0 only
+    no_rl = [{"x": 0.0, "y": 0.0}, {"x": 1.0, "y": 1.0}, {"x": 2.0, "y": 2.0}]
+    ablation = [{"x": 0.5, "y": 0.25}]
+    result = compare(ablation, no_rl, n_boot=1000, starts=3)
+    assert result.seed_diffs == (0.375,)
+    assert result.interval.n == 2 and result.interval.mean == pytest.approx(0.375)
+    assert compare(ablation, no_rl, n_boot=1000).seed_diffs == (-0.625,)  # one shared start: b's mean
+    core = [{"x": 1.0, "y": 1.0}, {"x": 3.0, "y": 1.0}, {"x": 2.0, "y": 3.0}]
+    full = compare(core, no_rl, n_boot=1000, starts=3)
+    assert full.seed_diffs == (1.0, 1.0, 0.5)
+    assert full.interval.mean == pytest.approx((1.0 + 1.0 + 0.5) / 3)  # seed pairs, as with one start
+    one_start = compare(core, no_rl, n_boot=1000).interval
+    assert (one_start.mean, one_start.low, one_start.high) == pytest.approx((full.interval.mean, full.interval.low,
+                                                                           full.interval.high))
+
+
 def test_float_noise_is_not_a_difference():
     noise = Interval(2e-7, 1e-7, 3e-7, 5)
     assert verdict(noise) == NOT_SHOWN and verdict(noise, atol=0.0) == HOLDS
