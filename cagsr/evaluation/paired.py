@@ -155,7 +155,7 @@ def compare(a_seeds: Sequence[Mapping[str, float]], b_seeds: Sequence[Mapping[st
     >>> compare(a, b, n_boot=10).seed_diffs, compare(a, b, n_boot=10, starts=2).seed_diffs
     ((-1.0,), (1.0,))
     """
-    shared = sorted({s % starts for s in range(len(a_seeds))} & {s % starts for s in range(len(b_seeds))})
+    shared = range(min(len(a_seeds), len(b_seeds), starts))  # seeds 0..n-1 start from models 0..min(n, starts)-1
 
     def by_model(seeds: Sequence[Mapping[str, float]]) -> dict[int, dict[str, float]]:
         return {m: seed_average([v for s, v in enumerate(seeds) if s % starts == m]) for m in shared}
