@@ -10,7 +10,9 @@ top-p 0.95, KL coefficient 0.05, lr 1e-5, one epoch over the whole batch as one 
 - cagsr `train` (dialogue-star preset, 1 turn, 8 episodes), value head and separate critic, timed by
   `Trainer.iteration()`'s own phases;
 - TRL 1.12.0 `trl.experimental.ppo` (the last release that ships it) with separate value and reward models;
-- TRL 1.16.0 GRPO (4 prompts x 2 generations, beta 0.05), a cheap length reward.
+- TRL 1.16.0 GRPO (4 prompts x 2 generations, beta 0.05), a cheap length reward;
+- cagsr `train` with the grpo estimator, the same 4 prompts x 2 episodes (rollout.group_size 2), no critic,
+  and TRL's length reward (benchmarks/trl_peer_reward.py): the like-for-like GRPO pair.
 
 Each TRL release lives in a virtualenv of its own (.venv-trl-ppo, .venv-trl-grpo), built here on first use
 (torch pinned first: an unpinned torch pulls a multi-GB CUDA build), and runs in a worker process
@@ -141,19 +143,27 @@ class CagsrStep:
 
         self.name = f"cagsr `train` ({'value head' if critic == 'head' else 'separate critic'}), 1 turn, " \
                     f"{args.prompts} episodes"  # fmt: skip
+        estimator = {"ppo.critic": critic}
+        if critic == "grpo":  # TRL GRPO's work: prompts / 2 records x 2 episodes, its length reward, no critic
+            self.name = f"cagsr `train` GRPO ({args.prompts // 2} prompts x 2 episodes, no critic), 1 turn"
+            estimator = {"ppo.advantage": "grpo", "ppo.critic": "none", "rollout.group_size": 2,
+                         "reward.kind": str(Path(__file__).with_name("trl_peer_reward.py")) + ":length_chars"}
         overrides = {"run.output_dir": out, "run.progress": False, "run.seed": args.seed,
                      "run.threads": args.threads, "data.path": str(STAR), "rollout.episodes": args.prompts,
                      "rollout.turns": 1, "rollout.sampling.max_new_tokens": args.new_tokens,
                      "rollout.sampling.temperature": 0.8, "rollout.sampling.top_k": 50,
                      "rollout.sampling.top_p": 0.95, "ppo.iterations": args.steps, "ppo.epochs": 1,
                      "ppo.minibatch_episodes": args.prompts, "ppo.lr": 1e-5, "ppo.kl_coef": 0.05,
-                     "ppo.critic": critic, "ppo.target_kl": None}  # fmt: skip
+                     "ppo.target_kl": None, **estimator}  # fmt: skip
         self.trainer = Trainer(load_job(TrainJob, "dialogue-star", overrides))
+        self.skip_records = args.prompts - args.prompts // 2 if critic == "grpo" else 0
 
     def step(self) -> dict:
         start = time.perf_counter()
         metrics = self.trainer.iteration()
         total = time.perf_counter() - start
+        if self.skip_records:  # TRL GRPO's step s reads the first half of the s-th batch of prompts: so do we
+            self.trainer.state.position += self.skip_records
         phases = {k.removeprefix("time/"): float(v) for k, v in metrics.items() if k.startswith("time/")}
         return {"total": total, "phases": phases, "tokens": metrics.get("policy/response_len")}
 
@@ -233,7 +243,7 @@ def summarise(steps: list[dict], skip: int) -> dict:
 
 def render(rows: dict[str, dict], info: dict[str, str], work: str, steps_note: str) -> str:
     """The table: every row's median step, its phases, and its ratio to each cagsr row that ran."""
-    bases = {("head" if "value head" in n else "critic"): r["total"]
+    bases = {("grpo" if "GRPO" in n else "head" if "value head" in n else "critic"): r["total"]
              for n, r in rows.items() if n.startswith("cagsr")}  # fmt: skip
     lines = ["## TRL as a peer: one RL step on the same single-turn work", "", f"Work: {work}.", "",
              steps_note, "",
@@ -259,8 +269,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps-per-round", type=int, default=2, help="consecutive steps of a system per round")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every system")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--systems", nargs="+", default=["head", "separate", "ppo", "grpo"],
-                        choices=["head", "separate", "ppo", "grpo"], help="rows to run (cagsr critics, TRL)")
+    parser.add_argument("--systems", nargs="+", default=["head", "separate", "cagsr-grpo", "ppo", "grpo"],
+                        choices=["head", "separate", "cagsr-grpo", "ppo", "grpo"],
+                        help="rows to run (cagsr: value head, separate critic, GRPO; TRL: ppo, grpo)")
     parser.add_argument("--setup-only", action="store_true", help="build the TRL venvs and stop")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 prompts, 8 new tokens, 1 round")
     parser.add_argument("--output", type=Path, help="also write the Markdown table here")
@@ -283,7 +294,7 @@ def build_systems(args, stack: ExitStack, tmp: Path, venvs: dict) -> list:
     systems = []
     for kind in (k for k in args.systems if k not in VENVS):
         out = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"trl-peer-cagsr-{kind}-"))
-        systems.append(CagsrStep(kind, args, out))
+        systems.append(CagsrStep(kind.removeprefix("cagsr-"), args, out))
         stack.callback(systems[-1].close)
     n = args.prompts * args.steps
     texts = cagsr_prompts(systems[0].trainer, n) if systems else star_prompts(n)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-SECTIONS = ("single", "dialogue", "cot", "t5", "ppo", "packing")
+SECTIONS = ("single", "dialogue", "cot", "t5", "ppo", "packing", "estimators")
 ENGINES = ("baseline", "hf", "lean", "vllm")
 
 
@@ -40,7 +40,9 @@ class BenchConfig:
     """Engines to measure: baseline (HF generate, eager + output_attentions), hf, lean, vllm (skipped when not importable)."""
     sections: list[str] = field(default_factory=lambda: list(SECTIONS))
     """Sections: single, dialogue, cot, t5, ppo (one PPO iteration of the 'dialogue' preset, by phase), packing
-    (per-turn rows vs packed dialogues: the ppo_preset iteration by phase, and dialogues of 1, 2, 4, 8 turns)."""
+    (per-turn rows vs packed dialogues: the ppo_preset iteration by phase, and dialogues of 1, 2, 4, 8 turns),
+    estimators (one iteration of the dialogue preset with PPO + value head against dialogue-grpo without a critic,
+    at the same sampled tokens, by phase)."""
     ppo_preset: str = "dialogue"
     """Training preset whose PPO iteration the 'ppo' section times."""
     quick: bool = False
@@ -80,6 +82,6 @@ class BenchConfig:
         if not self.quick:
             return self
         model = "tiny-llama" if self.model == "smollm2-135m" else self.model
-        sections = [s for s in self.sections if s not in ("ppo", "packing")]
+        sections = [s for s in self.sections if s not in ("ppo", "packing", "estimators")]
         return replace(self, model=model, batch=2, prompt_tokens=32, new_tokens=8, turns=2, user_tokens=8,
                        cot_steps=2, step_tokens=8, repeats=1, sections=sections, quick=False)  # fmt: skip

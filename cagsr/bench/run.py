@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from cagsr.bench.config import BenchConfig
+from cagsr.bench.estimators import estimators_report
 from cagsr.bench.machine import describe_machine, measure_machine, model_cost
 from cagsr.bench.packing import packing_report
 from cagsr.bench.sections import growing, ppo_phases, single_turn
@@ -87,6 +88,8 @@ def run(config: BenchConfig) -> str:
     rows, notes, ppo, report, packing = [], [], [], "", ""
     if "packing" in cfg.sections:
         packing = "\n" + packing_report(cfg.ppo_preset, machine, cfg.repeats, cfg.seed)
+    if "estimators" in cfg.sections:  # a report of its own, like packing's
+        packing += "\n" + estimators_report(machine, min(cfg.repeats, 3), cfg.seed)
     for section_rows, section_notes, section_ppo in _sections(cfg, machine):
         rows, notes, ppo = rows + section_rows, notes + section_notes, ppo + section_ppo
         info = describe_machine()

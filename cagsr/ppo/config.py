@@ -11,6 +11,7 @@ from cagsr.config import check_range
 from cagsr.data.config import DataConfig
 from cagsr.errors import ConfigError
 from cagsr.models.config import ModelConfig
+from cagsr.ppo.estimators import estimator
 from cagsr.reward.config import RewardConfig
 from cagsr.rollout.config import RolloutConfig
 from cagsr.scoring.config import ScoringConfig
@@ -29,17 +30,23 @@ class PPOConfig:
     lr: float = 1e-5
     """Policy learning rate (AdamW)."""
     critic_lr: float = 5e-5
-    """Critic learning rate."""
-    critic: Literal["separate", "head"] = "separate"
-    """separate: a value model of its own (the paper's); head: a value head on the policy."""
-    advantage: Literal["return", "gae"] = "return"
-    """Per-turn advantage: G_t - V(H_t), or GAE over turns."""
+    """Critic learning rate (no critic with ppo.critic none)."""
+    advantage: Literal["return", "gae", "grpo", "dr_grpo", "rloo", "reinforce_pp"] = "return"
+    """Per-turn advantage estimator (cagsr.ppo.estimators). With a critic: return (G_t - V(H_t), the paper's) or
+    gae (GAE over turns). Critic-free, over groups of rollout.group_size episodes of one record at each turn
+    index: grpo ((G_t - group mean) / group std), dr_grpo (G_t - group mean; token sums over a constant), rloo
+    (G_t - mean of the group's other episodes); and reinforce_pp (G_t - batch mean, whitened; no groups)."""
+    critic: Literal["auto", "separate", "head", "none"] = "auto"
+    """separate: a value model of its own (the paper's); head: a value head on the policy; none: no critic (no
+    value pass, no value loss), which the critic-free estimators need. auto: separate for return and gae, none
+    for the others."""
     gamma: float = 1.0
     """Discount between turns for GAE (the method uses 1.0)."""
     lam: float = 0.95
     """GAE lambda."""
-    whiten_advantages: bool = True
-    """Normalise advantages over the batch's turns (mean 0, std 1)."""
+    whiten_advantages: bool | None = None
+    """Normalise advantages over the batch's turns (mean 0, std 1). Unset: the estimator's own choice (return and
+    gae whiten; grpo, dr_grpo and rloo keep their group scale; reinforce_pp whitens by definition)."""
     clip_eps: float = 0.2
     """PPO ratio clipping epsilon."""
     value_clip: float | None = 0.2
@@ -99,6 +106,26 @@ class PPOConfig:
         check_range("eval_episodes", self.eval_episodes, low=1)
         check_range("sample_episodes", self.sample_episodes, low=0)
         check_range("max_bad_batches", self.max_bad_batches, low=0)
+        resolve_critic(self.advantage, self.critic)  # refuses a critic the estimator cannot use, at load time
+
+    @property
+    def critic_kind(self) -> str:
+        """The critic this run trains: separate, head or none (auto resolved for the estimator)."""
+        return resolve_critic(self.advantage, self.critic)
+
+
+def resolve_critic(advantage: str, critic: str) -> str:
+    """The critic an estimator runs with: auto resolved, and a critic the estimator cannot use refused (a setting
+    that did nothing would read as if it mattered)."""
+    uses_critic = estimator(advantage).uses_critic
+    if critic == "auto":
+        return "separate" if uses_critic else "none"
+    if uses_critic and critic == "none":
+        raise ConfigError(f"ppo.critic: the {advantage} estimator needs a critic (separate or head); "
+                          "critic-free estimators: grpo, dr_grpo, rloo, reinforce_pp")
+    if not uses_critic and critic != "none":
+        raise ConfigError(f"ppo.critic: the {advantage} estimator uses no critic; set ppo.critic none (or auto)")
+    return critic
 
 
 @dataclass
@@ -123,6 +150,9 @@ class TrainJob:
     """Output, seed and logging."""
 
     def __post_init__(self) -> None:
+        if estimator(self.ppo.advantage).groups and self.rollout.group_size < 2:
+            raise ConfigError(f"rollout.group_size: the {self.ppo.advantage} estimator compares the episodes of a "
+                              "group, so it needs groups of at least 2 (e.g. --rollout.group_size 4)")
         # Attention entropy over N history tokens is at most log N, so a floor above that clamps every turn.
         ceiling = math.log(self.rollout.max_context)
         if self.reward.tau0 > ceiling:

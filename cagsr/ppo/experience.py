@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from cagsr.ppo import estimators as PE
 from cagsr.ppo import functional as PF
 from cagsr.ppo.config import PPOConfig
 from cagsr.reward import functional as RF
@@ -34,7 +35,7 @@ class Experience:
     ref_logprobs: Tensor
     """[R, S] log-probs under the frozen reference."""
     old_values: Tensor
-    """[R, S] critic values (read at turn starts)."""
+    """[R, S] critic values (read at turn starts); zeros without a critic."""
     token_advantages: Tensor
     """[R, S] each token's turn advantage."""
     token_returns: Tensor
@@ -50,6 +51,13 @@ class Experience:
     """[E, T] whitened advantages."""
     components: dict[str, Tensor] = field(default_factory=dict)
     """[E, T] reward components (coverage, focus, ...)."""
+    # [E]: per episode
+    groups: Tensor
+    """[E] group id of each episode: the episodes rolled out from one record (rollout.group_size)."""
+    # scalars
+    episode_token_budget: float | None = None
+    """Most response tokens an episode may generate, set when the estimator divides the token loss by a constant
+    (Dr. GRPO) instead of the tokens sampled; None: the minibatch's token mean."""
 
 
 def final_turn_mask(episodes: list[Episode], n_turns: int) -> Tensor:
@@ -60,17 +68,31 @@ def final_turn_mask(episodes: list[Episode], n_turns: int) -> Tensor:
     return mask
 
 
+def _token_budget(spec: PE.Estimator, budget: int | None) -> float | None:
+    if not spec.constant_token_norm:
+        return None
+    if not budget:
+        raise ValueError("this estimator divides the token loss by a constant: pass episode_token_budget")
+    return float(budget)
+
+
 def assemble(*, rows: RowBatch, episodes: list[Episode], scored: ScoredPart, ppo: PPOConfig,
-             final_weight: float) -> Experience:
-    """Turn rewards -> weighted returns and advantages [E, T] -> every token's turn advantage [R, S]."""
+             final_weight: float, group_size: int = 1, episode_token_budget: int | None = None) -> Experience:
+    """Turn rewards -> weighted returns and advantages [E, T] -> every token's turn advantage [R, S].
+
+    Episodes arrive in groups of `group_size` consecutive episodes of one record (the rollout's order);
+    `episode_token_budget` is what Dr. GRPO's token loss is divided by per episode."""
     turn_mask = scored.components["turn_mask"]
     n_episodes, n_turns = turn_mask.shape
-    v_turn = turn_values(scored.values, rows, n_episodes, n_turns)
+    spec = PE.estimator(ppo.advantage)
+    v_turn = turn_values(scored.values, rows, n_episodes, n_turns) if spec.uses_critic else None
     weights = RF.turn_weights(turn_mask, final_turn_mask(episodes, n_turns), final_weight)
-    advantages, returns = PF.compute_advantages(
-        ppo.advantage, scored.rewards, v_turn, turn_mask, weights, gamma=ppo.gamma, lam=ppo.lam
+    groups = torch.arange(n_episodes) // group_size
+    advantages, returns = PE.compute_advantages(
+        ppo.advantage, scored.rewards, v_turn, turn_mask, weights, groups=groups, gamma=ppo.gamma, lam=ppo.lam
     )
-    if ppo.whiten_advantages and int(turn_mask.sum()) > 1:
+    whiten = spec.whiten if ppo.whiten_advantages is None else ppo.whiten_advantages
+    if whiten and int(turn_mask.sum()) > 1:
         advantages = PF.masked_whiten(advantages, turn_mask)
     advantages = advantages * turn_mask
     return Experience(
@@ -85,4 +107,6 @@ def assemble(*, rows: RowBatch, episodes: list[Episode], scored: ScoredPart, ppo
         returns=returns,
         advantages=advantages,
         components=scored.components,
+        groups=groups,
+        episode_token_budget=_token_budget(spec, episode_token_budget),
     )

@@ -5,23 +5,21 @@ B batch, T turns, S response tokens (S_total: all tokens of an episode's sequenc
 Masks may be bool or 0/1 float; masked entries may hold any value (NaN included)
 and are selected away with `torch.where`, never multiplied by zero.
 
-Credit assignment is per turn: a turn earns one reward R_t, the return or GAE runs
-over turns (the step is a turn, not a token), and `broadcast_turn_to_tokens` hands
-every token of y_t its turn's advantage. TRL, OpenRLHF and verl assign rewards per
-token or per sequence, not per turn, which is why this module exists.
+Credit assignment is per turn: a turn earns one reward R_t, the estimators of
+`cagsr.ppo.estimators` run over turns (the step is a turn, not a token), and
+`broadcast_turn_to_tokens` hands every token of y_t its turn's advantage. TRL,
+OpenRLHF and verl assign rewards per token or per sequence, not per turn, which is
+why this module exists.
 
 Style follows cleanrl: small functions, one formula each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import Tensor
-
-from cagsr.reward.functional import turn_returns
 
 _EPS = 1e-8
 
@@ -59,103 +57,6 @@ def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
     if not shift_mean:
         whitened = whitened + mean
     return torch.where(_as_bool(mask).expand_as(x), whitened, torch.zeros_like(x))
-
-
-def turn_advantages(returns: Tensor, values: Tensor, turn_mask: Tensor) -> Tensor:
-    """The "return" estimator: A_t = G_t - V(H_t); 0 on padded turns.
-
-    returns, values, turn_mask: [B,T]. Returns [B,T].
-    """
-    adv = returns - values
-    return torch.where(_as_bool(turn_mask), adv, torch.zeros_like(adv))
-
-
-def gae_over_turns(
-    rewards: Tensor, values: Tensor, turn_mask: Tensor, gamma: float, lam: float
-) -> tuple[Tensor, Tensor]:
-    """Generalised advantage estimation where one step is one turn.
-
-    delta_t = R_t + gamma * V_{next} - V_t, A_t = delta_t + gamma * lam * A_{next},
-    where "next" is the next *valid* turn of the row and V after the last valid turn
-    is 0 (the episode ends). Padded turns are skipped, so rows may hold different
-    numbers of turns (padding on either side, or holes). gamma = lam = 1 reproduces
-    the undiscounted Monte-Carlo return.
-
-    rewards, values, turn_mask: [B,T]. Returns (advantages [B,T], returns [B,T]),
-    both 0 on padded turns; returns = advantages + values.
-    """
-    valid = _as_bool(turn_mask)
-    rewards = torch.where(valid, rewards, torch.zeros_like(rewards))
-    values = torch.where(valid, values, torch.zeros_like(values))
-    next_value = torch.zeros_like(rewards[:, 0])  # [B]
-    next_adv = torch.zeros_like(rewards[:, 0])  # [B]
-    advantages = torch.zeros_like(rewards)
-    # T is a handful of turns: a backward loop over turns is clearer than a scan.
-    for t in reversed(range(rewards.shape[1])):
-        delta = rewards[:, t] + gamma * next_value - values[:, t]
-        adv_t = delta + gamma * lam * next_adv
-        # A padded turn carries the running value/advantage through unchanged.
-        next_adv = torch.where(valid[:, t], adv_t, next_adv)
-        next_value = torch.where(valid[:, t], values[:, t], next_value)
-        advantages[:, t] = torch.where(valid[:, t], adv_t, torch.zeros_like(adv_t))
-    returns = torch.where(valid, advantages + values, torch.zeros_like(values))
-    return advantages, returns
-
-
-def _weighted_rewards(rewards: Tensor, weights: Tensor | None, turn_mask: Tensor) -> Tensor:
-    valid = _as_bool(turn_mask)
-    weighted = rewards if weights is None else weights * rewards
-    return torch.where(valid, weighted, torch.zeros_like(rewards))
-
-
-def _return_estimator(
-    rewards: Tensor, values: Tensor, turn_mask: Tensor, *, gamma: float, lam: float
-) -> tuple[Tensor, Tensor]:
-    # The spec's return is undiscounted, so gamma and lam do not apply here.
-    del gamma, lam
-    returns = turn_returns(rewards, torch.ones_like(rewards), turn_mask)  # rewards arrive weighted
-    return turn_advantages(returns, values, turn_mask), returns
-
-
-def _gae_estimator(
-    rewards: Tensor, values: Tensor, turn_mask: Tensor, *, gamma: float, lam: float
-) -> tuple[Tensor, Tensor]:
-    return gae_over_turns(rewards, values, turn_mask, gamma, lam)
-
-
-AdvantageEstimator = Callable[..., tuple[Tensor, Tensor]]
-
-# verl-style registry: `ppo.advantage` names an entry. Each estimator takes
-# (weighted rewards [B,T], values [B,T], turn_mask [B,T], *, gamma, lam) and returns
-# (advantages [B,T], returns [B,T]).
-ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {
-    "return": _return_estimator,
-    "gae": _gae_estimator,
-}
-
-
-def compute_advantages(
-    name: str,
-    rewards: Tensor,
-    values: Tensor,
-    turn_mask: Tensor,
-    weights: Tensor | None = None,
-    gamma: float = 1.0,
-    lam: float = 1.0,
-) -> tuple[Tensor, Tensor]:
-    """Per-turn advantages and returns with the estimator registered under `name`.
-
-    The turn weights lambda_u (method.md section 4) scale each turn's reward before
-    the estimator runs, so "return" gives A = G - V with G = sum_{u>=t} lambda_u R_u,
-    and "gae" with gamma = lam = 1 gives the same numbers.
-
-    rewards, values, turn_mask, weights: [B,T]. Returns (advantages, returns) [B,T].
-    """
-    if name not in ADVANTAGE_ESTIMATORS:
-        known = ", ".join(sorted(ADVANTAGE_ESTIMATORS))
-        raise ValueError(f"unknown advantage estimator {name!r}; known: {known}")
-    weighted = _weighted_rewards(rewards, weights, turn_mask)
-    return ADVANTAGE_ESTIMATORS[name](weighted, values, turn_mask, gamma=gamma, lam=lam)
 
 
 def broadcast_turn_to_tokens(turn_values: Tensor, token_turn: Tensor) -> Tensor:

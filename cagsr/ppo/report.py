@@ -6,6 +6,7 @@ from torch import Tensor
 
 from cagsr.evaluation.quality import distinct_n
 from cagsr.ppo import functional as PF
+from cagsr.ppo.estimators import solo_turn_share
 from cagsr.ppo.experience import Experience
 from cagsr.reward.attention_reward import COMPONENTS
 from cagsr.rollout.episode import Episode
@@ -23,13 +24,14 @@ def reward_metrics(components: dict[str, Tensor], prefix: str = "reward") -> dic
     return {f"{prefix}/{k}": masked_turn_mean(components[k], mask) for k in COMPONENTS}
 
 
-def experience_metrics(exp: Experience, episodes: list[Episode]) -> dict[str, float]:
+def experience_metrics(exp: Experience, episodes: list[Episode], critic: bool = True) -> dict[str, float]:
+    """Metrics of one batch; `critic` False leaves out the value diagnostics (a critic-free estimator).
+    batch/solo_turns is the share of turns whose group had no other member at that turn (advantage 0)."""
     mask = exp.turn_mask.float()
     response = exp.rows.response_mask.float()
     kl_ref = float(((exp.old_logprobs - exp.ref_logprobs) * response).sum() / response.sum().clamp_min(1))
     texts = [t for ep in episodes for t in ep.turn_texts]
-    v_turn = turn_values(exp.old_values, exp.rows, *exp.turn_mask.shape)
-    return {
+    out = {
         **reward_metrics(exp.components),
         "reward/turn_reward": masked_turn_mean(exp.rewards, mask),
         "reward/return": masked_turn_mean(exp.returns, mask),
@@ -37,9 +39,15 @@ def experience_metrics(exp: Experience, episodes: list[Episode]) -> dict[str, fl
         "policy/kl_ref": kl_ref,
         "policy/response_len": float(response.sum() / max(1, exp.rows.num_rows)),
         "policy/distinct2": distinct_n(texts),
-        "value/mean": masked_turn_mean(v_turn, mask),
-        "value/explained_variance": float(PF.explained_variance(v_turn, exp.returns, exp.turn_mask)),
+        "policy/advantage_abs": masked_turn_mean(exp.advantages.abs(), mask),
+        "batch/groups": float(exp.groups.unique().numel()),
+        "batch/solo_turns": float(solo_turn_share(exp.turn_mask, exp.groups)),
     }
+    if critic:
+        v_turn = turn_values(exp.old_values, exp.rows, *exp.turn_mask.shape)
+        out["value/mean"] = masked_turn_mean(v_turn, mask)
+        out["value/explained_variance"] = float(PF.explained_variance(v_turn, exp.returns, exp.turn_mask))
+    return out
 
 
 def sample_records(iteration: int, episodes: list[Episode], components: dict[str, Tensor], limit: int

@@ -32,17 +32,17 @@ class Models:
     """The policy being trained (PEFT-wrapped with LoRA)."""
     reference: torch.nn.Module | None
     """Frozen copy of the starting policy; None with LoRA (the base model with the adapter off)."""
-    critic: torch.nn.Module
-    """The critic that scores rollouts (whole; the learner's own with FSDP is a sharded copy)."""
+    critic: torch.nn.Module | None
+    """The critic that scores rollouts (whole; the learner's own with FSDP is a sharded copy); None with
+    ppo.critic none (the critic-free estimators)."""
     learner: Learner
     """Policy, critic and their optimizer/scheduler."""
 
     def whole_parameters(self):
         """Trainable weights of the whole copies: identical on every rank, checked before a save."""
         yield from (p for p in self.policy.model.parameters() if p.requires_grad)
-        yield from self.critic.parameters()
-
-
+        if self.critic is not None:
+            yield from self.critic.parameters()
 
 
 def lr_factor(cfg: PPOConfig):
@@ -84,21 +84,23 @@ def build_models(job: TrainJob, ctx: DistContext = SINGLE) -> Models:
     else:
         reference = copy.deepcopy(policy.model).eval().requires_grad_(False)
     base = unwrap_peft(policy.model)
-    critic = make_critic(cfg.critic, base, policy.device)
+    kind = cfg.critic_kind
+    critic = None if kind == "none" else make_critic(kind, base, policy.device)
     for module in (policy.model, critic, reference):
         if module is not None:
             broadcast_module(ctx, module)
     train_policy, train_critic = policy.model, critic
     if plan:
         train_policy = sharded_copy(policy.model, plan, ctx)
-        train_critic = critic if cfg.critic == "head" else sharded_copy(critic, plan, ctx)
-    groups = [{"params": [p for p in train_policy.parameters() if p.requires_grad], "lr": cfg.lr},
-              {"params": list(train_critic.parameters()), "lr": cfg.critic_lr}]
+        train_critic = critic if kind in ("head", "none") else sharded_copy(critic, plan, ctx)
+    groups = [{"params": [p for p in train_policy.parameters() if p.requires_grad], "lr": cfg.lr}]
+    if train_critic is not None:
+        groups.append({"params": list(train_critic.parameters()), "lr": cfg.critic_lr})
     # Not fused=True, although its step is faster (0.04 vs 0.19 s for SmolLM2 on 2 CPU cores): the fused kernel
     # does not bump the weights' version counters, which is how oneDNN-packed copies notice a step.
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
-    learner = Learner(policy=train_policy, critic=train_critic, critic_is_head=cfg.critic == "head",
+    learner = Learner(policy=train_policy, critic=train_critic, critic_is_head=kind == "head",
                       optimizer=optimizer, scheduler=scheduler, encoder_decoder=policy.is_encoder_decoder,
                       sharded=plan is not None)
     return Models(policy, reference, critic, learner)

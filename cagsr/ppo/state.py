@@ -103,7 +103,9 @@ def checkpoint_bytes(models) -> int:
 
     moments = [v for s in learner.optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
     return (
-        size(policy) + size(models.critic.parameters()) + (size(moments) if moments else 2 * size(trainable))
+        size(policy)
+        + (0 if models.critic is None else size(models.critic.parameters()))
+        + (size(moments) if moments else 2 * size(trainable))
     )
 
 
@@ -157,7 +159,7 @@ def save_state(trainer) -> Path:
         models.policy.model.save_pretrained(folder / "policy")
         torch.save(
             {
-                "critic": models.critic.state_dict(),
+                "critic": None if models.critic is None else models.critic.state_dict(),
                 "optimizer": optimizer,
                 "scheduler": models.learner.scheduler.state_dict(),
                 "rng": rngs,
@@ -238,7 +240,8 @@ def load_state(trainer, run_dir: Path) -> Path:
     models = trainer.models
     _load_policy_weights(models.policy.model, folder / "policy")
     blob = torch.load(folder / "trainer.pt", weights_only=False)
-    models.critic.load_state_dict(blob["critic"])
+    if models.critic is not None:
+        models.critic.load_state_dict(blob["critic"])
     load_learner_state(models, blob["optimizer"])
     models.learner.scheduler.load_state_dict(blob["scheduler"])
     trainer.generator.set_state(blob["generator"])

@@ -152,7 +152,9 @@ class Trainer:
     def rollout_batch(self) -> tuple[list, int, int]:
         """The global batch's episodes on every rank, and [lo, hi) of those this rank generated."""
         job, ctx = self.job, self.dist
-        records = self.state.next_records(self.train_records, job.rollout.episodes)
+        size = job.rollout.group_size  # each record rolled out `size` times, its group side by side
+        records = [r for r in self.state.next_records(self.train_records, job.rollout.episodes // size)
+                   for _ in range(size)]
         lo, hi = shard_bounds(len(records), ctx.rank, ctx.world)
         with self.truncation_notice():
             mine = rollout(
@@ -173,15 +175,19 @@ class Trainer:
         n_turns = max(ep.num_turns for ep in episodes)
         layouts = {phase: LayoutStats() for phase in ("score", "reference", "critic")}
         head = models.critic if models.learner.critic_is_head else None
+        critic_free = models.critic is None
         with self.timed("score", metrics):
             policy = score_rows(models.policy.model, mine, n_episodes=len(episodes), n_turns=n_turns,
                                 attention=job.attention, reward=job.reward, scoring=job.scoring, value_head=head,
                                 stats=layouts["score"])
         with self.timed("reference", metrics), self.reference_mode() as reference:
             ref_logprobs = rows_logprobs(reference, mine, job.scoring, layouts["reference"])
-        with self.timed("critic", metrics):
-            values = policy.values if head is not None else rows_values(models.critic, mine, job.scoring,
-                                                                        layouts["critic"])
+        if critic_free:  # the estimator needs no values: no critic pass
+            values = torch.zeros_like(policy.logprobs)
+        else:
+            with self.timed("critic", metrics):
+                values = policy.values if head is not None else rows_values(models.critic, mine, job.scoring,
+                                                                            layouts["critic"])
         comps = policy.components
         rewards = torch.zeros(len(episodes), n_turns)
         rewards[lo:hi], parts = self.turn_reward(episodes[lo:hi], comps["reward"][lo:hi], job)
@@ -204,7 +210,8 @@ class Trainer:
             rows = build_rows(episodes, self.models.policy, self.salience)  # whole batch: 1-process padding
         scored = self.score(rows, episodes, lo, hi, metrics)
         with self.timed("advantages", metrics):
-            exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=job.ppo, final_weight=self.final_weight)
+            exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=job.ppo, final_weight=self.final_weight,
+                           group_size=job.rollout.group_size, episode_token_budget=self.episode_token_budget)
         return exp, episodes
 
     def iteration(self) -> dict:
@@ -224,13 +231,19 @@ class Trainer:
         ):
             return metrics
         with self.timed("report", metrics):
-            metrics |= stats | experience_metrics(exp, episodes)
+            metrics |= stats | experience_metrics(exp, episodes, critic=self.models.critic is not None)
             for key in [k for k in exp.components if k.startswith("part/")]:
                 metrics[f"reward/{key[5:]}"] = masked_turn_mean(exp.components[key], exp.turn_mask.float())
             if self.dist.is_main:
                 with run_folder_write(self.run_dir, "samples"):
                     self.write_samples(episodes, exp.components)
         return metrics
+
+    @property
+    def episode_token_budget(self) -> int:
+        """The most response tokens one episode may generate (Dr. GRPO divides its token loss by this)."""
+        cfg = self.job.rollout
+        return cfg.cot_max_new_tokens if self.kind == "math" else cfg.turns * cfg.sampling.max_new_tokens
 
     @property
     def final_weight(self) -> float:

@@ -49,8 +49,8 @@ class Learner:
 
     policy: nn.Module
     """The policy being trained (an FSDP-sharded copy under FSDP)."""
-    critic: nn.Module
-    """A value head on the policy's hidden states, or a separate value model."""
+    critic: nn.Module | None
+    """A value head on the policy's hidden states, a separate value model, or None (critic-free estimators)."""
     critic_is_head: bool
     """True for a value head (it reads the policy pass's hidden states)."""
     optimizer: torch.optim.Optimizer
@@ -64,17 +64,20 @@ class Learner:
 
     def parameters(self):
         yield from (p for p in self.policy.parameters() if p.requires_grad)
-        yield from self.critic.parameters()
+        if self.critic is not None:
+            yield from self.critic.parameters()
 
     def modules(self) -> nn.Module:
-        """Both trained modules under one root, as the checkpoint's optimizer-state keys expect."""
-        return nn.ModuleDict({"policy": self.policy, "critic": self.critic})
+        """The trained modules under one root, as the checkpoint's optimizer-state keys expect."""
+        trained = {"policy": self.policy} | ({} if self.critic is None else {"critic": self.critic})
+        return nn.ModuleDict(trained)
 
 
-def pass_loss(learner: Learner, exp: Experience, part: Pass, cfg: PPOConfig, totals: tuple[float, float]
+def pass_loss(learner: Learner, exp: Experience, part: Pass, cfg: PPOConfig, totals: tuple[float, float, float]
               ) -> tuple[Tensor, dict]:
     """Loss of the rows `part.rows` of exp, read in one pass, weighted by their share of the minibatch's
-    totals = (response tokens, turn starts), so the passes' losses sum to the minibatch's loss."""
+    totals = (response tokens, turn starts, the token loss's divisor), so the passes' losses sum to the
+    minibatch's loss."""
     device = next(learner.policy.parameters()).device
     index = part.rows
     rows = exp.rows.select(index).to(device)
@@ -85,31 +88,39 @@ def pass_loss(learner: Learner, exp: Experience, part: Pass, cfg: PPOConfig, tot
     adv = exp.token_advantages[index].to(device)
     pg_loss, pg_stats = PF.policy_loss(logprobs, old, adv, mask, cfg.clip_eps)
     kl = PF.masked_mean(PF.kl_penalty(logprobs, ref, cfg.kl_estimator), mask)
-    values = learner.critic(hidden) if learner.critic_is_head else learner.critic(part.batch.to(device))
-    v_loss, v_stats = PF.value_loss(values, exp.old_values[index].to(device), exp.token_returns[index].to(device),
-                                    rows.turn_start, cfg.value_clip)
     # Means over this pass's entries times its share of the minibatch's count = minibatch sums / count.
     w_tok = float(mask.sum()) / max(1.0, totals[0])
     w_turn = float(rows.turn_start.sum()) / max(1.0, totals[1])
-    loss = w_tok * (pg_loss + cfg.kl_coef * kl) + w_turn * cfg.vf_coef * v_loss
+    loss = float(mask.sum()) / max(1.0, totals[2]) * (pg_loss + cfg.kl_coef * kl)
+    if learner.critic is not None:
+        values = learner.critic(hidden) if learner.critic_is_head else learner.critic(part.batch.to(device))
+        v_loss, v_stats = PF.value_loss(values, exp.old_values[index].to(device),
+                                        exp.token_returns[index].to(device), rows.turn_start, cfg.value_clip)
+        loss = loss + w_turn * cfg.vf_coef * v_loss
     with torch.no_grad():
         entropy = PF.masked_mean(PF.entropy_from_logits(logits), mask)
     stats = {
         "loss/policy": pg_loss.item(),
-        "loss/value": v_loss.item(),
         "loss/kl": kl.item(),
         "policy/clip_frac": float(pg_stats["clip_frac"]),
         "policy/approx_kl": float(pg_stats["approx_kl"]),
         "policy/entropy": entropy.item(),
-        "value/clip_frac": float(v_stats["clip_frac"]),
     }
+    if learner.critic is not None:
+        stats |= {"loss/value": v_loss.item(), "value/clip_frac": float(v_stats["clip_frac"])}
     stats = {k: v * (w_tok if k in TOKEN_STATS else w_turn) for k, v in stats.items()}
     stats["loss/total"] = loss.item()
     return loss, stats
 
 
-def _totals(exp: Experience, index: Tensor) -> tuple[float, float]:
-    return float(exp.rows.response_mask[index].sum()), float(exp.rows.turn_start[index].sum())
+def _totals(exp: Experience, episodes: Tensor) -> tuple[float, float, float]:
+    """The minibatch's (response tokens, turn starts, divisor of the token loss). The divisor is the token
+    count, or with Dr. GRPO's normalisation a constant: the episodes times the most tokens an episode may
+    generate, so a reply's length does not change its tokens' weight."""
+    index = exp.rows.rows_of_episodes(episodes)
+    tokens = float(exp.rows.response_mask[index].sum())
+    divisor = tokens if exp.episode_token_budget is None else float(len(episodes) * exp.episode_token_budget)
+    return tokens, float(exp.rows.turn_start[index].sum()), divisor
 
 
 def _reduce_stats(ctx: DistContext, stats: dict[str, float]) -> dict[str, float]:
@@ -142,10 +153,10 @@ def _own_passes(learner: Learner, exp: Experience, rows: Tensor, scoring: Scorin
 def minibatch_step(learner: Learner, exp: Experience, episodes: Tensor, cfg: PPOConfig, scoring: ScoringConfig,
                    ctx: DistContext, layout_stats: LayoutStats) -> tuple[dict[str, float], bool]:
     """One gradient step on a global minibatch of episodes; returns (stats, applied)."""
-    totals = _totals(exp, exp.rows.rows_of_episodes(episodes))
+    totals = _totals(exp, episodes)
     mine = exp.rows.rows_of_episodes(episodes[ctx.rank :: ctx.world])
     learner.optimizer.zero_grad(set_to_none=True)
-    stats = dict.fromkeys((*TOKEN_STATS, *TURN_STATS, "loss/total"), 0.0)
+    stats = dict.fromkeys((*TOKEN_STATS, *(TURN_STATS if learner.critic is not None else ()), "loss/total"), 0.0)
     for part, real in _own_passes(learner, exp, mine, scoring, ctx, layout_stats):
         loss, own = pass_loss(learner, exp, part, cfg, totals)
         finite = bool(torch.isfinite(loss)) or not real
@@ -182,7 +193,8 @@ def ppo_update(learner: Learner, exp: Experience, cfg: PPOConfig, scoring: Scori
     # Dropout off (eval mode) while training, as TRL does for PPO: the ratio must compare the same
     # function at the first step, and ranks would draw different dropout masks than one process.
     learner.policy.eval()
-    learner.critic.eval()
+    if learner.critic is not None:
+        learner.critic.eval()
     for _ in range(cfg.epochs):
         order = torch.randperm(n_episodes, generator=generator)  # same generator state on every rank
         epoch_kl = []

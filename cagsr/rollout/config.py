@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from cagsr.config import check_range
+from cagsr.errors import ConfigError
 from cagsr.rollout.engines.base import SamplingConfig
 
 
@@ -15,6 +16,9 @@ class RolloutConfig:
     """Generation engine: auto (fastest available), hf, lean, vllm."""
     episodes: int = 4
     """Episodes (dialogues or problems) rolled out per PPO iteration."""
+    group_size: int = 1
+    """Episodes rolled out independently from each record of a batch (the same opening, different samples), so
+    a batch holds rollout.episodes / group_size groups: the baseline of the grpo, dr_grpo and rloo estimators."""
     turns: int = 3
     """Most policy turns per dialogue (the paper trains with T = 3..5)."""
     simulator: str = "scripted"
@@ -34,5 +38,9 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         check_range("episodes", self.episodes, low=1)
         check_range("turns", self.turns, low=1)
+        check_range("group_size", self.group_size, low=1)
+        if self.episodes % self.group_size:
+            raise ConfigError(f"rollout.group_size: {self.episodes} episodes do not split into groups of "
+                              f"{self.group_size}")
         check_range("max_context", self.max_context, low=32)
         check_range("cot_max_new_tokens", self.cot_max_new_tokens, low=1)

@@ -49,8 +49,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(prefix: list[str], run: Path, iterations: int) -> subprocess.Popen:
-    argv = [*prefix, *COMMON, "--ppo.iterations", str(iterations), "--output-dir", str(run)]
+def start(prefix: list[str], run: Path, iterations: int, extra: list[str] = ()) -> subprocess.Popen:
+    argv = [*prefix, *COMMON, *extra, "--ppo.iterations", str(iterations), "--output-dir", str(run)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
@@ -95,6 +95,27 @@ def runs(tmp_path_factory):
     double = start(torchrun, root / "two", 2)
     finish(single), finish(double)
     return root / "one", root / "two"
+
+
+def test_two_processes_match_one_without_a_critic(tmp_path):
+    """Groups of a record's episodes straddle the ranks' shards; advantages on the gathered batch make the
+    critic-free run the same as one process. reinforce_pp: greedy rollouts tie every group, so a group
+    baseline would train nothing, while its batch baseline moves the policy."""
+    extra = ["--ppo.advantage", "reinforce_pp", "--rollout.group_size", "2"]
+    single = start([sys.executable, "-m", "cagsr"], tmp_path / "one", 2, extra)
+    double = start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                    "cagsr"], tmp_path / "two", 2, extra)
+    finish(single), finish(double)
+    one, two = tmp_path / "one", tmp_path / "two"
+    start_weights = {k: v.float() for k, v in load_model("tiny-llama").model.state_dict().items()}
+    trained = policy(one / "model")
+    assert max_diff(trained, {k: start_weights[k] for k in trained}) > 50 * ATOL
+    assert max_diff(trained, policy(two / "model")) <= ATOL
+    assert critic(one) is None and critic(two) is None
+    for a, b in zip(metrics(one), metrics(two), strict=True):
+        assert b["batch/groups"] == a["batch/groups"] == 2.0
+        for key in ("reward/return", "loss/policy", "policy/kl_ref"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
 
 
 def test_two_processes_match_one(runs):

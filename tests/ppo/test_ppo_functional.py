@@ -9,18 +9,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cagsr.ppo.estimators import ADVANTAGE_ESTIMATORS, compute_advantages, gae_over_turns, turn_advantages
 from cagsr.ppo.functional import (
-    ADVANTAGE_ESTIMATORS,
     broadcast_turn_to_tokens,
-    compute_advantages,
     entropy_from_logits,
     explained_variance,
-    gae_over_turns,
     kl_penalty,
     masked_mean,
     masked_whiten,
     policy_loss,
-    turn_advantages,
     value_loss,
 )
 from cagsr.reward.functional import turn_returns
@@ -86,7 +83,7 @@ def test_return_estimator_by_hand() -> None:
     _close(ret, [[9.0, 8.0, 6.0]])
     _close(adv, [[5.0, 4.0, 2.0]])
     _close(turn_advantages(ret, values, torch.tensor([[1, 1, 0]])), [[5.0, 4.0, 0.0]])
-    assert set(ADVANTAGE_ESTIMATORS) == {"return", "gae"}
+    assert {"return", "gae"} <= set(ADVANTAGE_ESTIMATORS)
     with pytest.raises(ValueError, match="unknown advantage estimator"):
         compute_advantages("vtrace", rewards, values, torch.ones(1, 3))
 

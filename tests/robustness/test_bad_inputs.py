@@ -115,7 +115,7 @@ CONFIGS = [
     ),
     Case("clip_out_of_range", "ppo.clip_eps: must be <= 1.0", config="ppo: {clip_eps: 1.5}\n"),
     Case("negative_grad_clip", "ppo.grad_clip: must be > 0.0", config="ppo: {grad_clip: -1}\n"),
-    Case("bad_choice", "ppo.critic: must be one of separate, head", config="ppo: {critic: shared}\n"),
+    Case("bad_choice", "ppo.critic: must be one of auto, separate, head, none", config="ppo: {critic: shared}\n"),
     Case("val_fraction_range", "data.val_fraction: must be <= 0.9", config="data: {val_fraction: 0.95}\n"),
     Case("zero_episodes", "rollout.episodes: must be >= 1", config="rollout: {episodes: 0}\n"),
     Case(

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from cagsr.attention.capture import CaptureResult
 from cagsr.ppo import functional as PF
+from cagsr.ppo.estimators import ADVANTAGE_ESTIMATORS, compute_advantages
 from cagsr.reward.attention_reward import COMPONENTS, turn_components
 from cagsr.reward.config import RewardConfig
 
@@ -103,9 +104,10 @@ def test_degenerate_attention_gives_finite_rewards_and_advantages(batch, block_t
         if tau0 > 0 and block_tokens == 0:
             assert (out["clamped_fraction"][mask] == 1).all()  # zero entropy lies below every positive floor
     rewards = torch.where(mask, out["reward"], torch.zeros_like(out["reward"]))
-    for estimator in ("return", "gae"):
-        adv, ret = PF.compute_advantages(
-            estimator, rewards, torch.zeros_like(rewards), mask, gamma=1.0, lam=0.95
+    groups = torch.arange(rewards.shape[0]) // 2  # pairs of episodes: the group estimators see ties and solos
+    for estimator in ADVANTAGE_ESTIMATORS:
+        adv, ret = compute_advantages(
+            estimator, rewards, torch.zeros_like(rewards), mask, groups=groups, gamma=1.0, lam=0.95
         )
         assert torch.isfinite(adv).all() and torch.isfinite(ret).all()
         if int(mask.sum()) > 1:  # the trainer whitens only then; constant rewards must not divide by zero
