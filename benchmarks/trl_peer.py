@@ -136,7 +136,7 @@ def prompt_tokens(folder: Path, texts: list[str]) -> float:
 class CagsrStep:
     """cagsr's single-turn RL step: `Trainer.iteration()` of the `train` machinery, by its own phases."""
 
-    def __init__(self, critic: str, args, out: str):
+    def __init__(self, critic: str, args, out: str, machine):
         from cagsr.config import load_job
         from cagsr.ppo.config import TrainJob
         from cagsr.ppo.trainer import Trainer
@@ -157,15 +157,18 @@ class CagsrStep:
                      "ppo.target_kl": None, **estimator}  # fmt: skip
         self.trainer = Trainer(load_job(TrainJob, "dialogue-star", overrides))
         self.skip_records = args.prompts - args.prompts // 2 if critic == "grpo" else 0
+        self.machine = machine  # matmul rates for the floor
 
     def step(self) -> dict:
-        start = time.perf_counter()
-        metrics = self.trainer.iteration()
-        total = time.perf_counter() - start
+        from cagsr.bench.estimators import timed_iteration
+
+        metrics = timed_iteration(self.trainer, self.machine)  # Trainer.iteration() with its floor
+        total = metrics["total"]
         if self.skip_records:  # TRL GRPO's step s reads the first half of the s-th batch of prompts: so do we
             self.trainer.state.position += self.skip_records
         phases = {k.removeprefix("time/"): float(v) for k, v in metrics.items() if k.startswith("time/")}
-        return {"total": total, "phases": phases, "tokens": metrics.get("policy/response_len")}
+        return {"total": total, "phases": phases, "tokens": metrics.get("policy/response_len"),
+                "floor": metrics["floor"]}
 
     def close(self) -> None:
         self.trainer.logger.close()  # its TensorBoard writer holds files in the temporary run folder
@@ -237,8 +240,10 @@ def summarise(steps: list[dict], skip: int) -> dict:
     kept = steps[skip:] or steps
     phases = {p: statistics.median(s["phases"].get(p, 0.0) for s in kept) for p in kept[0]["phases"]}
     tokens = [s["tokens"] for s in kept if s.get("tokens") is not None]
+    floors = [s["floor"] for s in kept if s.get("floor") is not None]
     return {"total": statistics.median(s["total"] for s in kept), "phases": phases, "samples": len(kept),
-            "tokens": statistics.fmean(tokens) if tokens else None}  # fmt: skip
+            "tokens": statistics.fmean(tokens) if tokens else None,
+            "floor": statistics.median(floors) if floors else None}  # fmt: skip
 
 
 def render(rows: dict[str, dict], info: dict[str, str], work: str, steps_note: str) -> str:
@@ -247,16 +252,19 @@ def render(rows: dict[str, dict], info: dict[str, str], work: str, steps_note: s
              for n, r in rows.items() if n.startswith("cagsr")}  # fmt: skip
     lines = ["## TRL as a peer: one RL step on the same single-turn work", "", f"Work: {work}.", "",
              steps_note, "",
-             "| system | s/step (median) | phases (s) | response tokens | "
+             "| system | s/step (median) | phases (s) | response tokens | x floor | "
              + " | ".join(f"x cagsr ({b})" for b in bases) + " |",
-             "|---|---:|---|---:|" + "---:|" * len(bases)]  # fmt: skip
+             "|---|---:|---|---:|---:|" + "---:|" * len(bases)]  # fmt: skip
     for name, row in rows.items():
         phases = ", ".join(f"{p} {v:.2f}" for p, v in row["phases"].items() if v >= 0.005)
         ratios = " | ".join(f"{row['total'] / base:.2f}" for base in bases.values())
         tokens = "n/a" if row["tokens"] is None else f"{row['tokens']:.1f}"
-        lines.append(f"| {name} | {row['total']:.2f} | {phases} | {tokens} | {ratios} |")
+        floor = "n/a" if row.get("floor") is None else f"{row['total'] / row['floor']:.2f}"
+        lines.append(f"| {name} | {row['total']:.2f} | {phases} | {tokens} | {floor} | {ratios} |")
     lines += ["", "Response tokens: the mean generated per response (up to its end-of-turn token) over the kept "
-              "steps; every system may stop early at end-of-turn, so compare per step, not per token.",
+              "steps; every system may stop early at end-of-turn, so compare per step, not per token. x floor: a "
+              "cagsr step's seconds over its floor (the rollout per turn on top of the cached prompt, and the "
+              "FLOPs of its teacher-forced passes at the matmul rates measured in this run; cagsr.bench.packing).",
               "", "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), ""]
     return "\n".join(lines)
 
@@ -291,10 +299,12 @@ def cagsr_prompts(trainer, count: int) -> list[str]:
 
 def build_systems(args, stack: ExitStack, tmp: Path, venvs: dict) -> list:
     """cagsr's trainers first (their prompts are TRL's), then a worker process per TRL venv."""
-    systems = []
+    from cagsr.bench.machine import measure_machine
+
+    systems, machine = [], measure_machine("cpu")
     for kind in (k for k in args.systems if k not in VENVS):
         out = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"trl-peer-cagsr-{kind}-"))
-        systems.append(CagsrStep(kind.removeprefix("cagsr-"), args, out))
+        systems.append(CagsrStep(kind.removeprefix("cagsr-"), args, out, machine))
         stack.callback(systems[-1].close)
     n = args.prompts * args.steps
     texts = cagsr_prompts(systems[0].trainer, n) if systems else star_prompts(n)

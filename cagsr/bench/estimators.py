@@ -43,7 +43,7 @@ def _job(preset: str, overrides: dict, out: str, seed: int, episodes: int, group
     return load_job(TrainJob, preset, {**common, **overrides})
 
 
-def _timed_iteration(trainer: Trainer, machine: Machine) -> dict:
+def timed_iteration(trainer: Trainer, machine: Machine) -> dict:
     """One `Trainer.iteration()`, its phases, its wall time and its floor."""
     seen = {}
     collect = trainer.collect
@@ -73,10 +73,10 @@ def estimator_iterations(machine: Machine, repeats: int = 3, seed: int = 0, epis
             out = stack.enter_context(tempfile.TemporaryDirectory(prefix="cagsr-bench-estimators-"))
             trainers[name] = Trainer(_job(preset, overrides, out, seed, episodes, group_size, quick))
             stack.callback(trainers[name].logger.close)
-            _timed_iteration(trainers[name], machine)  # warm-up: oneDNN packing, caches, first allocations
+            timed_iteration(trainers[name], machine)  # warm-up: oneDNN packing, caches, first allocations
         for r in range(repeats):
             for name in list(trainers)[:: 1 if r % 2 == 0 else -1]:
-                samples[name].append(_timed_iteration(trainers[name], machine))
+                samples[name].append(timed_iteration(trainers[name], machine))
     return [_summary(name, runs) for name, runs in samples.items()]
 
 
