@@ -40,7 +40,8 @@ PHASES = ("rows", "score", "reference", "critic", "advantages", "update")
 
 def _snapshot(trainer: Trainer) -> dict:
     learner = trainer.models.learner
-    return copy.deepcopy({"policy": learner.policy.state_dict(), "critic": learner.critic.state_dict(),
+    critic = learner.critic.state_dict() if learner.critic is not None else None
+    return copy.deepcopy({"policy": learner.policy.state_dict(), "critic": critic,
                           "optimizer": learner.optimizer.state_dict(), "scheduler": learner.scheduler.state_dict(),
                           "generator": trainer.generator.get_state()})
 
@@ -48,7 +49,8 @@ def _snapshot(trainer: Trainer) -> dict:
 def _restore(trainer: Trainer, snap: dict) -> None:
     learner = trainer.models.learner
     learner.policy.load_state_dict(snap["policy"])
-    learner.critic.load_state_dict(snap["critic"])
+    if learner.critic is not None:
+        learner.critic.load_state_dict(snap["critic"])
     learner.optimizer.load_state_dict(snap["optimizer"])
     learner.scheduler.load_state_dict(snap["scheduler"])
     trainer.generator.set_state(snap["generator"])
