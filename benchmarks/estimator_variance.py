@@ -33,7 +33,7 @@ def main() -> None:
     exact = spec.exact_gradient()
     print(f"bandit: {len(spec.rewards)} arms, rewards {spec.rewards}, episode lengths {spec.lengths}, "
           f"{spec.groups} groups x {spec.group_size} episodes, reward noise {spec.noise}; {args.batches} batches")
-    print("\n| estimator | mean . exact / |exact|^2 | cosine | gradient variance (trace) | x REINFORCE | "
+    print("\n| estimator | mean on the exact gradient (1 = unbiased) | cosine | gradient variance (trace) | x REINFORCE | "
           "variance / scale^2, x REINFORCE |")
     print("|---|---:|---:|---:|---:|---:|")
     rows = {}
