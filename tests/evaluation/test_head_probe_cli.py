@@ -19,7 +19,7 @@ def cagsr(*args: str) -> subprocess.CompletedProcess:
 def rated_file(path, contexts: int = 12, replies: int = 3) -> None:
     """Rated replies in the ratings README format: `replies` systems answer each of `contexts` contexts."""
     rng = random.Random(0)
-    words = "pizza train guitar garden museum coffee soccer novel river piano winter recipe".split()
+    words = ["pizza", "train", "guitar", "garden", "museum", "coffee", "soccer", "novel", "river", "piano", "winter", "recipe"]
     rows = []
     for c in range(contexts):
         turns = [{"role": "user", "text": f"I love {rng.choice(words)} and {rng.choice(words)}."},
