@@ -22,6 +22,7 @@ from cagsr.evaluation.head_probe import (
     correlation,
     fit_probe,
     learning_curve,
+    paired_difference,
     spearman,
     split_by_context,
     transfer,
@@ -29,6 +30,8 @@ from cagsr.evaluation.head_probe import (
 from cagsr.evaluation.validity import column
 from cagsr.reward.head_probe import FEATURES
 
+PAPER = "all/reward"
+"""The paper's total reward (all history tokens, last layer, every head): what label-free signals are held against."""
 LABEL_FREE = ("all/reward", "content/reward", "retrieval/reward", "retrieval/coverage", "retrieval/focus",
               "all/coverage", "all/focus", "mean_lookback", "retrieval_lookback", "tokens")
 
@@ -95,7 +98,9 @@ def head_probe_report(rows: Sequence[dict], scored_heads: Sequence[Head], fit: H
     probe = fit_probe(x[fit_idx], y[fit_idx], [groups[i] for i in fit_idx], seed=seed)
     held = correlation(probe.predict(x[test_idx]), y[test_idx], length[test_idx], [groups[i] for i in test_idx],
                        n_boot, seed)
+    paper = column(rows, PAPER)
     signals = {key: correlation(column(rows, key), y, length, groups, n_boot, seed)
+               | {"minus_paper": paired_difference(column(rows, key), paper, y, groups, n_boot, seed)}
                for key in LABEL_FREE if key in rows[0]}
     out = {"replies": len(rows), "contexts": len(set(groups)), "heads": format_heads(heads),
            "features": list(fit.features), "curve": curve, "signals": signals,
@@ -113,6 +118,8 @@ def head_probe_report(rows: Sequence[dict], scored_heads: Sequence[Head], fit: H
 
 
 def _cell(r: dict[str, float], key: str = "rho") -> str:
+    if r[key] != r[key]:
+        return "—"
     low, high = r.get("low" if key == "rho" else "partial_low"), r.get("high" if key == "rho" else "partial_high")
     return f"{r[key]:+.3f} [{low:+.3f}, {high:+.3f}]"
 
@@ -134,6 +141,9 @@ def report_markdown(title: str, result: dict[str, Any]) -> str:
         lines += [f"| {name} | {_cell(r)} | {_cell(r, 'partial')} |" for name, r in result["transfer"].items()]
         lines.append("")
     lines += ["Label-free signals (no labels used), Spearman with the human score, intervals over contexts:", "",
-              "| signal | Spearman [95% CI] | partial given length [95% CI] |", "|---|---|---|"]
-    lines += [f"| {k} | {_cell(r)} | {_cell(r, 'partial')} |" for k, r in result["signals"].items()]
+              "| signal | Spearman [95% CI] | partial given length [95% CI] | minus the paper's total [95% CI] |",
+              "|---|---|---|---|"]
+    for k, r in result["signals"].items():
+        d = r["minus_paper"]
+        lines.append(f"| {k} | {_cell(r)} | {_cell(r, 'partial')} | {d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] |")
     return "\n".join(lines) + "\n"

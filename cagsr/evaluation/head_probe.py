@@ -61,6 +61,15 @@ def correlation(score: np.ndarray, y: np.ndarray, length: np.ndarray, groups: Se
             "partial_low": p_low, "partial_high": p_high, "n": int(np.isfinite(score).sum())}
 
 
+def paired_difference(a: np.ndarray, b: np.ndarray, y: np.ndarray, groups: Sequence[Any], n_boot: int = 1000,
+                      seed: int = 0) -> dict[str, float]:
+    """Spearman(a, y) - Spearman(b, y) with a 95% interval from the same context resamples for both."""
+    a, b, y = (np.asarray(v, dtype=float) for v in (a, b, y))
+    diffs = [spearman(a[i], y[i]) - spearman(b[i], y[i]) for i in cluster_resamples(groups, n_boot, seed)]
+    low, high = percentile_interval(diffs)
+    return {"diff": spearman(a, y) - spearman(b, y), "low": low, "high": high}
+
+
 @dataclass(kw_only=True)
 class Probe:
     """A fitted ridge probe on standardised features."""

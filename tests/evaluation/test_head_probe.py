@@ -12,6 +12,7 @@ from cagsr.evaluation.head_probe import (
     fit_probe,
     group_folds,
     learning_curve,
+    paired_difference,
     partial_spearman,
     spearman,
     split_by_context,
@@ -69,3 +70,12 @@ def test_correlation_interval_resamples_contexts():
     row = correlation(y + rng.normal(size=40), y, rng.normal(size=40), [i // 4 for i in range(40)], n_boot=200)
     assert row["low"] < row["rho"] < row["high"] and row["n"] == 40
     assert row["partial_low"] < row["partial"] < row["partial_high"]
+
+
+def test_paired_difference_uses_the_same_resamples():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=60)
+    a, b = y + 0.3 * rng.normal(size=60), y + 3 * rng.normal(size=60)
+    d = paired_difference(a, b, y, [i // 3 for i in range(60)], n_boot=200)
+    assert abs(d["diff"] - (spearman(a, y) - spearman(b, y))) < 1e-12 and 0 < d["low"] < d["diff"] < d["high"]
+    assert paired_difference(a, a, y, [i // 3 for i in range(60)], n_boot=20) == {"diff": 0.0, "low": 0.0, "high": 0.0}
