@@ -55,9 +55,39 @@ class RatedReply(LabelledReply):
 
 
 def context_key(turns: Sequence[Utterance]) -> str:
-    """A short stable id of a context (the turns before the reply): replies to one context share it."""
+    """A short stable id of a list of turns."""
     text = json.dumps([[u.role, u.text] for u in turns])
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+def conversation_groups(dialogues: Sequence[Sequence[Utterance]]) -> list[str]:
+    """[n] conversation id of each rated dialogue (context + reply): replies to the same context, and a reply
+    whose whole dialogue opens another one's context (FED rates several turns of one conversation), share
+    it, so splits and the bootstrap keep a conversation together. The id is the key of the group's shortest
+    context."""
+    n = len(dialogues)
+    turns = [[(u.role, u.text) for u in d] for d in dialogues]
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    by_context: dict[str, int] = {}
+    for i, t in enumerate(turns):
+        parent[root(i)] = root(by_context.setdefault(json.dumps(t[:-1]), i))
+    for i, t in enumerate(turns):  # O(n^2) prefix checks: rated files hold hundreds of replies
+        for j, u in enumerate(turns):
+            if len(u) > len(t) and u[: len(t)] == t:
+                parent[root(i)] = root(j)
+    shortest: dict[int, int] = {}
+    for i in range(n):
+        r = root(i)
+        if r not in shortest or len(turns[i]) < len(turns[shortest[r]]):
+            shortest[r] = i
+    return [context_key(dialogues[shortest[root(i)]][:-1]) for i in range(n)]
 
 
 def read_rated_replies(path: Path, aspect: str = "overall", exclude_models: Sequence[str] = ()) -> list[RatedReply]:
@@ -75,10 +105,11 @@ def read_rated_replies(path: Path, aspect: str = "overall", exclude_models: Sequ
         if len(turns) < 2 or turns[-1].role != "agent":
             raise DataError(f"{path}:{lineno}: the last turn must be the rated agent reply, after some context")
         model = str(obj.get("meta", {}).get("model", ""))
-        if model in exclude_models:
-            continue
         rid = str(obj.get("id", f"line{lineno}"))
-        out.append(RatedReply(dialogue=Dialogue(rid, turns), label=score, group=context_key(turns[:-1]), model=model))
+        out.append(RatedReply(dialogue=Dialogue(rid, turns), label=score, group="", model=model))
+    for reply, group in zip(out, conversation_groups([r.dialogue.turns for r in out]), strict=True):
+        reply.group = group  # grouped before rows are left out: a left-out reply still links its conversation
+    out = [r for r in out if r.model not in exclude_models]
     if not out:
         raise DataError(f"{path}: no rated replies (after leaving out {list(exclude_models)})")
     return out

@@ -79,3 +79,18 @@ def test_paired_difference_uses_the_same_resamples():
     d = paired_difference(a, b, y, [i // 3 for i in range(60)], n_boot=200)
     assert abs(d["diff"] - (spearman(a, y) - spearman(b, y))) < 1e-12 and 0 < d["low"] < d["diff"] < d["high"]
     assert paired_difference(a, a, y, [i // 3 for i in range(60)], n_boot=20) == {"diff": 0.0, "low": 0.0, "high": 0.0}
+
+
+def test_conversation_groups_join_shared_contexts_and_continued_dialogues():
+    from cagsr.data.schema import Utterance as U
+    from cagsr.evaluation.head_features import conversation_groups
+
+    hi, a1, u2 = U("user", "hi"), U("agent", "hello"), U("user", "how are you")
+    other = U("user", "hey there")
+    dialogues = [[hi, a1],                               # turn 1 of conversation A
+                 [hi, U("agent", "yo")],                 # another reply to the same context: A
+                 [hi, a1, u2, U("agent", "fine")],       # a later turn of A (its context opens with dialogue 0)
+                 [hi, U("agent", "howdy"), u2, U("agent", "ok")],  # opens with "hi" but not with a rated dialogue: B
+                 [other, U("agent", "hi")]]              # C
+    groups = conversation_groups(dialogues)
+    assert groups[0] == groups[1] == groups[2] and len({groups[0], groups[3], groups[4]}) == 3
