@@ -60,7 +60,8 @@ def preset_text(job, result: dict) -> str:
     header = [f"# {job.base_preset} with the head-probe reward fitted by `cagsr calibrate --mode head_probe` on",
               f"# {job.data.path} ({job.probe.aspect}; {p['fit_replies']} replies fitted, ridge alpha {p['alpha']:g};",
               f"# held-out Spearman {held['rho']:+.3f} [{held['low']:+.3f}, {held['high']:+.3f}], model {job.model.name})."]
-    return "\n".join(header) + "\n" + yaml.safe_dump(base, sort_keys=False, width=10**9)
+    # Lists of numbers in flow style: a 270-head probe stays a few lines, not one number a line.
+    return "\n".join(header) + "\n" + yaml.safe_dump(base, sort_keys=False, width=10**9, default_flow_style=None)
 
 
 def run_head_probe(job) -> None:
