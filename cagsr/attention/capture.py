@@ -20,6 +20,10 @@ Either layout works: a padded TeacherForcedBatch (one pair per row) or a PackedB
 pairs, or a whole dialogue, per row; packed.py). `QueryRoutes` says, for every captured query row
 of the model's batch, which output row (view) and response step it feeds and which key column
 stands behind each output history column, so abar comes back in the same per-pair layout.
+
+Heads (heads.py): abar can average chosen `layer.head` pairs instead of the last layers, further abar
+versions can come from other head sets in the same pass, and chosen heads can keep per-head statistics
+(history and own-token mass, history entropy, first-token mass, strongest key) per response step.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ from transformers.masking_utils import sdpa_mask
 
 from cagsr.attention.batch import TeacherForcedBatch, is_encoder_decoder, response_rows
 from cagsr.attention.forward import Batch, forward_no_capture, view_masks
+from cagsr.attention.heads import HeadReducer, HeadRequest, HeadStats, block_head_stats, check_heads
 from cagsr.attention.packed import PackedBatch
 from cagsr.attention.tap import TAPS, attention_modules, routed
 from cagsr.attention.window import FullReducer, WindowReducer, prune_columns
+from cagsr.errors import ConfigError
 
 CAPTURE_NAME = "cagsr_capture"
 # Largest transient block of attention scores, in elements ([B, H, blk, K] float32: 1 MiB). A block is
@@ -59,6 +65,8 @@ class CaptureResult:
     abar: Tensor  # [R, S, N], [R, S, N'] pruned, or [R, S, W+1] windowed (column 0 = older tokens)
     history_mass: Tensor  # [R, S] mass on the history before renormalising (1 for enc-dec, 0 on pad rows)
     kept_index: Tensor | None  # [R, N'] / [R, W] history positions of the kept columns (-1 = none)
+    head_stats: HeadStats | None = None  # per-head statistics of HeadRequest.features (heads.py)
+    extra_abar: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)  # name -> (abar, history_mass)
 
 
 @dataclass(kw_only=True)
@@ -112,41 +120,75 @@ def packed_routes(batch: PackedBatch) -> QueryRoutes:
 
 
 @dataclass
+class _AbarTarget:
+    """One abar version: a reducer and, per captured module, the heads it averages (None: all)."""
+
+    reducer: FullReducer | WindowReducer
+    heads: dict[nn.Module, Tensor | None]
+    count: int = 0  # heads summed so far, over all captured layers
+
+
+@dataclass
 class _CaptureState:
     """What one forward pass collects from the captured attention modules."""
 
     routes: QueryRoutes
-    reducer: FullReducer | WindowReducer
+    targets: list[_AbarTarget]
+    features: dict[nn.Module, tuple[Tensor, Tensor]] = field(default_factory=dict)  # heads, slots on F
+    head_reducer: HeadReducer | None = None
+    own_keys: bool = True  # decoder self-attention: the reply's own earlier tokens are keys
     calls: dict[nn.Module, int] = field(default_factory=dict)
-    heads: int = 0  # heads summed so far, over all captured layers
 
     def observe(self, module: nn.Module, query: Tensor, key: Tensor, mask: Tensor | None, **kwargs) -> None:
-        """Fold softmax rows of one layer into the reducer.
+        """Fold softmax rows of one layer into the reducers.
 
         query: [B, H, Q, D]; key: [B, Hkv, K, D]; mask: bool/additive [B|1, 1, Q|1, K] or None.
         """
         b, h, _, _ = query.shape
         k_len = key.shape[2]
         slots = self.routes.positions.shape[1]
-        blk = block_rows(b, h, slots, k_len, self.reducer.sum.numel())
+        blk = block_rows(b, h, slots, k_len, min(t.reducer.sum.numel() for t in self.targets))
         causal = kwargs.get("is_causal")
         causal = getattr(module, "is_causal", False) if causal is None else causal
         keys_t = key.float().transpose(-1, -2)  # [B, Hkv, D, K]
+        targets = [t for t in self.targets if module in t.heads]
+        chosen = [t.heads[module] for t in targets] + ([self.features[module][0]] if module in self.features else [])
+        if any(idx is not None and int(idx.max()) >= h for idx in chosen):
+            raise ConfigError(f"attention heads: a chosen head is outside the model ({h} heads per layer)")
+        for target in targets:
+            target.count += h if target.heads[module] is None else target.heads[module].numel()
         for start in range(0, slots, blk):
             part = slice(start, start + blk)
             probs = _softmax_rows(query, keys_t, mask, self.routes.positions[:, part], causal, **kwargs)
-            self._route(probs.sum(1), part)  # [B, blk, K]
-        self.heads += h
+            for target in targets:
+                heads = target.heads[module]
+                self._route(target.reducer, (probs if heads is None else probs[:, heads]).sum(1), part)
+            if module in self.features:
+                self._head_stats(probs, *self.features[module], part)
         self.calls[module] = self.calls.get(module, 0) + 1
 
-    def _route(self, probs: Tensor, part: slice) -> None:
+    def _route(self, reducer: FullReducer | WindowReducer, probs: Tensor, part: slice) -> None:
         """probs [B, blk, K] -> the reducer's rows, over the output history columns."""
         view = self.routes.view[:, part]
         used = view >= 0
         views, steps = view[used], self.routes.step[:, part][used]  # [M]
         columns = self.routes.key_of_column[views]  # [M, N]
         picked = probs[used].gather(1, columns.clamp(min=0)) * (columns >= 0)
-        self.reducer.add(views, steps, picked)
+        reducer.add(views, steps, picked)
+
+    def _head_stats(self, probs: Tensor, heads: Tensor, slots: Tensor, part: slice) -> None:
+        """probs [B, H, blk, K] -> per-head statistics of the selected heads of this layer."""
+        view = self.routes.view[:, part]
+        used = view >= 0
+        views, steps = view[used], self.routes.step[:, part][used]  # [M]
+        position = self.routes.positions[:, part][used]  # [M]
+        rows = probs[:, heads].transpose(1, 2)[used]  # [M, f, K]
+        keys = torch.arange(rows.shape[-1], device=rows.device)
+        own = (keys > (position - steps)[:, None]) & (keys <= position[:, None]) & self.own_keys  # [M, K]
+        reducer = self.head_reducer
+        stats, top = block_head_stats(rows, self.routes.key_of_column[views], reducer.history_mask[views],
+                                      reducer.first[views], own)
+        reducer.add(views, steps, slots, stats, top)
 
 
 def _gather_rows(t: Tensor, positions: Tensor, q_len: int) -> Tensor:
@@ -223,36 +265,69 @@ def forward_with_capture(
     prune_above: int | None = None,
     prune_keep: Tensor | None = None,
     prune_threshold: float = 1e-3,
+    heads: HeadRequest | None = None,
 ) -> CaptureResult:
     """Teacher-forced pass that also returns abar over each pair's history (see module docstring).
 
     batch: a padded TeacherForcedBatch (history [R, N], response [R, S]) or a PackedBatch (R views).
     window=W keeps [R, S, W+1] (column 0 = summed mass on older tokens). prune_above=P with
     prune_keep [R, N] bool drops, in views with more than P history tokens, columns that are not
-    salient and whose max over s of abar is below prune_threshold.
+    salient and whose max over s of abar is below prune_threshold. heads: abar from chosen heads
+    instead of the last layers, per-head statistics of chosen heads, further abar versions (heads.py).
     """
     enc_dec = is_encoder_decoder(model)
     modules = attention_modules(model, cross=enc_dec)
     if not 1 <= last_layers <= len(modules):
         raise ValueError(f"last_layers must be in 1..{len(modules)}, got {last_layers}")
-    modules = modules[-last_layers:]
+    request = heads or HeadRequest()
+    check_heads([(layer, 0) for layer in request.layers()], len(modules))
     history_mask, response_mask = view_masks(batch)
     s = response_mask.shape[1]
-    reducer = FullReducer(history_mask, s) if window is None else WindowReducer(history_mask, s, window)
+
+    def reducer() -> FullReducer | WindowReducer:
+        return FullReducer(history_mask, s) if window is None else WindowReducer(history_mask, s, window)
+
+    main = _AbarTarget(reducer(), _layer_heads(modules, request.abar, history_mask.device)
+                       if request.abar is not None else dict.fromkeys(modules[-last_layers:]))
+    extras = {name: _AbarTarget(reducer(), _layer_heads(modules, hs, history_mask.device))
+              for name, hs in request.extra_abar.items()}
     routes = packed_routes(batch) if isinstance(batch, PackedBatch) else padded_routes(model, batch)
-    state = _CaptureState(routes, reducer)
-    with routed(model, CAPTURE_NAME, dict.fromkeys(modules, state.observe)):
+    state = _CaptureState(routes, [main, *extras.values()], own_keys=not enc_dec)
+    if request.features:
+        state.head_reducer = HeadReducer(request.features, history_mask, s)
+        state.features = _feature_slots(modules, request.features, history_mask.device)
+    tapped = {m for t in state.targets for m in t.heads} | set(state.features)
+    with routed(model, CAPTURE_NAME, dict.fromkeys(tapped, state.observe)):
         logits, hidden = forward_no_capture(model, batch)
-    if any(state.calls.get(m) != 1 for m in modules):
+    if any(state.calls.get(m) != 1 for m in tapped):
         raise RuntimeError(
             f"{type(model).__name__}: captured attention modules were not each called once "
             "(does the model route attention through transformers' AttentionInterface?)"
         )
-    abar, mass = _finish(reducer, state.heads, response_mask, renormalise=not enc_dec)
-    kept_index = reducer.kept_index
+    abar, mass = _finish(main.reducer, main.count, response_mask, renormalise=not enc_dec)
+    kept_index = main.reducer.kept_index
     if prune_above is not None:
         abar, kept_index = _prune(abar, kept_index, history_mask, prune_above, prune_keep, prune_threshold)
-    return CaptureResult(logits, hidden, abar, mass, kept_index)
+    extra = {name: _finish(t.reducer, t.count, response_mask, renormalise=not enc_dec) for name, t in extras.items()}
+    stats = state.head_reducer.finish(response_mask) if state.head_reducer is not None else None
+    return CaptureResult(logits, hidden, abar, mass, kept_index, stats, extra)
+
+
+def _layer_heads(modules: list[nn.Module], heads, device) -> dict[nn.Module, Tensor]:
+    """(layer, head) pairs -> per module the [h'] long index of its heads."""
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in heads:
+        by_layer.setdefault(layer, []).append(head)
+    return {modules[layer]: torch.tensor(hs, dtype=torch.long, device=device) for layer, hs in by_layer.items()}
+
+
+def _feature_slots(modules: list[nn.Module], heads, device) -> dict[nn.Module, tuple[Tensor, Tensor]]:
+    """Per module: the [f] heads it contributes and their [f] positions on the F axis of HeadStats."""
+    by_layer: dict[int, list[tuple[int, int]]] = {}
+    for slot, (layer, head) in enumerate(heads):
+        by_layer.setdefault(layer, []).append((head, slot))
+    return {modules[layer]: tuple(torch.tensor(col, dtype=torch.long, device=device) for col in zip(*pairs, strict=True))
+            for layer, pairs in by_layer.items()}
 
 
 def _finish(

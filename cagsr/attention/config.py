@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cagsr.attention.heads import parse_heads
 from cagsr.config import check_range
 
 
@@ -11,6 +12,9 @@ from cagsr.config import check_range
 class AttentionConfig:
     last_layers: int = 1
     """L': average the attention of the last L' layers (all heads). The paper uses the final layer."""
+    heads: str = ""
+    """LAYER.HEAD pairs (0-based, comma-separated) whose mean attention is abar, so coverage and focus read only
+    these heads instead of the last_layers; `cagsr heads` writes the top retrieval heads of a copy task here."""
     window: int | None = None
     """Keep the most recent W history tokens at full resolution; older mass goes to one summary bucket."""
     prune_above: int | None = None
@@ -20,5 +24,6 @@ class AttentionConfig:
 
     def __post_init__(self) -> None:
         check_range("last_layers", self.last_layers, low=1)
+        parse_heads(self.heads)
         check_range("window", self.window, low=1)
         check_range("prune_above", self.prune_above, low=1)

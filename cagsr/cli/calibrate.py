@@ -3,6 +3,7 @@
     cagsr calibrate --model smollm2-135m --data ../shared/data/taskmaster4_reward.jsonl \
         --base-preset dialogue-star --preset-out presets/dialogue-star-calibrated.yaml
     cagsr calibrate --scores runs/v/scores.jsonl ...     # reuse the scores of `cagsr validity`
+    cagsr calibrate --mode head_probe --data ../shared/data/ratings/fed_turn.jsonl ...   # cli/calibrate_heads.py
 Half the dialogues (--holdout) are kept out of the fit; calibration.md reports the held-out AUC of the
 calibrated reward against the paper's default weights on the same replies, and says so when it is no
 better. The preset is the base preset with the fitted reward section; `cagsr train --config` runs it.
@@ -15,6 +16,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -23,6 +25,7 @@ from cagsr.cli.common import parse_job_args, quiet_libraries
 from cagsr.cli.validity import LabelledData, score_labelled
 from cagsr.config import check_range, from_dict, load_yaml
 from cagsr.errors import ConfigError
+from cagsr.evaluation.head_calibration import HeadProbeFit
 from cagsr.models.config import ModelConfig
 from cagsr.reward.config import RewardConfig
 from cagsr.utils.run import RunConfig, jsonl_sink
@@ -54,6 +57,11 @@ class CalibrateJob:
     """Longest history in tokens when scoring."""
     boot: int = 1000
     """Bootstrap resamples of the held-out intervals."""
+    mode: Literal["weights", "head_probe"] = field(default="weights", metadata={"flag": "--mode"})
+    """weights: fit alpha, beta, gamma and the floor to 0/1 labels; head_probe: fit a ridge probe over per-head
+    attention features to a rated-reply file (continuous scores) and write a reward.kind head_probe preset."""
+    probe: HeadProbeFit = field(default_factory=HeadProbeFit)
+    """Settings of --mode head_probe."""
 
     def __post_init__(self) -> None:
         check_range("holdout", self.holdout, low=0.05, high=0.95)
@@ -121,6 +129,10 @@ def report_text(job: CalibrateJob, result: dict) -> str:
 def main(argv: list[str], prog: str = "cagsr calibrate") -> None:
     job, _ = parse_job_args(CalibrateJob, argv, prog, CalibrateJob.__doc__ or "")
     quiet_libraries()
+    if job.mode == "head_probe":
+        from cagsr.cli.calibrate_heads import run_head_probe
+
+        return run_head_probe(job)
     from cagsr.evaluation.calibrate import calibrate
     from cagsr.utils.run import prepare_run_dir
 

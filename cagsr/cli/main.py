@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("cagsr.cli.eval", "generate on a split and compute coherence, consistency, accuracy, latency"),
     "validity": ("cagsr.cli.validity", "AUC of each reward component against human good/bad reply labels"),
     "calibrate": ("cagsr.cli.calibrate", "fit the reward's weights and floor to labels, write a preset"),
+    "heads": ("cagsr.cli.heads", "score attention heads on a synthetic copy task (retrieval heads), pick the top ones"),
     "reproduce": ("cagsr.cli.reproduce", "run every row of the paper's tables with several seeds"),
     "bench": ("cagsr.cli.bench", "side-by-side speed benchmarks against the machine's floor"),
     "human": ("cagsr.cli.human", "export blinded samples for raters and import their ratings"),

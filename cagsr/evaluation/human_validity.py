@@ -31,6 +31,7 @@ from cagsr.reward.attention_reward import turn_components
 from cagsr.reward.config import RewardConfig, resolve_reward
 from cagsr.rollout.episode import Action, Episode
 from cagsr.salience.masks import Salience
+from cagsr.scoring.passes import head_request
 from cagsr.scoring.rows import build_rows
 
 VERSIONS = ("all", "content")
@@ -88,7 +89,8 @@ def score_replies(replies: Sequence[LabelledReply], loaded: LoadedModel, salienc
         episodes = [reply_episode(r, loaded, max_context) for r in chunk]
         part = build_rows(episodes, loaded, salience).to(loaded.device)
         cap = forward_with_capture(loaded.model, part.batch, attention.last_layers, attention.window,
-                                   attention.prune_above, part.salient_mask, attention.prune_threshold)
+                                   attention.prune_above, part.salient_mask, attention.prune_threshold,
+                                   heads=head_request(attention, [reward]))
         cols = _chunk_scores(cap, part.reward_inputs(), reward, tau_grid)
         for i, reply in enumerate(chunk):
             row = {"id": reply.dialogue.id, "label": reply.label, "group": reply.group, "turn": reply.turn}

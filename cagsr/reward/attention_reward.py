@@ -20,6 +20,7 @@ from torch import Tensor
 from cagsr.attention.capture import CaptureResult
 from cagsr.reward import functional as RF
 from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
+from cagsr.reward.head_probe import HEAD_PROBE, probe_score, turn_head_features
 
 COMPONENTS = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "history_mass", "sink_mass",
               "reward")
@@ -103,6 +104,14 @@ def token_mean(values: Tensor, seg: Tensor) -> Tensor:
     return torch.where(seg, values, torch.zeros_like(values)).sum(-1) / seg.sum(-1).clamp_min(1)
 
 
+def _probe_turn(capture: CaptureResult, seg: Tensor, cfg: RewardConfig) -> Tensor:
+    """[R] head-probe reward of one turn (seg [R, S] its tokens)."""
+    if capture.head_stats is None:
+        raise ValueError("reward.kind head_probe: the capture kept no per-head statistics (pass HeadRequest)")
+    probe = cfg.head_probe
+    return probe_score(turn_head_features(capture.head_stats, seg, probe.head_list, probe.features), probe)
+
+
 def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask: Tensor, response_ids: Tensor,
                     response_mask: Tensor, salient_mask: Tensor, current_mask: Tensor, template_mask: Tensor,
                     special_mask: Tensor, token_turn: Tensor, is_cot: Tensor, cfg: RewardConfig
@@ -156,6 +165,8 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
         out["history_mass"][:, k] = token_mean(capture.history_mass.float(), seg)
         out["sink_mass"][:, k] = token_mean(sink_mass, seg)
         out["reward"][:, k] = RF.turn_reward(cov, foc, rep, cfg.alpha, cfg.beta, cfg.gamma)
+        if cfg.kind == HEAD_PROBE:
+            out["reward"][:, k] = _probe_turn(capture, seg, cfg)
         out["turn_mask"][:, k] = present
     for key in COMPONENTS:
         out[key] = out[key] * out["turn_mask"]

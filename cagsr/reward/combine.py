@@ -25,6 +25,7 @@ from torch import Tensor
 from cagsr.errors import ConfigError
 from cagsr.reward.attention_reward import COMPONENTS
 from cagsr.reward.config import RewardConfig
+from cagsr.reward.head_probe import HEAD_PROBE
 from cagsr.reward.registry import ATTENTION, TurnRewardFn, get_reward
 from cagsr.rollout.episode import Episode
 
@@ -130,6 +131,9 @@ def build_turn_reward(cfg: RewardConfig) -> TurnReward:
             raise ConfigError(f"{setting}: an empty reward name")
         if spec == "model" and not cfg.model_path:
             raise ConfigError("reward.model_path: the model reward needs a saved reward model folder")
-        fn = None if spec == ATTENTION else get_reward(spec, setting)
+        if spec == HEAD_PROBE and cfg.parts:
+            raise ConfigError("reward.parts: head_probe replaces the attention reward; set reward.kind: head_probe")
+        # The attention reward and the head probe both come from the capture pass (components "reward").
+        fn = None if spec in (ATTENTION, HEAD_PROBE) else get_reward(spec, setting)
         parts.append(RewardPart(_part_name(spec, used), spec, weight, fn))
     return TurnReward(parts=tuple(parts))

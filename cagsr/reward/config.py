@@ -8,6 +8,7 @@ from typing import Literal
 
 from cagsr.config import check_range
 from cagsr.errors import ConfigError
+from cagsr.reward.head_probe import HEAD_PROBE, HeadProbeConfig, check_probe
 
 SINK_KINDS = ("template", "special", "first")
 # Per model kind: decoder self-attention sinks on the first token (<|im_start|>); T5 cross-attention has no
@@ -18,7 +19,8 @@ AUTO_SINK_TOKENS = {"decoder": "template|special|first", "seq2seq": "template|sp
 @dataclass
 class RewardConfig:
     kind: str = "attention"
-    """The trained reward: attention (the history-aware attention reward), a built-in of
+    """The trained reward: attention (the history-aware attention reward), head_probe (a fitted linear probe
+    over per-head attention features, reward.head_probe), a built-in of
     cagsr.reward.registry.REWARDS (model: a trained reward model, the baselines; correctness: the chain of
     thought's final answer; length: words per turn), or a user reward fn(episodes, job) -> [E, T] tensor named
     package.module:function or path/to/file.py:function."""
@@ -66,6 +68,9 @@ class RewardConfig:
     """User keywords that are always salient (records' meta keywords are added)."""
     entity_detector: Literal["auto", "rules", "spacy"] = "rules"
     """Entity detector: the rule-based one, spaCy, or auto (spaCy when installed)."""
+    head_probe: HeadProbeConfig = field(default_factory=HeadProbeConfig)
+    """For kind=head_probe: the fitted linear probe over per-head attention features (reward/head_probe.py),
+    written by `cagsr calibrate --mode head_probe`."""
 
     def __post_init__(self) -> None:
         check_range("n", self.n, low=1)
@@ -77,6 +82,8 @@ class RewardConfig:
         if self.tau0 == math.inf:
             raise ConfigError("tau0: +inf would clamp every turn; use -inf to disable clamping")
         parse_sinks(self.sink_tokens)
+        if self.kind == HEAD_PROBE:
+            check_probe(self.head_probe)
         if self.kind == "model" and not self.model_path:
             raise ConfigError("model_path: kind=model needs a saved reward model folder")
 

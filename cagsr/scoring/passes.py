@@ -24,9 +24,11 @@ from cagsr.attention.batch import is_encoder_decoder
 from cagsr.attention.capture import CaptureResult, forward_with_capture
 from cagsr.attention.config import AttentionConfig
 from cagsr.attention.forward import forward_no_capture
+from cagsr.attention.heads import HeadRequest, parse_heads
 from cagsr.models.forward import token_logprobs
 from cagsr.reward.attention_reward import COMPONENTS, turn_components
 from cagsr.reward.config import RewardConfig
+from cagsr.reward.head_probe import HEAD_PROBE
 from cagsr.rollout.engines.onednn import fast_no_grad
 from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.layout import LayoutStats, Pass, plan_passes
@@ -115,7 +117,7 @@ def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_tu
     for part in plan(policy_model, rows, scoring, stats):
         view = rows.select(part.rows).to(device)
         with fast_no_grad(policy_model, scoring.packed_weights):
-            cap = _capture(policy_model, part, view, attention, device)
+            cap = _capture(policy_model, part, view, attention, device, [reward])
         logprobs[part.rows] = (token_logprobs(cap.logits, view.response_ids) * view.response_mask).cpu()
         if value_head is not None:
             values[part.rows] = (value_head(cap.hidden).float() * view.response_mask).cpu()
@@ -134,7 +136,7 @@ def score_versions(model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns
     for part in plan(model, rows, scoring):
         view = rows.select(part.rows).to(device)
         with fast_no_grad(model, scoring.packed_weights):
-            cap = _capture(model, part, view, attention, device)
+            cap = _capture(model, part, view, attention, device, list(rewards.values()))
         for name, reward in rewards.items():
             _scatter_components(comps[name], view, cap, reward)
     for table in comps.values():
@@ -146,9 +148,20 @@ def _empty_components(n_episodes: int, n_turns: int) -> dict[str, Tensor]:
     return {k: torch.zeros(n_episodes, n_turns) for k in (*COMPONENTS, "turn_mask")}
 
 
-def _capture(model: nn.Module, part: Pass, view: RowBatch, attention: AttentionConfig, device) -> CaptureResult:
+def head_request(attention: AttentionConfig, rewards: list[RewardConfig]) -> HeadRequest | None:
+    """The heads a capture reads for these settings: attention.heads for abar, a head probe's heads for
+    per-head statistics (None: the default capture)."""
+    features = tuple(dict.fromkeys(h for r in rewards if r.kind == HEAD_PROBE for h in r.head_probe.head_list))
+    if not attention.heads and not features:
+        return None
+    return HeadRequest(abar=parse_heads(attention.heads) or None, features=features)
+
+
+def _capture(model: nn.Module, part: Pass, view: RowBatch, attention: AttentionConfig, device,
+             rewards: list[RewardConfig]) -> CaptureResult:
     return forward_with_capture(model, part.batch.to(device), attention.last_layers, attention.window,
-                                attention.prune_above, view.salient_mask, attention.prune_threshold)
+                                attention.prune_above, view.salient_mask, attention.prune_threshold,
+                                heads=head_request(attention, rewards))
 
 
 def _scatter_components(comps: dict[str, Tensor], view: RowBatch, cap: CaptureResult, reward: RewardConfig) -> None:

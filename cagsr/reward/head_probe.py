@@ -1,0 +1,95 @@
+"""The head-probe reward: a linear probe over per-head attention features of each turn (reward.kind head_probe).
+
+    reward:
+      kind: head_probe
+      head_probe: {heads: "18.6,17.3", features: [lookback], weights: [0.4, -0.1], bias: 0.0,
+                   mean: [0.61, 0.55], scale: [0.08, 0.11]}
+
+`cagsr calibrate --mode head_probe` fits it (ridge over standardised features, cagsr.evaluation.head_probe)
+and writes such a preset. The capture pass keeps per-head statistics of the probe's heads only
+(cagsr.attention.heads), each turn's feature is the mean over the turn's tokens, and the turn reward is
+((x - mean) / scale) . weights + bias. Shapes: R rows, S response tokens, F heads, D = F x features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from cagsr.attention.heads import Head, HeadStats, parse_heads
+from cagsr.errors import ConfigError
+
+HEAD_PROBE = "head_probe"
+FEATURES = ("lookback", "entropy", "first_mass", "history_mass")
+"""Per-head features a probe can read: lookback ratio, history entropy, first-token mass, history mass."""
+
+
+@dataclass
+class HeadProbeConfig:
+    heads: str = ""
+    """The probe's heads, LAYER.HEAD pairs separated by commas (0-based attention layer, query head)."""
+    features: list[str] = field(default_factory=lambda: ["lookback"])
+    """Per-head features, each a block of the weight vector in this order: lookback (Lookback Lens' ratio),
+    entropy (history attention entropy), first_mass (attention on the first history token), history_mass."""
+    weights: list[float] = field(default_factory=list)
+    """One weight per (feature, head), feature-major: all heads' first feature, then the second, ..."""
+    bias: float = 0.0
+    """Added to every turn's probe score."""
+    mean: list[float] = field(default_factory=list)
+    """Feature means of the fitting set (standardisation), same order as weights."""
+    scale: list[float] = field(default_factory=list)
+    """Feature standard deviations of the fitting set, same order as weights."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.features) - set(FEATURES))
+        if unknown or not self.features:
+            raise ConfigError(f"reward.head_probe.features: expected some of {', '.join(FEATURES)}, got {self.features}")
+        heads = parse_heads(self.heads, "reward.head_probe.heads")
+        if not self.weights:
+            return
+        width = len(heads) * len(self.features)
+        for name in ("weights", "mean", "scale"):
+            if len(getattr(self, name)) != width:
+                raise ConfigError(f"reward.head_probe.{name}: {len(getattr(self, name))} values, expected "
+                                  f"{width} ({len(heads)} heads x {len(self.features)} features)")
+        if any(s <= 0 for s in self.scale):
+            raise ConfigError("reward.head_probe.scale: every scale must be > 0")
+
+    @property
+    def head_list(self) -> tuple[Head, ...]:
+        return parse_heads(self.heads, "reward.head_probe.heads")
+
+
+def check_probe(cfg: HeadProbeConfig) -> None:
+    """One-line error when a head_probe reward has no fitted probe."""
+    if not cfg.weights:
+        raise ConfigError("reward.head_probe: kind=head_probe needs a fitted probe (write one with "
+                          "`cagsr calibrate --mode head_probe`)")
+
+
+def step_features(stats: HeadStats, kind: str) -> Tensor:
+    """[R, S, F] per-step values of one feature."""
+    if kind == "lookback":
+        return stats.lookback()
+    return getattr(stats, kind)
+
+
+def turn_head_features(stats: HeadStats, seg: Tensor, heads: tuple[Head, ...], kinds: list[str] | tuple[str, ...]
+                       ) -> Tensor:
+    """[R, len(kinds) * len(heads)] mean of each feature over the tokens in seg [R, S] (0 where none), for
+    `heads` picked out of stats.heads, feature-major."""
+    missing = [h for h in heads if h not in stats.heads]
+    if missing:
+        raise ValueError(f"head statistics lack heads {missing[:3]}")
+    index = torch.tensor([stats.heads.index(h) for h in heads], device=seg.device)
+    weight = seg.to(stats.history_mass.dtype)[..., None]  # [R, S, 1]
+    count = weight.sum(1).clamp_min(1)
+    return torch.cat([(step_features(stats, k)[..., index] * weight).sum(1) / count for k in kinds], dim=-1)
+
+
+def probe_score(x: Tensor, cfg: HeadProbeConfig) -> Tensor:
+    """[R, D] features -> [R] ((x - mean) / scale) . weights + bias."""
+    w, mean, scale = (torch.tensor(v, dtype=x.dtype, device=x.device) for v in (cfg.weights, cfg.mean, cfg.scale))
+    return ((x - mean) / scale) @ w + cfg.bias
