@@ -28,6 +28,7 @@ from cagsr.evaluation.validity import auc_ci, column
 from cagsr.formatting.history import format_history, format_response
 from cagsr.models.registry import LoadedModel
 from cagsr.reward.attention_reward import turn_components
+from cagsr.reward.combine import attention_weights, with_attention_reward
 from cagsr.reward.config import RewardConfig, resolve_reward
 from cagsr.rollout.episode import Action, Episode
 from cagsr.salience.masks import Salience
@@ -62,7 +63,7 @@ def _chunk_scores(cap, inputs: dict, reward: RewardConfig, tau_grid: Sequence[fl
     cols: dict[str, list[float]] = {}
     for version in VERSIONS:
         cfg = replace(reward, history_tokens=version)
-        out = turn_components(cap, **inputs, cfg=cfg)
+        out = with_attention_reward(turn_components(cap, **inputs, cfg=cfg), attention_weights(cfg))
         for key in SCORED:
             cols[f"{version}/{key}"] = _row_values(out, key)
         for tau0 in tau_grid:

@@ -3,10 +3,11 @@
 One iteration (`Trainer.iteration`):
   1. rollout     episodes from the policy and the user simulator             (time/rollout)
   2. rows        every turn a row with named masks (scoring/rows.py)         (time/rows)
-  3. score       one capture pass per packed dialogue: log-probs, reward     (time/score)
+  3. score       one capture pass per packed dialogue: log-probs, components (time/score)
      reference   log-probs of the frozen reference for the KL penalty        (time/reference)
      critic      V(H_t) from the separate value model                        (time/critic)
-  4. advantages  per-turn returns and advantages, broadcast to tokens        (time/advantages)
+     reward      components and reward parts -> turn rewards [E, T]          (time/reward)
+  4. advantages  turn weights, returns and advantages, broadcast to tokens   (time/advantages)
   5. update      PPO epochs over shuffled minibatches of episodes            (time/update)
   6. report      metrics and samples; held-out reward and checkpoints in `step`  (time/report)
 
@@ -166,8 +167,8 @@ class Trainer:
         return [ep for part in all_gather_object(ctx, mine) for ep in part], lo, hi
 
     def score(self, rows: RowBatch, episodes: list, lo: int, hi: int, metrics: dict) -> ScoredPart:
-        """The teacher-forced passes over this rank's rows, merged over ranks: old and reference log-probs,
-        values, reward components and turn rewards of the whole batch."""
+        """The teacher-forced passes over this rank's rows and the reward stage over its episodes, merged over
+        ranks: old and reference log-probs, values, reward components and turn rewards of the whole batch."""
         job, models = self.job, self.models
         mine = rows.select(rows.episode_rows(lo, hi))
         n_turns = max(ep.num_turns for ep in episodes)
@@ -182,17 +183,20 @@ class Trainer:
         with self.timed("critic", metrics):
             values = policy.values if head is not None else rows_values(models.critic, mine, job.scoring,
                                                                         layouts["critic"])
-        comps = policy.components
-        rewards = torch.zeros(len(episodes), n_turns)
-        rewards[lo:hi], parts = self.turn_reward(episodes[lo:hi], comps["reward"][lo:hi], job)
-        for name, part in parts.items():  # [E, T] tables, zero outside this rank's episodes (merge adds them)
-            comps[f"part/{name}"] = torch.zeros_like(rewards).index_copy_(0, torch.arange(lo, hi), part)
+        with self.timed("reward", metrics):
+            comps = policy.components
+            mine_only = {k: v[lo:hi] for k, v in comps.items()}
+            turn = self.turn_reward(episodes[lo:hi], mine_only, job)
+            rewards = torch.zeros(len(episodes), n_turns)
+            rewards[lo:hi] = turn.total
+            for key, table in turn.logged().items():  # [E, T], zero outside this rank's episodes (merge adds)
+                comps[key] = torch.zeros_like(rewards).index_copy_(0, torch.arange(lo, hi), table)
         for phase, stats in layouts.items():
             metrics |= stats.metrics(phase)
         metrics["batch/turn_rows"] = float(mine.num_rows)
         metrics["batch/unpacked_turns"] = float(unpacked_turns(mine))
         part = ScoredPart(old_logprobs=policy.logprobs, ref_logprobs=ref_logprobs, values=values,
-                          rewards=rewards * comps["turn_mask"], components=comps)
+                          rewards=rewards, components=comps)
         return merge_parts(all_gather_object(self.dist, part))
 
     def collect(self, metrics: dict) -> tuple[Experience, list]:
@@ -272,8 +276,10 @@ class Trainer:
                 kl = kl_per_episode(rows, scores.logprobs, rows_logprobs(reference, rows, job.scoring),
                                     len(episodes))
         texts = [t for ep in episodes for t in ep.turn_texts]
+        turn = self.turn_reward(episodes, comps, job)
+        comps = {**comps, "reward": turn.attention}
+        parts = turn.parts
         out |= reward_metrics(comps, prefix="eval")
-        _, parts = self.turn_reward(episodes, comps["reward"], job)
         out |= {f"eval/{name}": masked_turn_mean(part, comps["turn_mask"].float()) for name, part in parts.items()}
         out["eval/kl_ref"] = sum(kl) / max(1, len(kl))
         with run_folder_write(self.run_dir, "held-out episodes"):

@@ -1,8 +1,10 @@
-"""The attention reward of every turn in a batch of rows, from one capture pass.
+"""The attention-reward components of every turn in a batch of rows, from one capture pass.
 
 Glue between the capture (abar over kept history columns) and the pure functions in
 functional.py: aligns salient / current-turn masks with the kept columns (window, pruning),
-applies the single-turn variant and the ablations, and evaluates every reward turn of every row.
+applies the single-turn variant and the ablations, and measures every reward turn of every row:
+coverage, focus, repetition and diagnostics. Components only: the reward stage (combine.py) weighs them
+into the turn reward, together with the other reward parts.
 
 reward.history_tokens = content leaves the sink columns (reward.sink_tokens: template, special, first)
 out of coverage and focus and renormalises each attention row over the remaining content columns: on a
@@ -21,8 +23,7 @@ from cagsr.attention.capture import CaptureResult
 from cagsr.reward import functional as RF
 from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 
-COMPONENTS = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "history_mass", "sink_mass",
-              "reward")
+COMPONENTS = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "history_mass", "sink_mass")
 # An encoder-decoder capture's history mass is a full softmax row (1 up to rounding); a decoder-only
 # response token beyond the first also attends to earlier response tokens, so its mass falls below 1.
 ENC_DEC_MASS_TOLERANCE = 1e-4
@@ -107,7 +108,8 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
                     response_mask: Tensor, salient_mask: Tensor, current_mask: Tensor, template_mask: Tensor,
                     special_mask: Tensor, token_turn: Tensor, is_cot: Tensor, cfg: RewardConfig
                     ) -> dict[str, Tensor]:
-    """Every component for every (row, turn): dict of [R, T] tensors plus 'turn_mask' [R, T].
+    """Every component for every (row, turn): dict of [R, T] tensors plus 'turn_mask' [R, T] (no reward: the
+    reward stage, combine.py, weighs the components).
 
     history_* / salient_mask / current_mask / template_mask / special_mask: [R, N];
     response_*: [R, S]. token_turn [R, S]: episode turn index of each response token (-1 on
@@ -135,7 +137,7 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
     turns = sorted({int(t) for t in token_turn[response_mask].tolist()})
     turn_index = torch.tensor(turns or [0], device=abar.device)
     out = {k: abar.new_zeros(abar.shape[0], len(turn_index)) for k in COMPONENTS}
-    out["turn_mask"] = torch.zeros_like(out["reward"], dtype=torch.bool)
+    out["turn_mask"] = torch.zeros_like(out["coverage"], dtype=torch.bool)
     out["turn_index"] = turn_index.expand(abar.shape[0], -1)
     for k, turn in enumerate(turns):
         seg = response_mask & (token_turn == turn)
@@ -155,7 +157,6 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
         out["clamped_fraction"][:, k] = clamped
         out["history_mass"][:, k] = token_mean(capture.history_mass.float(), seg)
         out["sink_mass"][:, k] = token_mean(sink_mass, seg)
-        out["reward"][:, k] = RF.turn_reward(cov, foc, rep, cfg.alpha, cfg.beta, cfg.gamma)
         out["turn_mask"][:, k] = present
     for key in COMPONENTS:
         out[key] = out[key] * out["turn_mask"]

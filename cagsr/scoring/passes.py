@@ -1,5 +1,8 @@
 """The teacher-forced passes over rows: policy with attention capture, reference, critic.
 
+The capture pass gives each turn's attention-reward components (coverage, focus, repetition, ...),
+not a reward: the reward stage (reward/combine.py) weighs them.
+
 Each pass reads the rows through the layout of layout.py (one sequence per dialogue when packed)
 and writes its outputs back in the rows' own [R, S] / [E, T] layout, so nothing downstream knows how
 the tokens were laid out.
@@ -107,7 +110,7 @@ def _scatter_turns(target: Tensor, owners: Tensor, values: Tensor, turn_index: T
 def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns: int, attention: AttentionConfig,
                reward: RewardConfig, scoring: ScoringConfig, value_head: nn.Module | None = None,
                stats: LayoutStats | None = None) -> PolicyScores:
-    """Capture pass over all rows: log-probs, head values and every turn's reward components."""
+    """Capture pass over all rows: log-probs, head values and every turn's attention-reward components."""
     device = next(policy_model.parameters()).device
     logprobs = torch.zeros(rows.response_ids.shape)
     values = torch.zeros_like(logprobs)
@@ -181,12 +184,4 @@ def rows_values(critic: nn.Module, rows: RowBatch, scoring: ScoringConfig, stats
     for part in plan(critic.backbone, rows, scoring, stats):
         with fast_no_grad(critic, scoring.packed_weights):
             out[part.rows] = critic(part.batch.to(device)).float().cpu() * rows.response_mask[part.rows]
-    return out
-
-
-def turn_values(values: Tensor, rows: RowBatch, n_episodes: int, n_turns: int) -> Tensor:
-    """Token values [R, S] read at turn starts -> V(H_t) [E, T]."""
-    out = torch.zeros(n_episodes, n_turns)
-    r, s = rows.turn_start.nonzero(as_tuple=True)
-    out[rows.row_episode[r], rows.token_turn[r, s]] = values[r, s]
     return out

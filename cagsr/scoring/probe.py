@@ -14,7 +14,8 @@ import torch
 from cagsr.attention.capture import forward_with_capture
 from cagsr.attention.config import AttentionConfig
 from cagsr.models.registry import LoadedModel
-from cagsr.reward.attention_reward import COMPONENTS, sink_mask
+from cagsr.reward.attention_reward import sink_mask
+from cagsr.reward.combine import LOGGED, attention_weights, with_attention_reward
 from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 from cagsr.rollout.episode import Episode
 from cagsr.salience.masks import Salience
@@ -60,6 +61,7 @@ def probe_versions(episodes: list[Episode], loaded: LoadedModel, salience: Salie
         n_turns = max(ep.num_turns for ep in chunk)
         comps = score_versions(loaded.model, rows, n_episodes=len(chunk), n_turns=n_turns, attention=attention,
                                rewards=rewards, scoring=ScoringConfig())
+        comps = {name: with_attention_reward(comps[name], attention_weights(r)) for name, r in rewards.items()}
         for e, ep in enumerate(chunk):
             keywords = episode_keywords(ep)
             for t in range(ep.num_turns):
@@ -67,7 +69,7 @@ def probe_versions(episodes: list[Episode], loaded: LoadedModel, salience: Salie
                 words = salient_words(action, salience, keywords)
                 for name, reward in rewards.items():
                     out[name].append({"record_id": ep.record.id, "turn": t, "text": ep.turn_texts[t],
-                                      **{k: round(float(comps[name][k][e, t]), 6) for k in COMPONENTS},
+                                      **{k: round(float(comps[name][k][e, t]), 6) for k in LOGGED},
                                       "salient_words": words, "reward_version": reward_version(reward)})
     return out
 

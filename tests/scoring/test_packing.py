@@ -27,6 +27,7 @@ from cagsr.rollout.recorded import recorded_episodes
 from cagsr.salience.masks import Salience
 from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.layout import plan_passes, sequence_groups, unpacked_turns
+from cagsr.reward.combine import AttentionWeights, attention_reward
 from cagsr.scoring.passes import ScoredPart, rows_logprobs, score_rows
 from cagsr.scoring.rows import build_rows
 
@@ -129,7 +130,8 @@ def _minibatch_gradient(loaded, rows, episodes, layout, budget):
             p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     scores = _score(loaded, rows, episodes, attention, layout, budget, head)
     scored = ScoredPart(old_logprobs=scores.logprobs, ref_logprobs=rows_logprobs(reference, rows, scoring),
-                        values=scores.values, rewards=scores.components["reward"], components=scores.components)
+                        values=scores.values, rewards=attention_reward(scores.components, AttentionWeights()),
+                        components=scores.components)
     exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=PPOConfig(), final_weight=2.0)
     # Leave the rollout policy a little: ratios, clipping and KL are not all at their trivial values.
     with torch.no_grad():
