@@ -22,12 +22,12 @@ from cagsr.ppo.config import PPOConfig
 from cagsr.ppo.critic import ValueHead
 from cagsr.ppo.experience import assemble
 from cagsr.ppo.update import Learner, _totals, pass_loss
+from cagsr.reward.combine import AttentionWeights, attention_reward
 from cagsr.reward.config import RewardConfig
 from cagsr.rollout.recorded import recorded_episodes
 from cagsr.salience.masks import Salience
 from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.layout import plan_passes, sequence_groups, unpacked_turns
-from cagsr.reward.combine import AttentionWeights, attention_reward
 from cagsr.scoring.passes import ScoredPart, rows_logprobs, score_rows
 from cagsr.scoring.rows import build_rows
 
