@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cagsr.cli.eval import EvalJob, run_eval
 from cagsr.cli.reward import RewardJob, score_job
-from cagsr.config import from_dict, load_job, set_dotted, to_dict
+from cagsr.config import from_dict, load_job, load_saved_job, set_dotted, to_dict
 from cagsr.errors import ConfigError
 from cagsr.ppo.config import TrainJob
 
@@ -93,7 +93,7 @@ def train(config: Config = None, overrides: Mapping[str, Any] | None = None, *, 
         saved = Path(resume) / "config.yaml"
         if not saved.exists():
             raise ConfigError(f"{resume}: not a cagsr run folder (no config.yaml)")
-        job = load_job(TrainJob, saved, dict(overrides or {}))
+        job = load_saved_job(TrainJob, saved, dict(overrides or {}))
     else:
         job = build_job(TrainJob, config, overrides, model, data)
     return run_train(job, Path(resume) if resume is not None else None)

@@ -16,6 +16,7 @@ from cagsr.cli.common import parse_job_args, quiet_libraries
 from cagsr.data.config import DataConfig
 from cagsr.models.config import ModelConfig
 from cagsr.reward.config import RewardConfig
+from cagsr.salience.config import SalienceConfig
 from cagsr.utils.run import RunConfig, jsonl_sink
 
 
@@ -30,7 +31,9 @@ class RewardJob:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     """Attention capture settings."""
     reward: RewardConfig = field(default_factory=RewardConfig)
-    """Reward settings (weights, floor, salience)."""
+    """Reward settings (weights, floor)."""
+    salience: SalienceConfig = field(default_factory=SalienceConfig)
+    """Salient-token sources, fitted on the data."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output and seed."""
     plot: str | None = field(default=None, metadata={"flag": "--plot"})
@@ -53,8 +56,8 @@ def score_job(job: RewardJob) -> tuple[list[dict], list[Path]]:
 
     records = load_records(job.data)
     loaded = load_model(job.model)
-    salience = Salience.fit(corpus_texts(records), job.reward.salience, job.reward.idf_quantile,
-                            job.reward.keywords, job.reward.entity_detector)
+    salience = Salience.fit(corpus_texts(records), job.salience.sources, job.salience.idf_quantile,
+                            job.salience.keywords, job.salience.entity_detector)
     episodes = recorded_episodes(records, loaded, job.max_context, job.max_turns)
     rows = probe(episodes, loaded, salience, job.attention, job.reward)
     paths = []

@@ -13,6 +13,7 @@ from cagsr.errors import ConfigError
 from cagsr.models.config import ModelConfig
 from cagsr.reward.config import RewardConfig
 from cagsr.rollout.config import RolloutConfig
+from cagsr.salience.config import SalienceConfig
 from cagsr.scoring.config import ScoringConfig
 from cagsr.utils.run import RunConfig
 
@@ -115,6 +116,8 @@ class TrainJob:
     """Attention capture and memory controls."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """The per-turn reward."""
+    salience: SalienceConfig = field(default_factory=SalienceConfig)
+    """Which history tokens are salient (fitted on the training records)."""
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     """How the teacher-forced passes (score, reference, critic, update) lay out their tokens."""
     ppo: PPOConfig = field(default_factory=PPOConfig)

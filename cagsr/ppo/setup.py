@@ -130,6 +130,6 @@ def reference_loaded(models: Models) -> LoadedModel:
 def build_rollout_parts(job: TrainJob, models: Models, train_records: list[Record]):
     engine = make_engine(job.rollout.engine, models.policy)
     simulator = make_simulator(job.rollout.simulator, seed=job.run.seed, user_model=reference_loaded(models))
-    salience = Salience.fit(corpus_texts(train_records), job.reward.salience, job.reward.idf_quantile,
-                            job.reward.keywords, job.reward.entity_detector)
+    salience = Salience.fit(corpus_texts(train_records), job.salience.sources, job.salience.idf_quantile,
+                            job.salience.keywords, job.salience.entity_detector)
     return engine, simulator, salience

@@ -151,7 +151,7 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
             cov = torch.where(is_cot, RF.coverage(pooled, salient, block_mask), cov)
             foc = torch.where(is_cot, RF.focus(block_entropy, tau, block_mask), foc)
             clamped = torch.where(is_cot, RF.floor_fraction(block_entropy, tau, block_mask), clamped)
-        rep = RF.history_repetition(response_ids, seg, history_ids, history_mask, cfg.n)
+        rep = RF.history_repetition(response_ids, seg, history_ids, history_mask, cfg.repetition_ngram)
         out["coverage"][:, k], out["focus"][:, k], out["repetition"][:, k] = cov, foc, rep
         out["entropy"][:, k] = token_mean(entropy_all, seg)
         out["clamped_fraction"][:, k] = clamped

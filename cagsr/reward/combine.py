@@ -53,7 +53,7 @@ class AttentionWeights:
 
 def attention_weights(cfg: RewardConfig) -> AttentionWeights:
     """The weights a reward config gives its components."""
-    return AttentionWeights(coverage=cfg.alpha, focus=cfg.beta, repetition=cfg.gamma)
+    return AttentionWeights(coverage=cfg.coverage_weight, focus=cfg.focus_weight, repetition=cfg.repetition_weight)
 
 
 def attention_reward(components: dict[str, Tensor], weights: AttentionWeights) -> Tensor:

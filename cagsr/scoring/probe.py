@@ -74,10 +74,14 @@ def probe_versions(episodes: list[Episode], loaded: LoadedModel, salience: Salie
     return out
 
 
+WEIGHTS = ("coverage_weight", "focus_weight", "repetition_weight", "tau0", "kappa", "repetition_ngram")
+"""The reward settings a scored row names beside its components."""
+
+
 def reward_version(reward: RewardConfig) -> dict:
     """What a row's components depend on: which history tokens coverage and focus read, and the weights."""
     return {"history_tokens": reward.history_tokens, "sink_tokens": reward.sink_tokens,
-            **{k: getattr(reward, k) for k in ("alpha", "beta", "gamma", "tau0", "kappa", "n")}}
+            **{k: getattr(reward, k) for k in WEIGHTS}}
 
 
 def sink_flags(action, loaded: LoadedModel, reward: RewardConfig) -> list[bool]:

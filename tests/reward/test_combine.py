@@ -60,7 +60,7 @@ def test_attention_alone_is_the_attention_reward_with_no_extra_parts():
 
 
 def test_the_stage_weighs_the_components_with_the_configured_weights():
-    out = build_turn_reward(RewardConfig(alpha=2.0, beta=0.5, gamma=4.0))(episodes(), COMPONENTS, None)
+    out = build_turn_reward(RewardConfig(coverage_weight=2.0, focus_weight=0.5, repetition_weight=4.0))(episodes(), COMPONENTS, None)
     # 2 C + 0.5 F - 4 P; the padded turn stays 0 whatever its components hold.
     torch.testing.assert_close(out.attention, torch.tensor([[-0.1, 0.4], [0.6, 0.0]]))
 

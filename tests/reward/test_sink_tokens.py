@@ -54,8 +54,8 @@ def padded_batch(history_mass: float = 0.9):
 
 def test_content_renormalisation_matches_hand_computation():
     capture, inputs = padded_batch()
-    cfg = RewardConfig(history_tokens="content", sink_tokens="template", tau0=-math.inf, alpha=1.0, beta=0.1,
-                       gamma=0.5)
+    cfg = RewardConfig(history_tokens="content", sink_tokens="template", tau0=-math.inf, coverage_weight=1.0,
+                       focus_weight=0.1, repetition_weight=0.5)
     out = turn_components(capture, **inputs, cfg=cfg)
     # Row 0 without column 0: [0.1, 0.2, 0.2] / 0.5 and [0.2, 0.1, 0.1] / 0.4. Row 1: [0.1, 0.2] / 0.3.
     cov = [(0.2 + 0.5) / 2, 1 / 3]
