@@ -35,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cagsr.config import to_dict
-from cagsr.data.sources import load_records, record_kind, split_records
+from cagsr.data.sources import corpus_texts, load_records, record_kind, split_records
 from cagsr.distributed import (
     all_gather_object,
     any_true,
@@ -76,9 +76,12 @@ from cagsr.ppo.state import (
 from cagsr.ppo.update import ppo_update
 from cagsr.reward.combine import build_turn_reward
 from cagsr.reward.config import resolve_reward
+from cagsr.reward.definition import RewardDefinition, define_reward
+from cagsr.rollout.recorded import replay_record
 from cagsr.rollout.runner import rollout
 from cagsr.scoring.layout import LayoutStats, unpacked_turns
 from cagsr.scoring.passes import ScoredPart, merge_parts, rows_logprobs, rows_values, score_rows
+from cagsr.scoring.probe import score_heldout
 from cagsr.scoring.rows import RowBatch, build_rows
 from cagsr.utils.logging import MetricLogger
 from cagsr.utils.run import check_writable, lock_run_dir, prepare_run_dir, seed_everything
@@ -112,18 +115,24 @@ class Trainer:
         records = load_records(job.data)
         self.kind = record_kind(records)
         self.train_records, self.val_records = split_records(records, job.data.val_fraction, job.data.seed)
-        self.turn_reward = build_turn_reward(job.reward)
+        build_turn_reward(job.reward)  # a bad reward part fails before the model loads
         self.models = build_models(job, self.dist)
         check_train_job(job, self.models.policy, records)  # model-dependent settings, still before the run folder
         job.reward = resolve_reward(job.reward, self.models.policy.is_encoder_decoder)  # sink tokens per model kind
         self.trained_share = trained_share(self.models.learner)  # fixed once the learner is built
-        self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
+        self.engine, self.simulator = build_rollout_parts(job, self.models)
+        self.use_definition(define_reward(
+            job.reward, job.salience, job.attention, max_steps=job.rollout.max_steps,
+            corpus=corpus_texts(self.train_records), encoder_decoder=self.models.policy.is_encoder_decoder))
         self.run_dir = self._run_folder(resume)
         self.state = TrainState.fresh(job.run.seed, len(self.train_records))
         self.generator = torch.Generator().manual_seed(job.run.seed)
         if resume:
-            load_state(self, resume)
+            load_state(self, resume)  # the reward definition of the checkpoint included
             main_first(self.dist, lambda: trim_logs(self.run_dir, self.state.iteration))
+        if self.dist.is_main:
+            with run_folder_write(self.run_dir, "reward definition"):
+                self.definition.save(self.run_dir)
         self.logger = MetricLogger(
             self.run_dir,
             enabled=self.dist.is_main,
@@ -134,6 +143,12 @@ class Trainer:
         self._stop_requested = False
         self.nan_guard = NanGuard(job.ppo.max_bad_batches, warn=self.dist.is_main)
         self.truncation_notice = TruncationNotice(enabled=self.dist.is_main)
+
+    def use_definition(self, definition: RewardDefinition) -> None:
+        """The reward this run trains on: salience, capture settings, the reward stage and the turn weights."""
+        self.definition = definition
+        self.salience = definition.salience_marker()
+        self.turn_reward = definition.stage
 
     def _run_folder(self, resume: Path | None) -> Path:
         """Check (resume) or create the run folder on rank 0, after a disk-space check for checkpoints."""
@@ -176,7 +191,8 @@ class Trainer:
         head = models.critic if models.learner.critic_is_head else None
         with self.timed("score", metrics):
             policy = score_rows(models.policy.model, mine, n_episodes=len(episodes), n_turns=n_turns,
-                                attention=job.attention, reward=job.reward, scoring=job.scoring, value_head=head,
+                                attention=self.definition.attention_config(), reward=self.definition.terms,
+                                scoring=job.scoring, value_head=head,
                                 stats=layouts["score"])
         with self.timed("reference", metrics), self.reference_mode() as reference:
             ref_logprobs = rows_logprobs(reference, mine, job.scoring, layouts["reference"])
@@ -208,7 +224,8 @@ class Trainer:
             rows = build_rows(episodes, self.models.policy, self.salience)  # whole batch: 1-process padding
         scored = self.score(rows, episodes, lo, hi, metrics)
         with self.timed("advantages", metrics):
-            exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=job.ppo, final_weight=self.final_weight)
+            exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=job.ppo,
+                           final_weight=self.definition.final_turn_weight(self.kind))
         return exp, episodes
 
     def iteration(self) -> dict:
@@ -235,10 +252,6 @@ class Trainer:
                 with run_folder_write(self.run_dir, "samples"):
                     self.write_samples(episodes, exp.components)
         return metrics
-
-    @property
-    def final_weight(self) -> float:
-        return self.job.reward.final_weight if self.kind == "math" else 1.0
 
     @contextmanager
     def reference_mode(self):
@@ -267,29 +280,30 @@ class Trainer:
         rng = random.Random(job.run.seed + 10_007)
         with self.timed("eval", out := {}), self.truncation_notice():
             episodes = rollout(records, self.models.policy, self.engine, self.simulator, job.rollout, rng)
-            rows = build_rows(episodes, self.models.policy, self.salience)
-            scores = score_rows(self.models.policy.model, rows, n_episodes=len(episodes),
-                                n_turns=max(ep.num_turns for ep in episodes), attention=job.attention,
-                                reward=job.reward, scoring=job.scoring)
-            comps = scores.components
+            rows, scores, turn = score_heldout(self.models.policy, episodes, self.definition, job.scoring, job)
+            comps = {**scores.components, "reward": turn.attention}
             with self.reference_mode() as reference:
                 kl = kl_per_episode(rows, scores.logprobs, rows_logprobs(reference, rows, job.scoring),
                                     len(episodes))
         texts = [t for ep in episodes for t in ep.turn_texts]
-        turn = self.turn_reward(episodes, comps, job)
-        comps = {**comps, "reward": turn.attention}
         parts = turn.parts
         out |= reward_metrics(comps, prefix="eval")
         out |= {f"eval/{name}": masked_turn_mean(part, comps["turn_mask"].float()) for name, part in parts.items()}
         out["eval/kl_ref"] = sum(kl) / max(1, len(kl))
         with run_folder_write(self.run_dir, "held-out episodes"):
             label = self.state.iteration + 1 if updates is None else updates
-            append_rows(self.run_dir, episode_rows(label, episodes, comps, parts, kl))
+            replays = [replay_record(ep, self.prompt_tokens(ep.kind)) for ep in episodes]
+            append_rows(self.run_dir, episode_rows(label, episodes, comps, parts, kl, turn.total, replays))
         out |= {
             "eval/response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
             "eval/distinct2": distinct_n(texts),
         }
         return out | episode_quality(episodes)  # quality proxies beside the reward: the hacking check
+
+    def prompt_tokens(self, kind: str) -> int:
+        """The history budget the rollout formats prompts with (what a replay of its episodes needs)."""
+        cfg = self.job.rollout
+        return cfg.max_context if kind == "math" else cfg.max_context - cfg.sampling.max_new_tokens
 
     def write_samples(self, episodes, comps) -> None:
         rows = sample_records(self.state.iteration, episodes, comps, self.job.ppo.sample_episodes)
@@ -304,6 +318,7 @@ class Trainer:
         with run_folder_write(self.run_dir, "final model"):
             model.save_pretrained(folder)
             self.models.policy.tokenizer.save_pretrained(folder)
+            self.definition.save(folder)
         return folder
 
     # -- the loop -----------------------------------------------------------------------------

@@ -87,14 +87,21 @@ class Salience:
     @classmethod
     def fit(cls, texts: list[str], sources: str, quantile: float, keywords: list[str] | None = None,
             detector_kind: str = "rules") -> Salience:
+        names = cls.fitted(sources, None, None, keywords, detector_kind).sources
+        idf = IdfTable.fit(texts) if "idf" in names else None
+        threshold = occurrence_threshold(idf, texts, quantile) if idf else None
+        return cls.fitted(sources, idf, threshold, keywords, detector_kind)
+
+    @classmethod
+    def fitted(cls, sources: str, idf: IdfTable | None, threshold: float | None, keywords: list[str] | None = None,
+               detector_kind: str = "rules") -> Salience:
+        """Salience from an IDF table fitted before (a saved reward definition); user sources loaded and checked."""
         builtin, user = split_sources(sources)
         try:
             names = parse_sources(builtin)
         except ValueError as exc:
             raise ConfigError(f"salience.sources: {exc} (or package.module:function, path/to/file.py:function)"
                               ) from None
-        idf = IdfTable.fit(texts) if "idf" in names else None
-        threshold = occurrence_threshold(idf, texts, quantile) if idf else None
         return cls(names, idf, threshold, list(keywords or []), detector_kind, user)
 
     def token_mask(self, history: FormattedHistory, keywords: list[str] | None = None) -> list[bool]:

@@ -29,7 +29,7 @@ from cagsr.attention.config import AttentionConfig
 from cagsr.attention.forward import forward_no_capture
 from cagsr.models.forward import token_logprobs
 from cagsr.reward.attention_reward import COMPONENTS, turn_components
-from cagsr.reward.config import RewardConfig
+from cagsr.reward.definition import AttentionTerms
 from cagsr.rollout.engines.onednn import fast_no_grad
 from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.layout import LayoutStats, Pass, plan_passes
@@ -108,7 +108,7 @@ def _scatter_turns(target: Tensor, owners: Tensor, values: Tensor, turn_index: T
 
 @torch.no_grad()
 def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns: int, attention: AttentionConfig,
-               reward: RewardConfig, scoring: ScoringConfig, value_head: nn.Module | None = None,
+               reward: AttentionTerms, scoring: ScoringConfig, value_head: nn.Module | None = None,
                stats: LayoutStats | None = None) -> PolicyScores:
     """Capture pass over all rows: log-probs, head values and every turn's attention-reward components."""
     device = next(policy_model.parameters()).device
@@ -129,7 +129,7 @@ def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_tu
 
 @torch.no_grad()
 def score_versions(model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns: int, attention: AttentionConfig,
-                   rewards: dict[str, RewardConfig], scoring: ScoringConfig) -> dict[str, dict[str, Tensor]]:
+                   rewards: dict[str, AttentionTerms], scoring: ScoringConfig) -> dict[str, dict[str, Tensor]]:
     """[E, T] reward components and turn_mask under each named reward version, from one capture pass: the
     versions differ only in what they read from the captured attention, so one pass serves them all."""
     device = next(model.parameters()).device
@@ -154,7 +154,7 @@ def _capture(model: nn.Module, part: Pass, view: RowBatch, attention: AttentionC
                                 attention.prune_above, view.salient_mask, attention.prune_threshold)
 
 
-def _scatter_components(comps: dict[str, Tensor], view: RowBatch, cap: CaptureResult, reward: RewardConfig) -> None:
+def _scatter_components(comps: dict[str, Tensor], view: RowBatch, cap: CaptureResult, reward: AttentionTerms) -> None:
     """Adds the components of the rows in `view` to the [E, T] tables `comps`."""
     out = turn_components(cap, **view.reward_inputs(), cfg=reward)
     for key in (*COMPONENTS, "turn_mask"):
