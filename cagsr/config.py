@@ -37,6 +37,8 @@ RENAMED = {
     "reward.idf_quantile": "salience.idf_quantile",
     "reward.keywords": "salience.keywords",
     "reward.entity_detector": "salience.entity_detector",
+    "ppo.save_every": "checkpoints.every",
+    "ppo.keep_checkpoints": "checkpoints.keep",
 }
 """Old dotted keys -> their new names: a config or flag that uses an old one fails with one line naming the
 new one; a run folder saved under the old names is read with them moved (upgrade_saved)."""

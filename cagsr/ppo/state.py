@@ -175,7 +175,7 @@ def save_state(trainer) -> Path:
         root = trainer.run_dir / "checkpoints"
         check_disk_space(root, checkpoint_bytes(models))
         try:
-            return save_checkpoint(root, state.iteration, write, trainer.job.ppo.keep_checkpoints)
+            return save_checkpoint(root, state.iteration, write, trainer.job.checkpoints.keep)
         except Exception as err:
             reason = io_failure(err)
             if reason is None:

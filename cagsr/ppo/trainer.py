@@ -336,7 +336,7 @@ class Trainer:
         return reduce_max_metrics(self.dist, metrics)
 
     def train(self) -> TrainResult:
-        cfg, history = self.job.ppo, []
+        cfg, history, every = self.job.ppo, [], self.job.checkpoints.every
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
         bar = tqdm(
             total=cfg.iterations,
@@ -358,11 +358,11 @@ class Trainer:
                         reward=f"{metrics.get('reward/reward', float('nan')):.3f}",
                         kl=f"{metrics.get('policy/kl_ref', float('nan')):.4f}",
                     )
-                    if self.state.iteration % cfg.save_every == 0 or self.state.iteration == cfg.iterations:
+                    if self.state.iteration % every == 0 or self.state.iteration == cfg.iterations:
                         save_state(self)
                 if self.state.iteration >= cfg.iterations:
                     main_first(self.dist, self.save_final_model)
-                elif self.state.iteration % cfg.save_every:  # stopped by SIGTERM after an unsaved iteration
+                elif self.state.iteration % every:  # stopped by SIGTERM after an unsaved iteration
                     save_state(self)
                 failed = False
         finally:

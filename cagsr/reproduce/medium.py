@@ -88,7 +88,7 @@ def _job(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, iterati
                     "run": {"output_dir": str(folder / "run"), "seed": seed, **ctx["run"]}}
     rule = plan.stop
     for key, value in {**plan.ppo, **row.overrides, "ppo.iterations": iterations,
-                       "ppo.save_every": rule.check_every}.items():
+                       "checkpoints.every": rule.check_every}.items():
         set_dotted(config, key, value)
     if row.reward_model:
         set_dotted(config, "reward.kind", "model")
