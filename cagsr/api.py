@@ -21,7 +21,8 @@ Shapes and keys of what comes back: `train` -> TrainResult (run_dir, history: on
 iteration, `reward/<part>` for each part of a combined reward); `score` -> one dict per agent turn
 (coverage, entropy, focus, repetition, reward, history mass, salient words), as `cagsr reward` prints;
 `evaluate` -> EvalReport (summary: means of every metric; rows: one per turn or solution), as
-`cagsr eval` computes it (nothing is written: save what you need).
+`cagsr eval` computes it (nothing is written: save what you need). A run folder as `model` is scored with
+the run's own reward (RUN/reward.yaml) unless `{"reward_from": "settings"}`.
 """
 
 from __future__ import annotations
