@@ -43,8 +43,17 @@ RENAMED = {
 """Old dotted keys -> their new names: a config or flag that uses an old one fails with one line naming the
 new one; a run folder saved under the old names is read with them moved (upgrade_saved)."""
 
+REMOVED = {
+    "model.max_context": "it only checked itself against the model; the prompt limit is the command's own "
+                         "max_context (rollout.max_context for train)",
+}
+"""Keys that set nothing and were removed -> why; a config or flag with one fails with that line, a saved run
+folder is read without it."""
+
 
 def renamed(key: str) -> ConfigError:
+    if key in REMOVED:
+        return ConfigError(f"{key} was removed: {REMOVED[key]}")
     return ConfigError(f"{key} is now {RENAMED[key]}: rename it in your config or flags")
 
 
@@ -153,7 +162,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     hints = _resolved_types(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
-        if f"{prefix}{key}" in RENAMED:
+        if f"{prefix}{key}" in RENAMED or f"{prefix}{key}" in REMOVED:
             raise renamed(f"{prefix}{key}")
         if key not in names:
             raise ConfigError(f"unknown config key '{prefix}{key}' (valid: {', '.join(sorted(names))})")
@@ -215,6 +224,10 @@ def upgrade_saved(data: dict[str, Any]) -> list[str]:
         if isinstance(node, dict) and leaf in node:
             set_dotted(data, new, node.pop(leaf))
             moved.append(old)
+    for old in REMOVED:
+        section, leaf = old.split(".")
+        if isinstance(data.get(section), dict):
+            data[section].pop(leaf, None)
     return moved
 
 
