@@ -20,16 +20,13 @@ from pathlib import Path
 
 import torch
 
-from cagsr.attention.config import AttentionConfig
 from cagsr.bench.machine import load_average, publish, run_info
 from cagsr.data.config import DataConfig
-from cagsr.data.sources import corpus_texts, load_records
-from cagsr.evaluation.runner import EvalSettings, _dialogue_rows, _generate_timed
+from cagsr.data.sources import load_records
+from cagsr.evaluation.runner import EvalSettings, _dialogue_rows, _generate_timed, default_definition
 from cagsr.formatting.examples import supervised_pairs
 from cagsr.models import load_model
-from cagsr.reward.config import RewardConfig
 from cagsr.rollout.engines.base import SamplingConfig, make_engine
-from cagsr.salience.masks import Salience
 from cagsr.scoring.probe import probe, probe_versions
 
 STAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "star_dialogues.jsonl"
@@ -67,9 +64,8 @@ def measure(model: str, data: str, dialogues: int, turns: int, repeats: int) -> 
     engine = make_engine(settings.engine, loaded)
     prompts, sessions = _prompts(loaded, records, settings)
     _, episodes, _ = _dialogue_rows(loaded, engine, records, settings, None)
-    salience = Salience.fit(corpus_texts(records), "idf|entities|keywords", 0.7)
-    rewards = {v: dataclasses.replace(RewardConfig(), history_tokens=v) for v in ("all", "content")}
-    attention = AttentionConfig()
+    definition = default_definition(loaded, records)
+    rewards = {v: dataclasses.replace(definition.terms, history_tokens=v) for v in ("all", "content")}
     times: dict[str, list[float]] = {k: [] for k in ("gen_order", "gen_sorted", "gen_reuse", "reward_two",
                                                      "reward_one")}
     for _ in range(repeats):  # interleaved, so a drift in machine load reaches every variant alike
@@ -81,9 +77,10 @@ def measure(model: str, data: str, dialogues: int, turns: int, repeats: int) -> 
         seconds, (reused, _) = _timed(lambda: _generate_timed(engine, prompts, settings.max_new_tokens,
                                                               settings.batch_size, sessions))
         times["gen_reuse"].append(seconds)
-        seconds, two = _timed(lambda: {v: probe(episodes, loaded, salience, attention, r) for v, r in rewards.items()})
+        seconds, two = _timed(lambda: {v: probe(episodes, loaded, dataclasses.replace(definition, terms=r))
+                                       for v, r in rewards.items()})
         times["reward_two"].append(seconds)
-        seconds, one = _timed(lambda: probe_versions(episodes, loaded, salience, attention, rewards))
+        seconds, one = _timed(lambda: probe_versions(episodes, loaded, definition, rewards))
         times["reward_one"].append(seconds)
     return {"turns": len(prompts), "prompt_tokens": sum(map(len, prompts)),
             "median": {k: statistics.median(v) for k, v in times.items()},

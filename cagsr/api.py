@@ -21,7 +21,8 @@ Shapes and keys of what comes back: `train` -> TrainResult (run_dir, history: on
 iteration, `reward/<part>` for each part of a combined reward); `score` -> one dict per agent turn
 (coverage, entropy, focus, repetition, reward, history mass, salient words), as `cagsr reward` prints;
 `evaluate` -> EvalReport (summary: means of every metric; rows: one per turn or solution), as
-`cagsr eval` computes it (nothing is written: save what you need).
+`cagsr eval` computes it (nothing is written: save what you need). A run folder as `model` is scored with
+the run's own reward (RUN/reward.yaml) unless `{"reward_from": "settings"}`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cagsr.cli.eval import EvalJob, run_eval
 from cagsr.cli.reward import RewardJob, score_job
-from cagsr.config import from_dict, load_job, set_dotted, to_dict
+from cagsr.config import from_dict, load_job, load_saved_job, set_dotted, to_dict
 from cagsr.errors import ConfigError
 from cagsr.ppo.config import TrainJob
 
@@ -93,7 +94,7 @@ def train(config: Config = None, overrides: Mapping[str, Any] | None = None, *, 
         saved = Path(resume) / "config.yaml"
         if not saved.exists():
             raise ConfigError(f"{resume}: not a cagsr run folder (no config.yaml)")
-        job = load_job(TrainJob, saved, dict(overrides or {}))
+        job = load_saved_job(TrainJob, saved, dict(overrides or {}))
     else:
         job = build_job(TrainJob, config, overrides, model, data)
     return run_train(job, Path(resume) if resume is not None else None)

@@ -28,6 +28,34 @@ from cagsr.errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
+RENAMED = {
+    "reward.alpha": "reward.coverage_weight",
+    "reward.beta": "reward.focus_weight",
+    "reward.gamma": "reward.repetition_weight",
+    "reward.n": "reward.repetition_ngram",
+    "reward.salience": "salience.sources",
+    "reward.idf_quantile": "salience.idf_quantile",
+    "reward.keywords": "salience.keywords",
+    "reward.entity_detector": "salience.entity_detector",
+    "ppo.save_every": "checkpoints.every",
+    "ppo.keep_checkpoints": "checkpoints.keep",
+}
+"""Old dotted keys -> their new names: a config or flag that uses an old one fails with one line naming the
+new one; a run folder saved under the old names is read with them moved (upgrade_saved)."""
+
+REMOVED = {
+    "model.max_context": "it only checked itself against the model; the prompt limit is the command's own "
+                         "max_context (rollout.max_context for train)",
+}
+"""Keys that set nothing and were removed -> why; a config or flag with one fails with that line, a saved run
+folder is read without it."""
+
+
+def renamed(key: str) -> ConfigError:
+    if key in REMOVED:
+        return ConfigError(f"{key} was removed: {REMOVED[key]}")
+    return ConfigError(f"{key} is now {RENAMED[key]}: rename it in your config or flags")
+
 
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
@@ -134,6 +162,8 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     hints = _resolved_types(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
+        if f"{prefix}{key}" in RENAMED or f"{prefix}{key}" in REMOVED:
+            raise renamed(f"{prefix}{key}")
         if key not in names:
             raise ConfigError(f"unknown config key '{prefix}{key}' (valid: {', '.join(sorted(names))})")
     kwargs = {}
@@ -182,6 +212,37 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{candidate}: expected a mapping of config sections")
     data.pop("base", None)
     return data
+
+
+def upgrade_saved(data: dict[str, Any]) -> list[str]:
+    """Move the RENAMED keys of a config saved by an earlier version to their new places (in place); the
+    old keys moved. Only for run folders written before a rename: a config a user writes gets the error."""
+    moved = []
+    for old, new in RENAMED.items():
+        section, leaf = old.split(".")
+        node = data.get(section)
+        if isinstance(node, dict) and leaf in node:
+            set_dotted(data, new, node.pop(leaf))
+            moved.append(old)
+    for old in REMOVED:
+        section, leaf = old.split(".")
+        if isinstance(data.get(section), dict):
+            data[section].pop(leaf, None)
+    return moved
+
+
+def load_saved_job(cls: type, path: str | Path, overrides: dict[str, Any]) -> Any:
+    """A run folder's saved config.yaml (keys renamed since it was written are moved, with a one-line notice)
+    <- overrides."""
+    data = load_yaml(path)
+    if moved := upgrade_saved(data):
+        import sys
+
+        print(f"{path}: read with renamed keys ({', '.join(f'{k} -> {RENAMED[k]}' for k in moved)})",
+              file=sys.stderr)
+    for key, value in overrides.items():
+        set_dotted(data, key, value)
+    return from_dict(cls, data)
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -92,7 +92,8 @@ def _teacher_forced(trainer: Trainer, episodes: list, layout: str) -> dict:
         rows = build_rows(episodes, trainer.models.policy, trainer.salience)
     scored = trainer.score(rows, episodes, 0, len(episodes), metrics)
     with trainer.timed("advantages", metrics):
-        exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=job.ppo, final_weight=trainer.final_weight)
+        exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=job.ppo,
+                       final_weight=trainer.definition.final_turn_weight(trainer.kind))
     with trainer.timed("update", metrics):
         metrics |= ppo_update(trainer.models.learner, exp, job.ppo, job.scoring, trainer.generator, trainer.dist)
     return metrics

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from typing import Any, Literal, get_args, get_origin
 
-from cagsr.config import _is_optional, field_docs, iter_fields, load_job
+from cagsr.config import REMOVED, RENAMED, _is_optional, field_docs, iter_fields, load_job
 from cagsr.errors import ConfigError
 
 
@@ -72,6 +72,12 @@ def _lookup(data: dict, dotted: str) -> Any:
 
 def parse_job(parser: argparse.ArgumentParser, job_cls: type, argv: list[str] | None) -> tuple[Any, argparse.Namespace]:
     """Parse argv into a validated job (defaults <- --config <- flags) and the raw namespace."""
+    for arg in argv or []:
+        flag = arg.split("=", 1)[0]
+        if flag.startswith("--") and flag[2:] in RENAMED:
+            raise ConfigError(f"--{flag[2:]} is now --{RENAMED[flag[2:]]}")
+        if flag.startswith("--") and flag[2:] in REMOVED:
+            raise ConfigError(f"--{flag[2:]} was removed: {REMOVED[flag[2:]]}")
     args = parser.parse_args(argv)
     keys = {dotted for dotted, *_ in iter_fields(job_cls)}
     overrides = {k: v for k, v in vars(args).items() if k in keys}

@@ -23,11 +23,12 @@ import yaml
 from cagsr.attention.config import AttentionConfig
 from cagsr.cli.common import parse_job_args, quiet_libraries
 from cagsr.cli.validity import LabelledData, score_labelled
-from cagsr.config import check_range, from_dict, load_yaml
+from cagsr.config import check_range, from_dict, load_yaml, upgrade_saved
 from cagsr.errors import ConfigError
 from cagsr.evaluation.head_calibration import HeadProbeFit
 from cagsr.models.config import ModelConfig
 from cagsr.reward.config import RewardConfig
+from cagsr.salience.config import SalienceConfig
 from cagsr.utils.run import RunConfig, jsonl_sink
 
 
@@ -42,7 +43,9 @@ class CalibrateJob:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     """Attention capture settings."""
     reward: RewardConfig = field(default_factory=RewardConfig)
-    """The default reward the calibration is compared with; its kappa, n and salience are kept."""
+    """The default reward the calibration is compared with; its kappa and repetition n-gram are kept."""
+    salience: SalienceConfig = field(default_factory=SalienceConfig)
+    """Salient-token sources (kept by the calibration)."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output folder (calibration.md / .json), stdout file, seed of the split, threads."""
     scores: str | None = field(default=None, metadata={"flag": "--scores"})
@@ -81,16 +84,21 @@ def load_scores(job: CalibrateJob) -> list[dict]:
 
         data = yaml.safe_load(saved.read_text(encoding="utf-8"))
         data.get("reward", {}).pop("history_tokens", None)  # both versions were scored: the field is moot
+        upgrade_saved(data)  # scores written before the reward keys were renamed
         scored = from_dict(ValidityJob, data)
-        job.model, job.data, job.reward = scored.model, scored.data, scored.reward
+        job.model, job.data, job.reward, job.salience = scored.model, scored.data, scored.reward, scored.salience
     return rows
+
+
+NEW_NAMES = {"alpha": "coverage_weight", "beta": "focus_weight", "gamma": "repetition_weight"}
+"""The method's names of the fitted weights -> the reward settings they set."""
 
 
 def preset_text(job: CalibrateJob, result: dict) -> str:
     base = load_yaml(job.base_preset)
     w = result["weights"]
     base["reward"] = {**base.get("reward", {}), "history_tokens": w["history_tokens"], "kappa": job.reward.kappa,
-                      **{k: round(w[k], 6) for k in ("alpha", "beta", "gamma")},
+                      **{new: round(w[old], 6) for old, new in NEW_NAMES.items()},
                       "tau0": w["tau0"] if math.isinf(w["tau0"]) else round(w["tau0"], 6)}
     h = result["heldout"]
     header = [f"# {job.base_preset} with the reward calibrated by `cagsr calibrate` on {job.data.path}",

@@ -11,8 +11,9 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from cagsr.cli.common import parse_job_args, quiet_libraries
+from cagsr.cli.common import command_definition, parse_job_args, quiet_libraries
 from cagsr.data.config import DataConfig
 from cagsr.evaluation.runner import EvalSettings
 from cagsr.models.config import ModelConfig
@@ -35,16 +36,21 @@ class EvalJob:
     """Evaluate at most this many records of the split."""
     classifier_dialogues: int = 400
     """Training dialogues for the consistency classifier (trained once per corpus, then reused)."""
+    reward_from: Literal["run", "settings"] = field(default="run", metadata={"flag": "--reward-from"})
+    """Which attention reward (and chain-of-thought step split) scores the replies. run: the reward saved with
+    --model when it is a cagsr run folder (RUN/reward.yaml); settings: the paper's default reward, salience
+    fitted on the evaluated records (also what a model without a saved reward gets)."""
 
 
 def run_eval(job: EvalJob):
     from cagsr.data.schema import Dialogue
-    from cagsr.data.sources import load_records, record_kind, split_records
+    from cagsr.data.sources import corpus_texts, load_records, record_kind, split_records
     from cagsr.evaluation.consistency import ensure_consistency_classifier
     from cagsr.evaluation.embedding import Embedder
     from cagsr.evaluation.runner import evaluate
     from cagsr.models.checks import check_chat_template
     from cagsr.models.registry import load_model
+    from cagsr.rollout.config import RolloutConfig
 
     records = load_records(job.data)
     train, val = split_records(records, job.data.val_fraction, job.data.seed)
@@ -56,7 +62,8 @@ def run_eval(job: EvalJob):
     loaded = load_model(job.model)
     # The model must format the data's prompts (and keep their system prompt) before hours of generation.
     check_chat_template(loaded, next((r.system_prompt for r in split if isinstance(r, Dialogue) and r.system_prompt), ""))
-    report = evaluate(loaded, split, job.eval, consistency=consistency, embedder=Embedder())
+    definition = command_definition(job, loaded, lambda: corpus_texts(split), RolloutConfig().max_steps)
+    report = evaluate(loaded, split, job.eval, consistency=consistency, embedder=Embedder(), reward=definition)
     if consistency is not None:
         report.summary["classifier_val_accuracy"] = consistency.report.get("val_accuracy", float("nan"))
     report.summary["model"] = job.model.name

@@ -15,14 +15,15 @@ from cagsr.errors import ConfigError
 
 
 def heatmaps_for(run: Path, limit: int) -> list[bytes]:
-    """Heatmaps of the run's first sample episode, re-scored with its final model."""
+    """Heatmaps of the run's last sample episode, re-scored with its final model under the run's reward
+    definition (its salience with the fitted IDF table, capture settings and sink tokens)."""
     import json
 
-    from cagsr.attention.config import AttentionConfig
     from cagsr.data.schema import Dialogue, Utterance
+    from cagsr.evaluation.runner import default_definition
     from cagsr.models.registry import load_model
+    from cagsr.reward.definition import find_definition
     from cagsr.rollout.recorded import recorded_episodes
-    from cagsr.salience.masks import Salience
     from cagsr.scoring.probe import plot_episodes
 
     samples = run / "samples.jsonl"
@@ -35,9 +36,10 @@ def heatmaps_for(run: Path, limit: int) -> list[bytes]:
                                                       for u in first["conversation"]])
     loaded = load_model(str(run))
     episodes = recorded_episodes([dialogue], loaded, max_turns=limit)
-    salience = Salience.fit([u.text for u in dialogue.turns], "entities|keywords", 0.7)
+    # A run written before reward definitions were saved: the paper's reward, salience fitted on the dialogue.
+    definition = find_definition(run) or default_definition(loaded, [dialogue])
     with tempfile.TemporaryDirectory() as tmp:
-        paths = plot_episodes(episodes, loaded, salience, AttentionConfig(), Path(tmp))
+        paths = plot_episodes(episodes, loaded, definition, Path(tmp))
         return [p.read_bytes() for p in paths]
 
 

@@ -14,11 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from cagsr.cli.args import JobParser, add_job_args, parse_job
 from cagsr.cli.common import quiet_libraries
-from cagsr.config import from_dict
+from cagsr.config import load_saved_job
 from cagsr.errors import ConfigError
 from cagsr.ppo.config import TrainJob
 from cagsr.utils.run import check_run_dir, jsonl_sink, lock_run_dir
@@ -38,7 +36,7 @@ def resumed_job(resume: Path, overwrite: bool) -> TrainJob:
     if _is_rank_zero():
         check_run_dir(resume, resume=True)
         lock_run_dir(resume)  # held until the process ends: a second resume of the same run fails at once
-    return from_dict(TrainJob, yaml.safe_load(saved.read_text(encoding="utf-8")))
+    return load_saved_job(TrainJob, saved, {})
 
 
 def train_with_table(job: TrainJob, resume: Path | None):

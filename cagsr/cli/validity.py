@@ -13,12 +13,14 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from cagsr.attention.config import AttentionConfig
-from cagsr.cli.common import parse_job_args, quiet_libraries
+from cagsr.cli.common import command_definition, parse_job_args, quiet_libraries
 from cagsr.errors import ConfigError
 from cagsr.models.config import ModelConfig
 from cagsr.reward.config import RewardConfig
+from cagsr.salience.config import SalienceConfig
 from cagsr.utils.run import RunConfig, jsonl_sink
 
 
@@ -46,22 +48,29 @@ class ValidityJob:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     """Attention capture settings."""
     reward: RewardConfig = field(default_factory=RewardConfig)
-    """Reward weights, floor, salience and sink tokens (history_tokens is taken both ways)."""
+    """Reward weights, floor and sink tokens (history_tokens is taken both ways)."""
+    salience: SalienceConfig = field(default_factory=SalienceConfig)
+    """Salient-token sources, fitted on the labelled replies."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output folder, stdout file, seed, threads."""
     max_context: int = 768
     """Longest history in tokens (older turns are dropped)."""
     boot: int = 1000
     """Bootstrap resamples of the AUC intervals (whole dialogues are resampled)."""
+    reward_from: Literal["run", "settings"] = field(default="run", metadata={"flag": "--reward-from"})
+    """Which reward scores (history_tokens is taken both ways either way). run: the reward saved with --model
+    when it is a cagsr run folder (RUN/reward.yaml, salience with the run's fitted IDF table); settings: this
+    command's reward, salience and attention settings (salience fitted on the labelled replies)."""
 
 
 def score_labelled(job) -> tuple[list[dict], dict]:
-    """Load the model and the replies, fit salience on them, score: (score rows, facts for the report)."""
+    """Load the model and the replies, score them under the run's reward (--model a run folder) or the job's
+    settings with salience fitted on the replies: (score rows, facts for the report)."""
     from cagsr.evaluation.human_validity import score_replies
     from cagsr.evaluation.taskmaster import read_labelled_replies, sample_per_label
     from cagsr.models.registry import load_model
-    from cagsr.reward.config import resolve_reward
-    from cagsr.salience.masks import Salience
+    from cagsr.rollout.config import RolloutConfig
+    from cagsr.scoring.probe import WEIGHTS
 
     replies, skipped = read_labelled_replies(Path(job.data.path), job.data.limit)
     if job.data.max_per_label is not None:
@@ -69,15 +78,14 @@ def score_labelled(job) -> tuple[list[dict], dict]:
     if len({r.label for r in replies}) < 2:
         raise ConfigError(f"{job.data.path}: the replies need both labels (good and bad) for an AUC")
     loaded = load_model(job.model)
-    texts = [u.text for r in replies for u in r.dialogue.turns]
-    salience = Salience.fit(texts, job.reward.salience, job.reward.idf_quantile, job.reward.keywords,
-                            job.reward.entity_detector)
-    scores = score_replies(replies, loaded, salience, job.attention, job.reward, job.max_context,
-                           progress=job.run.progress)
-    used = resolve_reward(job.reward, loaded.is_encoder_decoder)
+    definition = command_definition(job, loaded, lambda: [u.text for r in replies for u in r.dialogue.turns],
+                                    RolloutConfig().max_steps)
+    used = definition.terms
+    scores = score_replies(replies, loaded, definition.salience_marker(), definition.attention_config(), used,
+                           job.max_context, progress=job.run.progress)
     facts = {"model": job.model.name, "data": job.data.path, "replies": len(replies), "skipped_api_rows": skipped,
              "encoder_decoder": loaded.is_encoder_decoder, "sink_tokens": used.sink_tokens,
-             "weights": {k: getattr(used, k) for k in ("alpha", "beta", "gamma", "tau0", "kappa", "n")}}
+             "weights": {k: getattr(used, k) for k in WEIGHTS}}
     return scores, facts
 
 
@@ -92,8 +100,8 @@ def write_report(folder: Path, scores: list[dict], facts: dict, table: list[dict
         "scored as the last agent turn of its context; AUC of each component for telling good from bad "
         "replies, 95% cluster-bootstrap interval over dialogues. 'all': every history token (the paper's "
         f"reward); 'content': the sink tokens ({facts['sink_tokens']}) left out, attention renormalised over "
-        f"the rest. Weights: alpha {w['alpha']}, beta {w['beta']}, gamma {w['gamma']}, floor tau0 {w['tau0']} "
-        f"+ kappa {w['kappa']} t, {w['n']}-grams.", "",
+        f"the rest. Weights: coverage {w['coverage_weight']}, focus {w['focus_weight']}, repetition "
+        f"{w['repetition_weight']}, floor tau0 {w['tau0']} + kappa {w['kappa']} t, {w['repetition_ngram']}-grams.", "",
         f"Mean share of history attention on the first history token: {sinks['first_mass']:.2f}; "
         f"on all sink tokens: {sinks['sink_mass']:.2f}.", "",
         auc_markdown(table), ""])

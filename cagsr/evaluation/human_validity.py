@@ -28,7 +28,9 @@ from cagsr.evaluation.validity import auc_ci, column
 from cagsr.formatting.history import format_history, format_response
 from cagsr.models.registry import LoadedModel
 from cagsr.reward.attention_reward import turn_components
+from cagsr.reward.combine import attention_weights, with_attention_reward
 from cagsr.reward.config import RewardConfig, resolve_reward
+from cagsr.reward.definition import AttentionTerms
 from cagsr.rollout.episode import Action, Episode
 from cagsr.salience.masks import Salience
 from cagsr.scoring.passes import head_request
@@ -58,12 +60,12 @@ def _row_values(out: dict[str, torch.Tensor], key: str) -> list[float]:
     return (out[key] * out["turn_mask"]).sum(-1).tolist()
 
 
-def _chunk_scores(cap, inputs: dict, reward: RewardConfig, tau_grid: Sequence[float]) -> dict[str, list[float]]:
+def _chunk_scores(cap, inputs: dict, reward: AttentionTerms | RewardConfig, tau_grid: Sequence[float]) -> dict[str, list[float]]:
     """Every scored column of one chunk of rows from one capture."""
     cols: dict[str, list[float]] = {}
     for version in VERSIONS:
         cfg = replace(reward, history_tokens=version)
-        out = turn_components(cap, **inputs, cfg=cfg)
+        out = with_attention_reward(turn_components(cap, **inputs, cfg=cfg), attention_weights(cfg))
         for key in SCORED:
             cols[f"{version}/{key}"] = _row_values(out, key)
         for tau0 in tau_grid:
@@ -76,7 +78,7 @@ def _chunk_scores(cap, inputs: dict, reward: RewardConfig, tau_grid: Sequence[fl
 
 @torch.no_grad()
 def score_replies(replies: Sequence[LabelledReply], loaded: LoadedModel, salience: Salience,
-                  attention: AttentionConfig, reward: RewardConfig, max_context: int = 768, batch_rows: int = 8,
+                  attention: AttentionConfig, reward: AttentionTerms | RewardConfig, max_context: int = 768, batch_rows: int = 8,
                   tau_grid: Sequence[float] = TAU_GRID, progress: bool = False) -> list[dict[str, Any]]:
     """One dict per reply: id, label, group, turn and every scored column under both versions.
 

@@ -20,12 +20,14 @@ from cagsr.evaluation.metrics import answer_correct, coherence, latency_summary,
 from cagsr.formatting.examples import supervised_pairs
 from cagsr.formatting.history import format_history
 from cagsr.models.registry import LoadedModel
-from cagsr.reward.config import RewardConfig, resolve_reward
+from cagsr.reward.config import RewardConfig
+from cagsr.reward.definition import RewardDefinition, define_reward
+from cagsr.rollout.config import RolloutConfig
 from cagsr.rollout.engines.base import SamplingConfig, make_engine
 from cagsr.rollout.episode import Action, Episode
 from cagsr.rollout.generate import decode_reply
 from cagsr.rollout.runner import fill_cot_episode
-from cagsr.salience.masks import Salience
+from cagsr.salience.config import SalienceConfig
 from cagsr.scoring.probe import probe_versions
 
 
@@ -154,7 +156,7 @@ def _dialogue_rows(loaded, engine, dialogues: list[Dialogue], s: EvalSettings, c
     return rows, episodes, latency
 
 
-def _math_rows(loaded, engine, problems: list[MathProblem], s: EvalSettings, embedder):
+def _math_rows(loaded, engine, problems: list[MathProblem], s: EvalSettings, embedder, max_steps: int):
     prompts = [
         format_history(
             loaded.tokenizer, [Utterance("user", p.question)], loaded.is_encoder_decoder, s.max_context
@@ -178,23 +180,26 @@ def _math_rows(loaded, engine, problems: list[MathProblem], s: EvalSettings, emb
             }
         )
         ep = Episode(record=problem, kind="math", utterances=[Utterance("user", problem.question)])
-        fill_cot_episode(ep, prompt, c.token_ids or [loaded.eos_token_id], c.finished, loaded, 12)
+        fill_cot_episode(ep, prompt, c.token_ids or [loaded.eos_token_id], c.finished, loaded, max_steps)
         episodes.append(ep)
     return rows, episodes, latency
 
 
-def _attach_rewards(
-    rows: list[dict], episodes: list[Episode], loaded, records: list[Record], kind: str, reward: RewardConfig
-) -> None:
-    salience = Salience.fit(corpus_texts(records), "idf|entities|keywords", 0.7)
-    reward = resolve_reward(reward, loaded.is_encoder_decoder)
+def default_definition(loaded: LoadedModel, records: list[Record]) -> RewardDefinition:
+    """The reward `cagsr train` would define with default settings, salience fitted on `records`: what a model
+    that carries no reward of its own is scored with."""
+    return define_reward(RewardConfig(), SalienceConfig(), AttentionConfig(), max_steps=RolloutConfig().max_steps,
+                         corpus=corpus_texts(records), encoder_decoder=loaded.is_encoder_decoder)
+
+
+def _attach_rewards(rows: list[dict], episodes: list[Episode], loaded, kind: str, reward: RewardDefinition) -> None:
     # Both versions of the reward, so the validity report can set them side by side; unprefixed keys are
-    # the configured version.
-    versions = probe_versions(episodes, loaded, salience, AttentionConfig(),
-                              {v: replace(reward, history_tokens=v) for v in ("all", "content")})
+    # the definition's own version.
+    versions = probe_versions(episodes, loaded, reward,
+                              {v: replace(reward.terms, history_tokens=v) for v in ("all", "content")})
     keys = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "sink_mass", "reward")
     scored = [{**own, **{f"{v}/{k}": versions[v][i][k] for v in versions for k in keys}}
-              for i, own in enumerate(versions[reward.history_tokens])]
+              for i, own in enumerate(versions[reward.terms.history_tokens])]
     keys = (*keys, *(f"{v}/{k}" for v in versions for k in keys))
     if kind == "math":  # one row per solution: mean over its steps
         for row in rows:
@@ -212,19 +217,20 @@ def evaluate(
     settings: EvalSettings | None = None,
     consistency=None,
     embedder=None,
-    reward: RewardConfig | None = None,
+    reward: RewardDefinition | None = None,
 ) -> EvalReport:
-    """Generate on `records` and compute every metric that applies to their kind; the attention reward
-    is the paper's (RewardConfig()) unless `reward` says otherwise."""
+    """Generate on `records` and compute every metric that applies to their kind; the attention reward (and
+    the chain of thought's step split) is `reward`'s, by default the paper's (default_definition)."""
     s = settings or EvalSettings()
+    reward = reward or default_definition(loaded, records)
     engine = make_engine(s.engine, loaded)
     kind = "math" if isinstance(records[0], MathProblem) else "dialogue"
     if kind == "dialogue":
         rows, episodes, latency = _dialogue_rows(loaded, engine, records, s, consistency)
     else:
-        rows, episodes, latency = _math_rows(loaded, engine, records, s, embedder)
+        rows, episodes, latency = _math_rows(loaded, engine, records, s, embedder, reward.max_steps)
     if s.attention_reward:
-        _attach_rewards(rows, episodes, loaded, records, kind, reward or RewardConfig())
+        _attach_rewards(rows, episodes, loaded, kind, reward)
     metric_keys = [k for k in rows[0] if isinstance(rows[0][k], float)] if rows else []
     summary = {k: _nanmean([r[k] for r in rows]) for k in metric_keys}
     summary |= {

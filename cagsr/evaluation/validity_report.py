@@ -47,8 +47,12 @@ def version_note(rows: list[dict]) -> str:
     v = next((r["reward_version"] for r in rows if r.get("reward_version")), None)
     if v is None:
         return "Reward version: not recorded in the rows."
+    # Rows saved before the weights were renamed name them alpha, beta and gamma.
+    weights = [v.get(new, v.get(old)) for new, old in (("coverage_weight", "alpha"), ("focus_weight", "beta"),
+                                                         ("repetition_weight", "gamma"))]
     return (f"Unprefixed components: history_tokens {v['history_tokens']} (sink tokens {v['sink_tokens']}), "
-            f"alpha {v['alpha']}, beta {v['beta']}, gamma {v['gamma']}, tau0 {v['tau0']}, kappa {v['kappa']}; "
+            f"coverage {weights[0]}, focus {weights[1]}, repetition {weights[2]}, "
+            f"tau0 {v['tau0']}, kappa {v['kappa']}; "
             "all/ and content/ components: the same weights over all history tokens and over content tokens only.")
 
 

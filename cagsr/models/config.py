@@ -14,5 +14,3 @@ class ModelConfig:
     """Parameter dtype. Keep float32 on CPU: bf16 matrix products are hundreds of times slower there."""
     device: str = "auto"
     """cpu, cuda, cuda:N, or auto (the accelerator when there is one, else cpu)."""
-    max_context: int | None = None
-    """Longest model input in tokens; longer histories drop their oldest turns. None: the model's limit."""

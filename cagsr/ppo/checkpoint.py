@@ -2,7 +2,8 @@
 
     checkpoints/step-000010/
         policy/ (save_pretrained)  trainer.pt (critic, optimizer, scheduler, RNG states of every rank)
-        state.json (iteration, data position)  idf.json  MANIFEST.json (size and sha256 of each file)
+        state.json (iteration, data position)  reward.yaml + reward-idf.json (the reward definition)
+        MANIFEST.json (size and sha256 of each file)
 
     folder = save_checkpoint(root, iteration, write_files, keep=2)
     folder, problems = find_good_checkpoint(root)      # newest that verifies; bad ones are named

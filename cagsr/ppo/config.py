@@ -14,6 +14,7 @@ from cagsr.models.config import ModelConfig
 from cagsr.ppo.estimators import estimator
 from cagsr.reward.config import RewardConfig
 from cagsr.rollout.config import RolloutConfig
+from cagsr.salience.config import SalienceConfig
 from cagsr.scoring.config import ScoringConfig
 from cagsr.utils.run import RunConfig
 
@@ -75,10 +76,6 @@ class PPOConfig:
     """Held-out attention reward every N iterations (and at the first and last)."""
     eval_episodes: int = 8
     """Held-out episodes per evaluation."""
-    save_every: int = 10
-    """Checkpoint every N iterations (and at the end)."""
-    keep_checkpoints: int = 2
-    """How many recent checkpoints to keep."""
     sample_episodes: int = 2
     """Episodes written to samples.jsonl per iteration, with their per-turn rewards."""
     max_bad_batches: int = 3
@@ -96,8 +93,6 @@ class PPOConfig:
         check_range("kl_coef", self.kl_coef, low=0.0)
         check_range("lora_r", self.lora_r, low=0)
         check_range("eval_every", self.eval_every, low=1)
-        check_range("save_every", self.save_every, low=1)
-        check_range("keep_checkpoints", self.keep_checkpoints, low=1)
         check_range("grad_clip", self.grad_clip, low=0.0, low_open=True)
         check_range("vf_coef", self.vf_coef, low=0.0)
         check_range("target_kl", self.target_kl, low=0.0, low_open=True)
@@ -129,6 +124,18 @@ def resolve_critic(advantage: str, critic: str) -> str:
 
 
 @dataclass
+class CheckpointConfig:
+    every: int = 10
+    """Write a checkpoint every N iterations (and at the end; a SIGTERM also writes one)."""
+    keep: int = 2
+    """How many recent checkpoints to keep."""
+
+    def __post_init__(self) -> None:
+        check_range("checkpoints.every", self.every, low=1)
+        check_range("checkpoints.keep", self.keep, low=1)
+
+
+@dataclass
 class TrainJob:
     """`cagsr train`: PPO with the history-aware attention reward and per-turn credit."""
 
@@ -142,10 +149,14 @@ class TrainJob:
     """Attention capture and memory controls."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """The per-turn reward."""
+    salience: SalienceConfig = field(default_factory=SalienceConfig)
+    """Which history tokens are salient (fitted on the training records)."""
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     """How the teacher-forced passes (score, reference, critic, update) lay out their tokens."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Optimisation."""
+    checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """When checkpoints are written and how many are kept (`cagsr train --resume` continues from them)."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output, seed and logging."""
 

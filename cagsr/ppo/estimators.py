@@ -32,8 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from cagsr.ppo.functional import masked_mean, masked_whiten
-from cagsr.reward.functional import turn_returns
+from cagsr.ppo.functional import masked_mean, masked_whiten, turn_returns
 
 _STD_EPS = 1e-6
 

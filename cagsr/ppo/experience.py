@@ -1,4 +1,4 @@
-"""Experience: one teacher-forced pass per row gives old log-probs, attention (-> reward) and values.
+"""Experience: the scored batch (log-probs, values, turn rewards) with its turn advantages.
 
 Per-turn credit: rewards, returns and advantages live on [E, T] (episodes x turns) and every
 token of turn t shares its turn's advantage. Token-level PPO libraries (TRL, OpenRLHF, verl)
@@ -17,9 +17,8 @@ from torch import Tensor
 from cagsr.ppo import estimators as PE
 from cagsr.ppo import functional as PF
 from cagsr.ppo.config import PPOConfig
-from cagsr.reward import functional as RF
 from cagsr.rollout.episode import Episode
-from cagsr.scoring.passes import ScoredPart, turn_values
+from cagsr.scoring.passes import ScoredPart
 from cagsr.scoring.rows import RowBatch
 
 
@@ -85,8 +84,9 @@ def assemble(*, rows: RowBatch, episodes: list[Episode], scored: ScoredPart, ppo
     turn_mask = scored.components["turn_mask"]
     n_episodes, n_turns = turn_mask.shape
     spec = PE.estimator(ppo.advantage)
-    v_turn = turn_values(scored.values, rows, n_episodes, n_turns) if spec.uses_critic else None
-    weights = RF.turn_weights(turn_mask, final_turn_mask(episodes, n_turns), final_weight)
+    v_turn = (PF.turn_values(scored.values, rows.turn_start, rows.row_episode, rows.token_turn, n_episodes, n_turns)
+              if spec.uses_critic else None)
+    weights = PF.turn_weights(turn_mask, final_turn_mask(episodes, n_turns), final_weight)
     groups = torch.arange(n_episodes) // group_size
     advantages, returns = PE.compute_advantages(
         ppo.advantage, scored.rewards, v_turn, turn_mask, weights, groups=groups, gamma=ppo.gamma, lam=ppo.lam

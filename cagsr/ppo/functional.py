@@ -11,6 +11,10 @@ Credit assignment is per turn: a turn earns one reward R_t, the estimators of
 OpenRLHF and verl assign rewards per token or per sequence, not per turn, which is
 why this module exists.
 
+Turn weights and returns (method.md section 4) live here too: the reward stage
+(cagsr/reward/combine.py) hands over rewards [B,T]; everything after that is credit
+assignment. `turn_values` reads the critic's V(H_t) off the token values.
+
 Style follows cleanrl: small functions, one formula each.
 """
 
@@ -57,6 +61,45 @@ def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
     if not shift_mean:
         whitened = whitened + mean
     return torch.where(_as_bool(mask).expand_as(x), whitened, torch.zeros_like(x))
+
+
+def turn_weights(turn_mask: Tensor, final_turn_mask: Tensor, final_weight: float) -> Tensor:
+    """Turn weights lambda [B,T]: 1 per turn, `final_weight` on the answer turn, 0 on padding.
+
+    final_weight = 1 is the "uniform weights" ablation. turn_mask, final_turn_mask: [B,T].
+    """
+    valid = _as_bool(turn_mask)
+    final = _as_bool(final_turn_mask) & valid
+    dtype = torch.get_default_dtype()
+    ones = torch.ones(valid.shape, dtype=dtype, device=valid.device)
+    weights = torch.where(final, torch.full_like(ones, final_weight), ones)
+    return torch.where(valid, weights, torch.zeros_like(ones))
+
+
+def turn_returns(rewards: Tensor, weights: Tensor, turn_mask: Tensor) -> Tensor:
+    """Undiscounted weighted return G_t = sum_{u >= t} lambda_u * R_u.
+
+    Padded turns (anywhere in the row) add nothing and get G = 0.
+    rewards, weights, turn_mask: [B,T]. Returns [B,T].
+    """
+    valid = _as_bool(turn_mask)
+    weighted = torch.where(valid, weights * rewards, torch.zeros_like(rewards))
+    # Reverse cumulative sum: suffix sums over later turns.
+    suffix = weighted.flip(-1).cumsum(-1).flip(-1)
+    return torch.where(valid, suffix, torch.zeros_like(suffix))
+
+
+def turn_values(values: Tensor, turn_start: Tensor, row_episode: Tensor, token_turn: Tensor, n_episodes: int,
+                n_turns: int) -> Tensor:
+    """Token values read at turn starts -> V(H_t) per (episode, turn).
+
+    values, turn_start (bool: the first token of a turn), token_turn: [R,S] over R rows of
+    E episodes; row_episode: [R]. Returns [E,T] (0 where a turn has no row).
+    """
+    out = torch.zeros(n_episodes, n_turns, dtype=values.dtype, device=values.device)
+    r, s = _as_bool(turn_start).nonzero(as_tuple=True)
+    out[row_episode[r], token_turn[r, s]] = values[r, s]
+    return out
 
 
 def broadcast_turn_to_tokens(turn_values: Tensor, token_turn: Tensor) -> Tensor:

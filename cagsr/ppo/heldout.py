@@ -1,12 +1,13 @@
 """Held-out evaluation, episode by episode: what the before/after table of a run is computed from.
 
 Trainer.evaluate appends one line per held-out episode to RUN/eval_episodes.jsonl (the attention reward
-and its components, every reward part, the quality proxy, response length, KL to the reference), one
-block per evaluation. The table compares the first block (before any update) with the last, with 95%
+and its components, every reward part, the trained total, the quality proxy, response length, KL to the
+reference, and under "replay" what rebuilds the episode token for token: `cagsr reward --model RUN
+--heldout` scores it again with the run's reward definition), one block per evaluation. The table compares the first block (before any update) with the last, with 95%
 bootstrap intervals over episodes; the change is bootstrapped in pairs when both blocks hold the same
 episodes (the held-out set and its rollout seed are fixed, so they do).
 
-    rows = episode_rows(updates, episodes, comps, parts, kl)
+    rows = episode_rows(updates, episodes, comps, parts, kl, total, replays)
     append_rows(run_dir, rows)
     table = before_after(read_rows(run_dir))
 """
@@ -43,8 +44,9 @@ def kl_per_episode(rows: RowBatch, logprobs: Tensor, ref_logprobs: Tensor, n_epi
 
 
 def episode_rows(updates: int, episodes: list[Episode], comps: dict[str, Tensor], parts: dict[str, Tensor],
-                 kl: list[float]) -> list[dict]:
-    """One dict per episode: turn means of every component and part, quality, words per turn, KL."""
+                 kl: list[float], total: Tensor | None = None, replays: list[dict] | None = None) -> list[dict]:
+    """One dict per episode: turn means of every component and part and of the trained total (turn_reward,
+    when there are parts), quality, words per turn, KL, and the episode's replay record."""
     mask = comps["turn_mask"].float()
     block = f"{time.time_ns()}"  # tells evaluations apart, also when a resumed run repeats an iteration
     out = []
@@ -58,8 +60,10 @@ def episode_rows(updates: int, episodes: list[Episode], comps: dict[str, Tensor]
         quality = {k.removeprefix("eval/"): v for k, v in episode_quality([ep]).items()}
         out.append({"block": block, "updates": updates, "episode": ep.record.id, "turns": turns,
                     **{k: mean(comps[k]) for k in COMPONENTS if k in comps},
-                    **{f"part/{name}": mean(part) for name, part in parts.items()}, **quality,
-                    "response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)), "kl_ref": kl[e]})
+                    **{f"part/{name}": mean(part) for name, part in parts.items()},
+                    **({"turn_reward": mean(total)} if parts and total is not None else {}), **quality,
+                    "response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)), "kl_ref": kl[e],
+                    **({"replay": replays[e]} if replays else {})})
     return out
 
 
@@ -119,7 +123,8 @@ def before_after(rows: list[dict]) -> dict | None:
         return None
     first, last = min(blocks, key=lambda b: b[0]["updates"]), blocks[-1]
     paired = [r["episode"] for r in first] == [r["episode"] for r in last]
-    names = [k for k in first[0] if k not in ("block", "updates", "episode", "turns")]
+    names = [k for k in first[0] if k not in ("block", "updates", "episode", "turns")
+             and isinstance(first[0][k], int | float)]
     metrics = []
     for name in names:
         a = [r[name] for r in first if isinstance(r.get(name), int | float) and not math.isnan(r[name])]

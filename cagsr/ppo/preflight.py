@@ -30,6 +30,6 @@ def check_train_job(job: TrainJob, loaded: LoadedModel, records: list[Record]) -
     math = any(not isinstance(r, Dialogue) for r in records)
     budget = ({"rollout.cot_max_new_tokens": job.rollout.cot_max_new_tokens} if math
               else {"rollout.sampling.max_new_tokens": job.rollout.sampling.max_new_tokens})
-    check_context(loaded, {"model.max_context": job.model.max_context, "rollout.max_context": job.rollout.max_context},
+    check_context(loaded, {"rollout.max_context": job.rollout.max_context},
                   budget)
     check_chat_template(loaded, first_system_prompt(records))

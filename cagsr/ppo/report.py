@@ -8,9 +8,8 @@ from cagsr.evaluation.quality import distinct_n
 from cagsr.ppo import functional as PF
 from cagsr.ppo.estimators import solo_turn_share
 from cagsr.ppo.experience import Experience
-from cagsr.reward.attention_reward import COMPONENTS
+from cagsr.reward.combine import LOGGED
 from cagsr.rollout.episode import Episode
-from cagsr.scoring.passes import turn_values
 
 
 def masked_turn_mean(values: Tensor, mask: Tensor) -> float:
@@ -21,7 +20,7 @@ def masked_turn_mean(values: Tensor, mask: Tensor) -> float:
 
 def reward_metrics(components: dict[str, Tensor], prefix: str = "reward") -> dict[str, float]:
     mask = components["turn_mask"].float()
-    return {f"{prefix}/{k}": masked_turn_mean(components[k], mask) for k in COMPONENTS}
+    return {f"{prefix}/{k}": masked_turn_mean(components[k], mask) for k in LOGGED}
 
 
 def experience_metrics(exp: Experience, episodes: list[Episode], critic: bool = True) -> dict[str, float]:
@@ -44,7 +43,9 @@ def experience_metrics(exp: Experience, episodes: list[Episode], critic: bool = 
         "batch/solo_turns": float(solo_turn_share(exp.turn_mask, exp.groups)),
     }
     if critic:
-        v_turn = turn_values(exp.old_values, exp.rows, *exp.turn_mask.shape)
+        rows = exp.rows
+        v_turn = PF.turn_values(exp.old_values, rows.turn_start, rows.row_episode, rows.token_turn,
+                                *exp.turn_mask.shape)
         out["value/mean"] = masked_turn_mean(v_turn, mask)
         out["value/explained_variance"] = float(PF.explained_variance(v_turn, exp.returns, exp.turn_mask))
     return out
@@ -57,7 +58,7 @@ def sample_records(iteration: int, episodes: list[Episode], components: dict[str
     for e, ep in enumerate(episodes[:limit]):
         turns = []
         for t, text in enumerate(ep.turn_texts):
-            entry = {"text": text, **{k: round(float(components[k][e, t]), 4) for k in COMPONENTS}}
+            entry = {"text": text, **{k: round(float(components[k][e, t]), 4) for k in LOGGED}}
             turns.append(entry)
         conversation = [{"role": u.role, "text": u.text} for u in ep.utterances]
         out.append({"iteration": iteration, "record_id": ep.record.id, "kind": ep.kind,

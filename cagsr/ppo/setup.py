@@ -1,4 +1,4 @@
-"""Build what a PPO run needs from its TrainJob: policy, reference, critic, engine, simulator, salience.
+"""Build what a PPO run needs from its TrainJob: policy, reference, critic, engine, simulator.
 
 Kept apart from the trainer so the training loop reads as a pipeline.
 """
@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import torch
 
-from cagsr.data.schema import Record
-from cagsr.data.sources import corpus_texts
 from cagsr.distributed import SINGLE, DistContext, broadcast_module
 from cagsr.distributed.fsdp import copy_sharded_into_whole, is_sharded, plan_from_env, sharded_copy
 from cagsr.errors import ConfigError
@@ -22,7 +20,6 @@ from cagsr.ppo.critic import make_critic
 from cagsr.ppo.update import Learner
 from cagsr.rollout.engines.base import make_engine
 from cagsr.rollout.simulators import make_simulator
-from cagsr.salience.masks import Salience
 from cagsr.utils.modules import unwrap_peft
 
 
@@ -129,9 +126,8 @@ def reference_loaded(models: Models) -> LoadedModel:
     return LoadedModel(models.reference, models.policy.tokenizer, models.policy.name)
 
 
-def build_rollout_parts(job: TrainJob, models: Models, train_records: list[Record]):
+def build_rollout_parts(job: TrainJob, models: Models):
+    """The generation engine and the user simulator (salience comes with the reward definition)."""
     engine = make_engine(job.rollout.engine, models.policy)
     simulator = make_simulator(job.rollout.simulator, seed=job.run.seed, user_model=reference_loaded(models))
-    salience = Salience.fit(corpus_texts(train_records), job.reward.salience, job.reward.idf_quantile,
-                            job.reward.keywords, job.reward.entity_detector)
-    return engine, simulator, salience
+    return engine, simulator

@@ -10,6 +10,7 @@ Rollout randomness is derived from (seed, iteration, rank), and the data order o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,6 +35,8 @@ from cagsr.ppo.checkpoint import (
     save_checkpoint,
 )
 from cagsr.ppo.guards import io_failure
+from cagsr.reward.definition import FILE as DEFINITION_FILE
+from cagsr.reward.definition import RewardDefinition
 
 
 @dataclass
@@ -168,13 +171,13 @@ def save_state(trainer) -> Path:
             folder / "trainer.pt",
         )
         (folder / "state.json").write_text(json.dumps(state.to_json(), indent=1))
-        trainer.salience.save(folder)
+        trainer.definition.save(folder)
 
     def save() -> Path:
         root = trainer.run_dir / "checkpoints"
         check_disk_space(root, checkpoint_bytes(models))
         try:
-            return save_checkpoint(root, state.iteration, write, trainer.job.ppo.keep_checkpoints)
+            return save_checkpoint(root, state.iteration, write, trainer.job.checkpoints.keep)
         except Exception as err:
             reason = io_failure(err)
             if reason is None:
@@ -250,7 +253,11 @@ def load_state(trainer, run_dir: Path) -> Path:
     state.iteration, state.position = saved["iteration"], saved["position"]
     state.skipped_batches, state.bad_in_a_row = saved["skipped_batches"], saved.get("bad_in_a_row", 0)
     _restore_rngs(blob["rng"], trainer.dist)
-    trainer.salience.load_idf(folder)
+    if (folder / DEFINITION_FILE).is_file():
+        trainer.use_definition(RewardDefinition.load(folder))
+    else:  # a checkpoint written before reward definitions: its IDF table only
+        trainer.salience.load_idf(folder)
+        trainer.use_definition(dataclasses.replace(trainer.definition, idf=trainer.salience.idf))
     trainer.engine.sync_weights()
     return folder
 

@@ -3,10 +3,11 @@
 One iteration (`Trainer.iteration`):
   1. rollout     episodes from the policy and the user simulator             (time/rollout)
   2. rows        every turn a row with named masks (scoring/rows.py)         (time/rows)
-  3. score       one capture pass per packed dialogue: log-probs, reward     (time/score)
+  3. score       one capture pass per packed dialogue: log-probs, components (time/score)
      reference   log-probs of the frozen reference for the KL penalty        (time/reference)
      critic      V(H_t) from the separate value model                        (time/critic)
-  4. advantages  per-turn returns and advantages, broadcast to tokens        (time/advantages)
+     reward      components and reward parts -> turn rewards [E, T]          (time/reward)
+  4. advantages  turn weights, returns and advantages, broadcast to tokens   (time/advantages)
   5. update      PPO epochs over shuffled minibatches of episodes            (time/update)
   6. report      metrics and samples; held-out reward and checkpoints in `step`  (time/report)
 
@@ -34,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cagsr.config import to_dict
-from cagsr.data.sources import load_records, record_kind, split_records
+from cagsr.data.sources import corpus_texts, load_records, record_kind, split_records
 from cagsr.distributed import (
     all_gather_object,
     any_true,
@@ -75,9 +76,12 @@ from cagsr.ppo.state import (
 from cagsr.ppo.update import ppo_update
 from cagsr.reward.combine import build_turn_reward
 from cagsr.reward.config import resolve_reward
+from cagsr.reward.definition import RewardDefinition, define_reward
+from cagsr.rollout.recorded import replay_record
 from cagsr.rollout.runner import rollout
 from cagsr.scoring.layout import LayoutStats, unpacked_turns
 from cagsr.scoring.passes import ScoredPart, merge_parts, rows_logprobs, rows_values, score_rows
+from cagsr.scoring.probe import score_heldout
 from cagsr.scoring.rows import RowBatch, build_rows
 from cagsr.utils.logging import MetricLogger
 from cagsr.utils.run import check_writable, lock_run_dir, prepare_run_dir, seed_everything
@@ -111,18 +115,24 @@ class Trainer:
         records = load_records(job.data)
         self.kind = record_kind(records)
         self.train_records, self.val_records = split_records(records, job.data.val_fraction, job.data.seed)
-        self.turn_reward = build_turn_reward(job.reward)
+        build_turn_reward(job.reward)  # a bad reward part fails before the model loads
         self.models = build_models(job, self.dist)
         check_train_job(job, self.models.policy, records)  # model-dependent settings, still before the run folder
         job.reward = resolve_reward(job.reward, self.models.policy.is_encoder_decoder)  # sink tokens per model kind
         self.trained_share = trained_share(self.models.learner)  # fixed once the learner is built
-        self.engine, self.simulator, self.salience = build_rollout_parts(job, self.models, self.train_records)
+        self.engine, self.simulator = build_rollout_parts(job, self.models)
+        self.use_definition(define_reward(
+            job.reward, job.salience, job.attention, max_steps=job.rollout.max_steps,
+            corpus=corpus_texts(self.train_records), encoder_decoder=self.models.policy.is_encoder_decoder))
         self.run_dir = self._run_folder(resume)
         self.state = TrainState.fresh(job.run.seed, len(self.train_records))
         self.generator = torch.Generator().manual_seed(job.run.seed)
         if resume:
-            load_state(self, resume)
+            load_state(self, resume)  # the reward definition of the checkpoint included
             main_first(self.dist, lambda: trim_logs(self.run_dir, self.state.iteration))
+        if self.dist.is_main:
+            with run_folder_write(self.run_dir, "reward definition"):
+                self.definition.save(self.run_dir)
         self.logger = MetricLogger(
             self.run_dir,
             enabled=self.dist.is_main,
@@ -133,6 +143,12 @@ class Trainer:
         self._stop_requested = False
         self.nan_guard = NanGuard(job.ppo.max_bad_batches, warn=self.dist.is_main)
         self.truncation_notice = TruncationNotice(enabled=self.dist.is_main)
+
+    def use_definition(self, definition: RewardDefinition) -> None:
+        """The reward this run trains on: salience, capture settings, the reward stage and the turn weights."""
+        self.definition = definition
+        self.salience = definition.salience_marker()
+        self.turn_reward = definition.stage
 
     def _run_folder(self, resume: Path | None) -> Path:
         """Check (resume) or create the run folder on rank 0, after a disk-space check for checkpoints."""
@@ -168,8 +184,8 @@ class Trainer:
         return [ep for part in all_gather_object(ctx, mine) for ep in part], lo, hi
 
     def score(self, rows: RowBatch, episodes: list, lo: int, hi: int, metrics: dict) -> ScoredPart:
-        """The teacher-forced passes over this rank's rows, merged over ranks: old and reference log-probs,
-        values, reward components and turn rewards of the whole batch."""
+        """The teacher-forced passes over this rank's rows and the reward stage over its episodes, merged over
+        ranks: old and reference log-probs, values, reward components and turn rewards of the whole batch."""
         job, models = self.job, self.models
         mine = rows.select(rows.episode_rows(lo, hi))
         n_turns = max(ep.num_turns for ep in episodes)
@@ -178,7 +194,8 @@ class Trainer:
         critic_free = models.critic is None
         with self.timed("score", metrics):
             policy = score_rows(models.policy.model, mine, n_episodes=len(episodes), n_turns=n_turns,
-                                attention=job.attention, reward=job.reward, scoring=job.scoring, value_head=head,
+                                attention=self.definition.attention_config(), reward=self.definition.terms,
+                                scoring=job.scoring, value_head=head,
                                 stats=layouts["score"])
         with self.timed("reference", metrics), self.reference_mode() as reference:
             ref_logprobs = rows_logprobs(reference, mine, job.scoring, layouts["reference"])
@@ -188,17 +205,20 @@ class Trainer:
             with self.timed("critic", metrics):
                 values = policy.values if head is not None else rows_values(models.critic, mine, job.scoring,
                                                                             layouts["critic"])
-        comps = policy.components
-        rewards = torch.zeros(len(episodes), n_turns)
-        rewards[lo:hi], parts = self.turn_reward(episodes[lo:hi], comps["reward"][lo:hi], job)
-        for name, part in parts.items():  # [E, T] tables, zero outside this rank's episodes (merge adds them)
-            comps[f"part/{name}"] = torch.zeros_like(rewards).index_copy_(0, torch.arange(lo, hi), part)
+        with self.timed("reward", metrics):
+            comps = policy.components
+            mine_only = {k: v[lo:hi] for k, v in comps.items()}
+            turn = self.turn_reward(episodes[lo:hi], mine_only, job)
+            rewards = torch.zeros(len(episodes), n_turns)
+            rewards[lo:hi] = turn.total
+            for key, table in turn.logged().items():  # [E, T], zero outside this rank's episodes (merge adds)
+                comps[key] = torch.zeros_like(rewards).index_copy_(0, torch.arange(lo, hi), table)
         for phase, stats in layouts.items():
             metrics |= stats.metrics(phase)
         metrics["batch/turn_rows"] = float(mine.num_rows)
         metrics["batch/unpacked_turns"] = float(unpacked_turns(mine))
         part = ScoredPart(old_logprobs=policy.logprobs, ref_logprobs=ref_logprobs, values=values,
-                          rewards=rewards * comps["turn_mask"], components=comps)
+                          rewards=rewards, components=comps)
         return merge_parts(all_gather_object(self.dist, part))
 
     def collect(self, metrics: dict) -> tuple[Experience, list]:
@@ -210,7 +230,8 @@ class Trainer:
             rows = build_rows(episodes, self.models.policy, self.salience)  # whole batch: 1-process padding
         scored = self.score(rows, episodes, lo, hi, metrics)
         with self.timed("advantages", metrics):
-            exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=job.ppo, final_weight=self.final_weight,
+            exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=job.ppo,
+                           final_weight=self.definition.final_turn_weight(self.kind),
                            group_size=job.rollout.group_size, episode_token_budget=self.episode_token_budget)
         return exp, episodes
 
@@ -245,10 +266,6 @@ class Trainer:
         cfg = self.job.rollout
         return cfg.cot_max_new_tokens if self.kind == "math" else cfg.turns * cfg.sampling.max_new_tokens
 
-    @property
-    def final_weight(self) -> float:
-        return self.job.reward.final_weight if self.kind == "math" else 1.0
-
     @contextmanager
     def reference_mode(self):
         models = self.models
@@ -276,27 +293,30 @@ class Trainer:
         rng = random.Random(job.run.seed + 10_007)
         with self.timed("eval", out := {}), self.truncation_notice():
             episodes = rollout(records, self.models.policy, self.engine, self.simulator, job.rollout, rng)
-            rows = build_rows(episodes, self.models.policy, self.salience)
-            scores = score_rows(self.models.policy.model, rows, n_episodes=len(episodes),
-                                n_turns=max(ep.num_turns for ep in episodes), attention=job.attention,
-                                reward=job.reward, scoring=job.scoring)
-            comps = scores.components
+            rows, scores, turn = score_heldout(self.models.policy, episodes, self.definition, job.scoring, job)
+            comps = {**scores.components, "reward": turn.attention}
             with self.reference_mode() as reference:
                 kl = kl_per_episode(rows, scores.logprobs, rows_logprobs(reference, rows, job.scoring),
                                     len(episodes))
         texts = [t for ep in episodes for t in ep.turn_texts]
+        parts = turn.parts
         out |= reward_metrics(comps, prefix="eval")
-        _, parts = self.turn_reward(episodes, comps["reward"], job)
         out |= {f"eval/{name}": masked_turn_mean(part, comps["turn_mask"].float()) for name, part in parts.items()}
         out["eval/kl_ref"] = sum(kl) / max(1, len(kl))
         with run_folder_write(self.run_dir, "held-out episodes"):
             label = self.state.iteration + 1 if updates is None else updates
-            append_rows(self.run_dir, episode_rows(label, episodes, comps, parts, kl))
+            replays = [replay_record(ep, self.prompt_tokens(ep.kind)) for ep in episodes]
+            append_rows(self.run_dir, episode_rows(label, episodes, comps, parts, kl, turn.total, replays))
         out |= {
             "eval/response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
             "eval/distinct2": distinct_n(texts),
         }
         return out | episode_quality(episodes)  # quality proxies beside the reward: the hacking check
+
+    def prompt_tokens(self, kind: str) -> int:
+        """The history budget the rollout formats prompts with (what a replay of its episodes needs)."""
+        cfg = self.job.rollout
+        return cfg.max_context if kind == "math" else cfg.max_context - cfg.sampling.max_new_tokens
 
     def write_samples(self, episodes, comps) -> None:
         rows = sample_records(self.state.iteration, episodes, comps, self.job.ppo.sample_episodes)
@@ -311,6 +331,7 @@ class Trainer:
         with run_folder_write(self.run_dir, "final model"):
             model.save_pretrained(folder)
             self.models.policy.tokenizer.save_pretrained(folder)
+            self.definition.save(folder)
         return folder
 
     # -- the loop -----------------------------------------------------------------------------
@@ -328,7 +349,7 @@ class Trainer:
         return reduce_max_metrics(self.dist, metrics)
 
     def train(self) -> TrainResult:
-        cfg, history = self.job.ppo, []
+        cfg, history, every = self.job.ppo, [], self.job.checkpoints.every
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
         bar = tqdm(
             total=cfg.iterations,
@@ -350,11 +371,11 @@ class Trainer:
                         reward=f"{metrics.get('reward/reward', float('nan')):.3f}",
                         kl=f"{metrics.get('policy/kl_ref', float('nan')):.4f}",
                     )
-                    if self.state.iteration % cfg.save_every == 0 or self.state.iteration == cfg.iterations:
+                    if self.state.iteration % every == 0 or self.state.iteration == cfg.iterations:
                         save_state(self)
                 if self.state.iteration >= cfg.iterations:
                     main_first(self.dist, self.save_final_model)
-                elif self.state.iteration % cfg.save_every:  # stopped by SIGTERM after an unsaved iteration
+                elif self.state.iteration % every:  # stopped by SIGTERM after an unsaved iteration
                     save_state(self)
                 failed = False
         finally:

@@ -28,7 +28,7 @@ from cagsr.reproduce.claims import METRICS, by_position, claims_for, judge, posi
 from cagsr.reproduce.heldout import assert_disjoint, make_splits
 from cagsr.reproduce.plan import PLANS, MediumPlan
 from cagsr.reproduce.reward_models import ensure_reward_models
-from cagsr.reproduce.runner import Reproduction, row_problem, slug
+from cagsr.reproduce.runner import Reproduction, row_problem, slug, table_reward
 from cagsr.reproduce.stopping import check_scores, train_until_risen
 from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, Row
 
@@ -75,12 +75,20 @@ def _sft_weights(plan: MediumPlan, ctx: dict, seed: int) -> Path:
     return model
 
 
+def _shared_config(plan: MediumPlan, ctx: dict) -> dict:
+    """The TrainJob settings every RL row shares (the CAGSR multi-turn row's, before its own overrides)."""
+    config: dict = {"data": ctx["data"]}
+    for key, value in plan.ppo.items():
+        set_dotted(config, key, value)
+    return config
+
+
 def _job(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, iterations: int) -> TrainJob:
     config: dict = {"model": {"name": str(_sft_weights(plan, ctx, seed))}, "data": ctx["data"],
                     "run": {"output_dir": str(folder / "run"), "seed": seed, **ctx["run"]}}
     rule = plan.stop
     for key, value in {**plan.ppo, **row.overrides, "ppo.iterations": iterations,
-                       "ppo.save_every": rule.check_every}.items():
+                       "checkpoints.every": rule.check_every}.items():
         set_dotted(config, key, value)
     if row.reward_model:
         set_dotted(config, "reward.kind", "model")
@@ -95,11 +103,12 @@ def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, evalu
     if stop.exists() and (evaluated or (folder / "run" / "model").exists()):
         return json.loads(stop.read_text())
     stop.unlink(missing_ok=True)  # stopped, but its weights are gone before it was evaluated: train again
-    reward = _job(row, plan, ctx, seed, folder, 1).reward
+    job = _job(row, plan, ctx, seed, folder, 1)
+    reward = (job.reward, job.salience, job.attention, job.rollout.max_steps)  # what the row's reward depends on
     model = ctx["reward_models"].get(row.reward_model) if row.reward_model else None
 
     def scorer(path: Path) -> dict[str, float]:
-        return check_scores(path, ctx["check"], plan.check_eval, reward, model)
+        return check_scores(path, ctx["check"], plan.check_eval, job, model)
 
     # The supervised model's greedy scores under this row's reward, shared by rows and seeds that agree.
     # The key names the model relative to the output folder, so a moved or cloned folder keeps its baselines.
@@ -135,7 +144,9 @@ def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPla
     from cagsr.models.registry import load_model
 
     start, settings = time.perf_counter(), EvalSettings(**plan.eval)
-    report = evaluate(load_model(str(model)), items, settings, ctx["consistency"], ctx["embedder"])
+    loaded = load_model(str(model))
+    report = evaluate(loaded, items, settings, ctx["consistency"], ctx["embedder"],
+                      reward=table_reward(ctx, from_dict(TrainJob, _shared_config(plan, ctx)), loaded))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"eval-{name}.json").write_text(json.dumps({
         "summary": report.summary, "rows": report.rows, "settings": settings.applying_to(_kind(items)),

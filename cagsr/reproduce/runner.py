@@ -123,11 +123,25 @@ def _run_row(row: Row, seed: int, ctx: dict) -> tuple[dict, list[dict], float]:
         saved = json.loads(eval_file.read_text())
         return saved["summary"], saved["rows"], saved["seconds"]
     settings = EvalSettings(engine=row.eval_engine, **ctx["spec"]["eval"])
-    report = evaluate(load_model(str(model_path)), ctx["split"], settings, ctx["consistency"], ctx["embedder"])
+    loaded = load_model(str(model_path))
+    shared = train_job(Row("shared"), ctx["spec"], ctx["data"], str(ctx["sft"]), 0, ctx["out"], False, {})
+    report = evaluate(loaded, ctx["split"], settings, ctx["consistency"], ctx["embedder"],
+                      reward=table_reward(ctx, shared, loaded))
     seconds = time.perf_counter() - start
     folder.mkdir(parents=True, exist_ok=True)
     eval_file.write_text(json.dumps({"summary": report.summary, "rows": report.rows, "seconds": seconds}))
     return report.summary, report.rows, seconds
+
+
+def table_reward(ctx: dict, shared: TrainJob, loaded):
+    """The reward every row of a table is scored with: the one the table's CAGSR multi-turn row trains on (the
+    shared settings, salience fitted on the RL training records), so the reward column compares all rows
+    under one reward; each row's own reward decides only when it stops (stopping.check_scores). Built once."""
+    if "table_reward" not in ctx:
+        from cagsr.reproduce.stopping import job_reward
+
+        ctx["table_reward"] = job_reward(shared, loaded)
+    return ctx["table_reward"]
 
 
 def reproduce(table: str, scale: str, seeds: int, out: Path, progress: bool = True) -> Reproduction:

@@ -26,14 +26,26 @@ from cagsr.utils.logging import read_metrics
 Scores = dict[str, float]
 
 
-def check_scores(model_path: Path, items: list, settings, reward, reward_model: Path | None) -> Scores:
-    """Per-item mean reward of the model's greedy replies to `items` (dialogue: over its turns)."""
+def job_reward(job: TrainJob, loaded):
+    """The reward definition `job` trains on (what its run writes to reward.yaml): its settings, salience fitted
+    on the training records the trainer splits off its data."""
+    from cagsr.data.sources import corpus_texts, load_records, split_records
+    from cagsr.reward.definition import define_reward
+
+    train, _ = split_records(load_records(job.data), job.data.val_fraction, job.data.seed)
+    return define_reward(job.reward, job.salience, job.attention, max_steps=job.rollout.max_steps,
+                         corpus=corpus_texts(train), encoder_decoder=loaded.is_encoder_decoder)
+
+
+def check_scores(model_path: Path, items: list, settings, job: TrainJob, reward_model: Path | None) -> Scores:
+    """Per-item mean reward of the model's greedy replies to `items` (dialogue: over its turns), under the
+    reward the row's `job` trains on (or its reward model)."""
     from cagsr.evaluation.runner import EvalSettings, evaluate
     from cagsr.models.registry import load_model
 
     loaded = load_model(str(model_path))
     s = EvalSettings(**{**settings, "attention_reward": reward_model is None})
-    report = evaluate(loaded, items, s, reward=reward)
+    report = evaluate(loaded, items, s, reward=job_reward(job, loaded) if reward_model is None else None)
     if reward_model is None:
         return item_means(report.rows, "reward")
     from cagsr.data.schema import Dialogue

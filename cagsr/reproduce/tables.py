@@ -95,7 +95,7 @@ SCALES = {
               "eval": {"max_new_tokens": 24, "cot_max_new_tokens": 64, "max_turns": 2}},
     "full": {"model": "t5-large", "sft_steps": 2000, "eval_records": 500,
              "ppo": {"ppo.iterations": 500, "ppo.epochs": 3, "rollout.episodes": 64, "rollout.turns": 5,
-                     "rollout.sampling.num_candidates": 4, "rollout.sampling.max_new_tokens": 64,
+                     "rollout.sampling.max_new_tokens": 64,
                      "rollout.cot_max_new_tokens": 160, "ppo.critic": "separate", "ppo.minibatch_episodes": 8,
                      "model.dtype": "bfloat16"},
              "eval": {"max_new_tokens": 64, "cot_max_new_tokens": 160, "max_turns": 5}},

@@ -9,9 +9,7 @@ from cagsr.reward.functional import (
     focus,
     history_repetition,
     single_turn_history_mask,
-    turn_returns,
     turn_reward,
-    turn_weights,
 )
 
 __all__ = [
@@ -23,7 +21,5 @@ __all__ = [
     "focus",
     "history_repetition",
     "single_turn_history_mask",
-    "turn_returns",
     "turn_reward",
-    "turn_weights",
 ]

@@ -1,8 +1,10 @@
-"""The attention reward of every turn in a batch of rows, from one capture pass.
+"""The attention-reward components of every turn in a batch of rows, from one capture pass.
 
 Glue between the capture (abar over kept history columns) and the pure functions in
 functional.py: aligns salient / current-turn masks with the kept columns (window, pruning),
-applies the single-turn variant and the ablations, and evaluates every reward turn of every row.
+applies the single-turn variant and the ablations, and measures every reward turn of every row:
+coverage, focus, repetition and diagnostics. Components only: the reward stage (combine.py) weighs them
+into the turn reward, together with the other reward parts.
 
 reward.history_tokens = content leaves the sink columns (reward.sink_tokens: template, special, first)
 out of coverage and focus and renormalises each attention row over the remaining content columns: on a
@@ -20,10 +22,9 @@ from torch import Tensor
 from cagsr.attention.capture import CaptureResult
 from cagsr.reward import functional as RF
 from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
-from cagsr.reward.head_probe import HEAD_PROBE, probe_score, turn_head_features
+from cagsr.reward.head_probe import HeadProbeConfig, probe_of, probe_score, turn_head_features
 
-COMPONENTS = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "history_mass", "sink_mass",
-              "reward")
+COMPONENTS = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "history_mass", "sink_mass")
 # An encoder-decoder capture's history mass is a full softmax row (1 up to rounding); a decoder-only
 # response token beyond the first also attends to earlier response tokens, so its mass falls below 1.
 ENC_DEC_MASS_TOLERANCE = 1e-4
@@ -104,11 +105,10 @@ def token_mean(values: Tensor, seg: Tensor) -> Tensor:
     return torch.where(seg, values, torch.zeros_like(values)).sum(-1) / seg.sum(-1).clamp_min(1)
 
 
-def _probe_turn(capture: CaptureResult, seg: Tensor, cfg: RewardConfig) -> Tensor:
-    """[R] head-probe reward of one turn (seg [R, S] its tokens)."""
+def _probe_turn(capture: CaptureResult, seg: Tensor, probe: HeadProbeConfig) -> Tensor:
+    """[R] head-probe score of one turn (seg [R, S] its tokens)."""
     if capture.head_stats is None:
         raise ValueError("reward.kind head_probe: the capture kept no per-head statistics (pass HeadRequest)")
-    probe = cfg.head_probe
     return probe_score(turn_head_features(capture.head_stats, seg, probe.head_list, probe.features), probe)
 
 
@@ -116,7 +116,8 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
                     response_mask: Tensor, salient_mask: Tensor, current_mask: Tensor, template_mask: Tensor,
                     special_mask: Tensor, token_turn: Tensor, is_cot: Tensor, cfg: RewardConfig
                     ) -> dict[str, Tensor]:
-    """Every component for every (row, turn): dict of [R, T] tensors plus 'turn_mask' [R, T].
+    """Every component for every (row, turn): dict of [R, T] tensors plus 'turn_mask' [R, T] (no reward: the
+    reward stage, combine.py, weighs the components).
 
     history_* / salient_mask / current_mask / template_mask / special_mask: [R, N];
     response_*: [R, S]. token_turn [R, S]: episode turn index of each response token (-1 on
@@ -144,8 +145,11 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
     turns = sorted({int(t) for t in token_turn[response_mask].tolist()})
     turn_index = torch.tensor(turns or [0], device=abar.device)
     out = {k: abar.new_zeros(abar.shape[0], len(turn_index)) for k in COMPONENTS}
-    out["turn_mask"] = torch.zeros_like(out["reward"], dtype=torch.bool)
+    out["turn_mask"] = torch.zeros_like(out["coverage"], dtype=torch.bool)
     out["turn_index"] = turn_index.expand(abar.shape[0], -1)
+    probe = probe_of(cfg)
+    if probe is not None:  # the head-probe reward reads per-head statistics of the same capture
+        out["head_probe"] = abar.new_zeros(abar.shape[0], len(turn_index))
     for k, turn in enumerate(turns):
         seg = response_mask & (token_turn == turn)
         present = seg.any(-1)
@@ -158,16 +162,15 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
             cov = torch.where(is_cot, RF.coverage(pooled, salient, block_mask), cov)
             foc = torch.where(is_cot, RF.focus(block_entropy, tau, block_mask), foc)
             clamped = torch.where(is_cot, RF.floor_fraction(block_entropy, tau, block_mask), clamped)
-        rep = RF.history_repetition(response_ids, seg, history_ids, history_mask, cfg.n)
+        rep = RF.history_repetition(response_ids, seg, history_ids, history_mask, cfg.repetition_ngram)
         out["coverage"][:, k], out["focus"][:, k], out["repetition"][:, k] = cov, foc, rep
         out["entropy"][:, k] = token_mean(entropy_all, seg)
         out["clamped_fraction"][:, k] = clamped
         out["history_mass"][:, k] = token_mean(capture.history_mass.float(), seg)
         out["sink_mass"][:, k] = token_mean(sink_mass, seg)
-        out["reward"][:, k] = RF.turn_reward(cov, foc, rep, cfg.alpha, cfg.beta, cfg.gamma)
-        if cfg.kind == HEAD_PROBE:
-            out["reward"][:, k] = _probe_turn(capture, seg, cfg)
+        if probe is not None:
+            out["head_probe"][:, k] = _probe_turn(capture, seg, probe)
         out["turn_mask"][:, k] = present
-    for key in COMPONENTS:
+    for key in (*COMPONENTS, *(("head_probe",) if probe is not None else ())):
         out[key] = out[key] * out["turn_mask"]
     return out

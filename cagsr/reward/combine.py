@@ -1,7 +1,13 @@
-"""The reward a run trains on, per turn: the attention reward, another reward, or a weighted sum of several.
+"""The reward stage: every turn's reward, from the scoring pass's components and the other reward parts.
 
-    turn_reward = build_turn_reward(job.reward)            # resolved and checked once, at start-up
-    total, parts = turn_reward(episodes, attention, job)   # [E, T] each; parts are logged under reward/
+The one place where a reward is computed. Scoring measures the attention components of each turn
+(coverage, focus, repetition, ...; attention_reward.py); this stage weighs them into the attention
+reward R_t = coverage_weight C_t + focus_weight F_t - repetition_weight P_t, evaluates every other
+part (a built-in, a user reward, a reward model) and sums the weighted parts into the [E, T] turn
+rewards that the advantages read (turn weights and returns live in ppo/functional.py).
+
+    turn_reward = build_turn_reward(job.reward)                 # resolved and checked once, at start-up
+    rewards = turn_reward(episodes, components, job)            # TurnRewards: total, attention, parts
 
 `reward.kind` names one reward; `reward.parts` sums several, each `WEIGHT*NAME` or `NAME` (weight 1),
 NAME being `attention`, a built-in of cagsr.reward.registry.REWARDS or an import path:
@@ -10,7 +16,8 @@ NAME being `attention`, a built-in of cagsr.reward.registry.REWARDS or an import
     --reward.parts "attention,0.2*my_rewards.py:politeness"    # + a user reward from a file
 
 Every part is reported unweighted under its name (reward/attention, reward/correctness,
-reward/politeness; eval/... in held-out evaluation); reward/turn_reward is the weighted total.
+reward/politeness; eval/... in held-out evaluation); reward/turn_reward is the weighted total and
+reward/reward the attention reward.
 
 Shapes: E episodes, T turns.
 """
@@ -23,14 +30,63 @@ import torch
 from torch import Tensor
 
 from cagsr.errors import ConfigError
+from cagsr.reward import functional as RF
 from cagsr.reward.attention_reward import COMPONENTS
 from cagsr.reward.config import RewardConfig
 from cagsr.reward.head_probe import HEAD_PROBE
 from cagsr.reward.registry import ATTENTION, TurnRewardFn, get_reward
 from cagsr.rollout.episode import Episode
 
+LOGGED = (*COMPONENTS, "reward")
+"""What a turn's row reports: the components and the attention reward ('reward')."""
 # Names the trainer already logs under reward/: a part with one of them is renamed <name>_part.
-TAKEN = {*COMPONENTS, "turn_reward", "return", "turns_per_episode"}
+TAKEN = {*LOGGED, "turn_reward", "return", "turns_per_episode"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttentionWeights:
+    """How the attention reward weighs its components: R = coverage C + focus F - repetition P."""
+
+    coverage: float = 1.0
+    focus: float = 0.1
+    repetition: float = 0.5
+
+
+def attention_weights(cfg: RewardConfig) -> AttentionWeights:
+    """The weights a reward config gives its components."""
+    return AttentionWeights(coverage=cfg.coverage_weight, focus=cfg.focus_weight, repetition=cfg.repetition_weight)
+
+
+def attention_reward(components: dict[str, Tensor], weights: AttentionWeights) -> Tensor:
+    """[..., T] attention reward of every turn from its components (0 on padded turns). When the capture
+    scored a head probe (reward.kind head_probe), the probe's score is the capture pass's reward instead."""
+    if "head_probe" in components:
+        reward = components["head_probe"]
+    else:
+        reward = RF.turn_reward(components["coverage"], components["focus"], components["repetition"],
+                                weights.coverage, weights.focus, weights.repetition)
+    return torch.where(components["turn_mask"].bool(), reward, torch.zeros_like(reward))
+
+
+def with_attention_reward(components: dict[str, Tensor], weights: AttentionWeights) -> dict[str, Tensor]:
+    """components plus 'reward', the attention reward: what a scored turn reports (LOGGED)."""
+    return {**components, "reward": attention_reward(components, weights)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnRewards:
+    """What the reward stage gives for a batch of episodes ([E, T] each, 0 on padded turns)."""
+
+    total: Tensor
+    """The trained reward: the weighted sum of the parts."""
+    attention: Tensor
+    """The attention reward (logged as reward/reward whether or not it is a part)."""
+    parts: dict[str, Tensor]
+    """Each part unweighted by name; empty when the attention reward alone is trained."""
+
+    def logged(self) -> dict[str, Tensor]:
+        """'reward' and 'part/<name>' tables, beside the components."""
+        return {"reward": self.attention, **{f"part/{name}": v for name, v in self.parts.items()}}
 
 
 @dataclass(frozen=True)
@@ -72,20 +128,24 @@ class TurnReward:
 
     parts: tuple[RewardPart, ...]
     """The weighted terms; a lone attention part is the attention reward as before (no extra logs)."""
+    weights: AttentionWeights = AttentionWeights()
+    """The attention reward's weights of its components."""
 
     @property
     def attention_only(self) -> bool:
         return len(self.parts) == 1 and self.parts[0].fn is None and self.parts[0].weight == 1.0
 
-    def __call__(self, episodes: list[Episode], attention: Tensor, job) -> tuple[Tensor, dict[str, Tensor]]:
-        """attention [E, T] (the attention reward of each turn) -> total [E, T] and named parts [E, T]."""
+    def __call__(self, episodes: list[Episode], components: dict[str, Tensor], job) -> TurnRewards:
+        """components ([E, T] each, with turn_mask) of `episodes` -> their turn rewards."""
+        attention = attention_reward(components, self.weights)
         if self.attention_only:
-            return attention, {}
-        values = {part.name: part.values(episodes, attention, job) for part in self.parts}
+            return TurnRewards(total=attention, attention=attention, parts={})
+        mask = components["turn_mask"].bool()
+        values = {part.name: torch.where(mask, part.values(episodes, attention, job), 0.0) for part in self.parts}
         total = torch.zeros_like(attention)
         for part in self.parts:
             total = total + part.weight * values[part.name]
-        return total, values
+        return TurnRewards(total=total, attention=attention, parts=values)
 
 
 def parse_part(text: str) -> tuple[float, str]:
@@ -136,4 +196,4 @@ def build_turn_reward(cfg: RewardConfig) -> TurnReward:
         # The attention reward and the head probe both come from the capture pass (components "reward").
         fn = None if spec in (ATTENTION, HEAD_PROBE) else get_reward(spec, setting)
         parts.append(RewardPart(_part_name(spec, used), spec, weight, fn))
-    return TurnReward(parts=tuple(parts))
+    return TurnReward(parts=tuple(parts), weights=attention_weights(cfg))

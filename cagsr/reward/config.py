@@ -1,4 +1,5 @@
-"""The reward of one turn: R_t = alpha C_t + beta F_t - gamma P_t (method.md, section 3)."""
+"""The reward of one turn: R_t = coverage_weight C_t + focus_weight F_t - repetition_weight P_t (method.md,
+section 3, where the weights are alpha, beta and gamma)."""
 
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ class RewardConfig:
     """multi_turn: attention over the whole history; single_turn: over the current prompt x_t only."""
     coverage_scope: Literal["history", "current_turn"] = "history"
     """Where salient tokens count for coverage; current_turn is the 'no history coverage' ablation."""
-    alpha: float = 1.0
-    """Weight of coverage C_t."""
-    beta: float = 0.1
-    """Weight of focus F_t (minus the clamped attention entropy)."""
-    gamma: float = 0.5
-    """Weight of the history repetition penalty P_t."""
-    n: int = 3
+    coverage_weight: float = 1.0
+    """Weight of coverage C_t (the method's alpha)."""
+    focus_weight: float = 0.1
+    """Weight of focus F_t, minus the clamped attention entropy (the method's beta)."""
+    repetition_weight: float = 0.5
+    """Weight of the history repetition penalty P_t (the method's gamma)."""
+    repetition_ngram: int = 3
     """n-gram length of the repetition penalty."""
     tau0: float = 1.0
     """Entropy floor at turn 0; -inf disables clamping (the 'no entropy clamping' ablation)."""
@@ -59,24 +60,14 @@ class RewardConfig:
     """Chain of thought: coverage and focus are taken every this many generated tokens (0: per token)."""
     final_weight: float = 2.0
     """Turn weight lambda of the chain-of-thought answer turn (1.0 is the 'uniform weights' ablation)."""
-    salience: str = "idf|entities|keywords"
-    """Salient-token sources, combined with |: idf, entities, keywords, or your own fn(text) -> [(start, end)]
-    character spans named package.module:function or path/to/file.py:function (cagsr.salience.masks)."""
-    idf_quantile: float = 0.7
-    """Words rarer than this share of the corpus' word occurrences are salient (idf source)."""
-    keywords: list[str] = field(default_factory=list)
-    """User keywords that are always salient (records' meta keywords are added)."""
-    entity_detector: Literal["auto", "rules", "spacy"] = "rules"
-    """Entity detector: the rule-based one, spaCy, or auto (spaCy when installed)."""
     head_probe: HeadProbeConfig = field(default_factory=HeadProbeConfig)
     """For kind=head_probe: the fitted linear probe over per-head attention features (reward/head_probe.py),
     written by `cagsr calibrate --mode head_probe`."""
 
     def __post_init__(self) -> None:
-        check_range("n", self.n, low=1)
+        check_range("repetition_ngram", self.repetition_ngram, low=1)
         check_range("block_tokens", self.block_tokens, low=0)
         check_range("final_weight", self.final_weight, low=0.0)
-        check_range("idf_quantile", self.idf_quantile, low=0.0, high=1.0)
         if math.isinf(self.kappa):
             raise ConfigError(f"kappa: must be finite, got {self.kappa}")
         if self.tau0 == math.inf:

@@ -13,7 +13,7 @@ so padding can never leak into a result.
 One turn:   C = coverage, E = attention_entropy, F = focus(E, entropy_floor(t)),
             floor_fraction(E, entropy_floor(t)) = where F's clamp binds,
             P = history_repetition, R = turn_reward(C, F, P)
-Episode:    G = turn_returns(R, turn_weights(...), turn_mask)
+(Turn weights and returns over an episode live beside the advantages: ppo/functional.py.)
 CoT:        block_pool the rows first, then coverage/focus with block_mask.
 """
 
@@ -209,32 +209,6 @@ def turn_reward(
 ) -> Tensor:
     """R = alpha * C + beta * F - gamma * P. All inputs [B] (or any common shape)."""
     return alpha * coverage + beta * focus - gamma * repetition
-
-
-def turn_weights(turn_mask: Tensor, final_turn_mask: Tensor, final_weight: float) -> Tensor:
-    """Turn weights lambda [B,T]: 1 per turn, `final_weight` on the answer turn, 0 on padding.
-
-    final_weight = 1 is the "uniform weights" ablation. turn_mask, final_turn_mask: [B,T].
-    """
-    valid = _as_bool(turn_mask)
-    final = _as_bool(final_turn_mask) & valid
-    dtype = torch.get_default_dtype()
-    ones = torch.ones(valid.shape, dtype=dtype, device=valid.device)
-    weights = torch.where(final, torch.full_like(ones, final_weight), ones)
-    return torch.where(valid, weights, torch.zeros_like(ones))
-
-
-def turn_returns(rewards: Tensor, weights: Tensor, turn_mask: Tensor) -> Tensor:
-    """Undiscounted weighted return G_t = sum_{u >= t} lambda_u * R_u.
-
-    Padded turns (anywhere in the row) add nothing and get G = 0.
-    rewards, weights, turn_mask: [B,T]. Returns [B,T].
-    """
-    valid = _as_bool(turn_mask)
-    weighted = torch.where(valid, weights * rewards, torch.zeros_like(rewards))
-    # Reverse cumulative sum: suffix sums over later turns.
-    suffix = weighted.flip(-1).cumsum(-1).flip(-1)
-    return torch.where(valid, suffix, torch.zeros_like(suffix))
 
 
 def single_turn_history_mask(token_turn: Tensor, current_turn: Tensor | int) -> Tensor:

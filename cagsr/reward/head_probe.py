@@ -62,6 +62,14 @@ class HeadProbeConfig:
         return parse_heads(self.heads, "reward.head_probe.heads")
 
 
+def probe_of(cfg) -> HeadProbeConfig | None:
+    """The fitted probe a reward setting scores turns with, or None: a RewardConfig of kind head_probe, or the
+    attention terms of a reward definition that carry one (they have no kind: a probe is there or not)."""
+    if getattr(cfg, "kind", HEAD_PROBE) != HEAD_PROBE:
+        return None
+    return getattr(cfg, "head_probe", None)
+
+
 def check_probe(cfg: HeadProbeConfig) -> None:
     """One-line error when a head_probe reward has no fitted probe."""
     if not cfg.weights:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from cagsr.config import check_range
 from cagsr.errors import ConfigError
@@ -24,8 +23,6 @@ class RolloutConfig:
     simulator: str = "scripted"
     """Who speaks user turns after the first: scripted (recorded turns), rules (rule-based follow-ups), model (an
     LM), or your own class named package.module:Class or path/to/file.py:Class (cagsr.rollout.simulators)."""
-    select: Literal["random", "best"] = "random"
-    """Which of the K candidates continues the dialogue: a random one or the best by reward."""
     max_context: int = 768
     """Longest prompt in tokens; older turns are dropped first."""
     cot_max_new_tokens: int = 96
@@ -33,7 +30,8 @@ class RolloutConfig:
     max_steps: int = 8
     """Most reasoning steps per solution (extra lines merge into the last step)."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    """Sampling settings (the paper's: temperature 0.8, top-k 50, top-p 0.95, 64 new tokens)."""
+    """Sampling settings (the paper's: temperature 0.8, top-k 50, top-p 0.95, 64 new tokens). One reply per turn:
+    sampling.num_candidates must stay 1 (several candidates with one kept at random would only cost time)."""
 
     def __post_init__(self) -> None:
         check_range("episodes", self.episodes, low=1)
@@ -44,3 +42,6 @@ class RolloutConfig:
                               f"{self.group_size}")
         check_range("max_context", self.max_context, low=32)
         check_range("cot_max_new_tokens", self.cot_max_new_tokens, low=1)
+        if self.sampling.num_candidates != 1:
+            raise ConfigError(f"rollout.sampling.num_candidates: the rollout continues every turn with one reply, "
+                              f"got {self.sampling.num_candidates} (choosing the best by reward was removed)")

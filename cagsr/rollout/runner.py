@@ -1,16 +1,14 @@
 """Batched rollouts of whole episodes: multi-turn dialogues and chain-of-thought solutions.
 
-    episodes = rollout(records, policy, engine, simulator, cfg, rng, scorer=None)
+    episodes = rollout(records, policy, engine, simulator, cfg, rng)
 
-Every active episode of a batch generates its turn together (one engine call per turn, K
-candidates each); variable-length histories are padded by the engine. With select="best" a
-scorer picks the candidate with the highest single-turn reward.
+Every active episode of a batch generates its turn together (one engine call per turn, one reply
+each); variable-length histories are padded by the engine.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 from cagsr.data.schema import Dialogue, MathProblem, Utterance
 from cagsr.formatting.history import FormattedHistory, format_history
@@ -22,28 +20,18 @@ from cagsr.rollout.generate import decode_reply
 from cagsr.rollout.history_ext import extend_history
 from cagsr.rollout.simulators import UserSimulator, opening
 
-# (prompts, candidates per prompt) -> score per candidate
-CandidateScorer = Callable[[list[FormattedHistory], list[list[Completion]]], list[list[float]]]
-
-
-def _choose(cands: list[Completion], scores: list[float] | None, rng: random.Random) -> Completion:
-    if scores is None:
-        return cands[rng.randrange(len(cands))]
-    return cands[max(range(len(cands)), key=scores.__getitem__)]
-
 
 def _generate(prompts: list[FormattedHistory], engine: Engine, cfg: RolloutConfig, rng: random.Random,
-              scorer: CandidateScorer | None, sampling=None, sessions: list | None = None) -> list[Completion]:
+              sampling=None, sessions: list | None = None) -> list[Completion]:
+    """One reply per prompt (RolloutConfig checks that the sampling asks for one candidate)."""
     sampling = sampling or cfg.sampling
     outputs = engine.generate([p.input_ids for p in prompts], sampling, seed=rng.randrange(2**31),
                               sessions=sessions)
-    scores = scorer(prompts, outputs) if (scorer and cfg.select == "best" and sampling.num_candidates > 1) else None
-    return [_choose(c, None if scores is None else scores[i], rng) for i, c in enumerate(outputs)]
+    return [candidates[0] for candidates in outputs]
 
 
 def rollout_dialogues(records: list[Dialogue], policy: LoadedModel, engine: Engine, simulator: UserSimulator,
-                      cfg: RolloutConfig, rng: random.Random, scorer: CandidateScorer | None = None
-                      ) -> list[Episode]:
+                      cfg: RolloutConfig, rng: random.Random) -> list[Episode]:
     episodes = [Episode(record=r, kind="dialogue", utterances=opening(r)) for r in records]
     budget = cfg.max_context - cfg.sampling.max_new_tokens
     for turn in range(cfg.turns):
@@ -52,7 +40,7 @@ def rollout_dialogues(records: list[Dialogue], policy: LoadedModel, engine: Engi
             break
         prompts = [format_history(policy.tokenizer, ep.utterances, policy.is_encoder_decoder, budget)
                    for ep in active]
-        chosen = _generate(prompts, engine, cfg, rng, scorer, sessions=[id(ep) for ep in active])
+        chosen = _generate(prompts, engine, cfg, rng, sessions=[id(ep) for ep in active])
         for ep, prompt, completion in zip(active, prompts, chosen, strict=True):
             text = decode_reply(policy, completion.token_ids)
             ids = completion.token_ids or [policy.eos_token_id]
@@ -73,7 +61,7 @@ def rollout_dialogues(records: list[Dialogue], policy: LoadedModel, engine: Engi
 
 
 def rollout_cot(records: list[MathProblem], policy: LoadedModel, engine: Engine, cfg: RolloutConfig,
-                rng: random.Random, scorer: CandidateScorer | None = None) -> list[Episode]:
+                rng: random.Random) -> list[Episode]:
     """One solution per problem, split into steps; decoder-only models get one row per step (its
     history is the question plus all earlier steps), seq2seq one row whose tokens carry step labels
     (the cross-attention sees the question only)."""
@@ -81,7 +69,7 @@ def rollout_cot(records: list[MathProblem], policy: LoadedModel, engine: Engine,
     episodes = [Episode(record=r, kind="math", utterances=[Utterance("user", r.question)]) for r in records]
     prompts = [format_history(tok, ep.utterances, policy.is_encoder_decoder, cfg.max_context) for ep in episodes]
     sampling = type(cfg.sampling)(**{**vars(cfg.sampling), "max_new_tokens": cfg.cot_max_new_tokens})
-    chosen = _generate(prompts, engine, cfg, rng, scorer, sampling)
+    chosen = _generate(prompts, engine, cfg, rng, sampling)
     for ep, prompt, completion in zip(episodes, prompts, chosen, strict=True):
         fill_cot_episode(ep, prompt, completion.token_ids or [policy.eos_token_id], completion.finished, policy,
                          cfg.max_steps)
@@ -107,8 +95,8 @@ def fill_cot_episode(ep: Episode, prompt: FormattedHistory, ids: list[int], fini
 
 
 def rollout(records: list, policy: LoadedModel, engine: Engine, simulator: UserSimulator | None,
-            cfg: RolloutConfig, rng: random.Random, scorer: CandidateScorer | None = None) -> list[Episode]:
+            cfg: RolloutConfig, rng: random.Random) -> list[Episode]:
     if records and isinstance(records[0], MathProblem):
-        return rollout_cot(records, policy, engine, cfg, rng, scorer)
+        return rollout_cot(records, policy, engine, cfg, rng)
     assert simulator is not None, "dialogue rollouts need a user simulator"
-    return rollout_dialogues(records, policy, engine, simulator, cfg, rng, scorer)
+    return rollout_dialogues(records, policy, engine, simulator, cfg, rng)

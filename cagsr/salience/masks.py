@@ -3,11 +3,11 @@ r"""Salient-token masks over formatted histories: IDF, entities and keywords map
     sal = Salience.fit(corpus_texts, sources="idf|entities|keywords", quantile=0.7)
     mask = sal.token_mask(formatted_history, keywords=["AB-1234"])   # list[bool], one per token
 
-Besides the built-in sources (idf, entities, keywords), `reward.salience` takes your own, named
+Besides the built-in sources (idf, entities, keywords), `salience.sources` takes your own, named
 package.module:function or path/to/file.py:function: `fn(text: str) -> list[tuple[int, int]]`, the
 half-open character spans of `text` (the formatted history) that are salient:
 
-    # my_salience.py                 --reward.salience "idf|entities|my_salience.py:dates"
+    # my_salience.py                 --salience.sources "idf|entities|my_salience.py:dates"
     import re
 
     def dates(text):
@@ -42,7 +42,7 @@ def split_sources(sources: str) -> tuple[str, dict[str, SpanSource]]:
     ('idf|keywords', {})
     """
     names = [s.strip() for s in re.split(r"[|,+\s]+", sources) if s.strip()]
-    user = {n: load_callable(n, setting="reward.salience", call=SIGNATURE, args=1) for n in names if is_import_path(n)}
+    user = {n: load_callable(n, setting="salience.sources", call=SIGNATURE, args=1) for n in names if is_import_path(n)}
     return "|".join(n for n in names if n not in user), user
 
 
@@ -52,11 +52,11 @@ def user_spans(name: str, fn: SpanSource, text: str) -> list[Span]:
     try:
         out = [(int(a), int(b)) for a, b in spans]
     except (TypeError, ValueError):
-        raise ConfigError(f"reward.salience: {name} returned {type(spans).__name__} {str(spans)[:60]!r}, "
+        raise ConfigError(f"salience.sources: {name} returned {type(spans).__name__} {str(spans)[:60]!r}, "
                           "expected a list of (start, end) character spans") from None
     bad = next(((a, b) for a, b in out if not 0 <= a <= b <= len(text)), None)
     if bad is not None:
-        raise ConfigError(f"reward.salience: {name} returned the span {bad}, outside the text's 0..{len(text)}")
+        raise ConfigError(f"salience.sources: {name} returned the span {bad}, outside the text's 0..{len(text)}")
     return out
 
 
@@ -87,14 +87,21 @@ class Salience:
     @classmethod
     def fit(cls, texts: list[str], sources: str, quantile: float, keywords: list[str] | None = None,
             detector_kind: str = "rules") -> Salience:
+        names = cls.fitted(sources, None, None, keywords, detector_kind).sources
+        idf = IdfTable.fit(texts) if "idf" in names else None
+        threshold = occurrence_threshold(idf, texts, quantile) if idf else None
+        return cls.fitted(sources, idf, threshold, keywords, detector_kind)
+
+    @classmethod
+    def fitted(cls, sources: str, idf: IdfTable | None, threshold: float | None, keywords: list[str] | None = None,
+               detector_kind: str = "rules") -> Salience:
+        """Salience from an IDF table fitted before (a saved reward definition); user sources loaded and checked."""
         builtin, user = split_sources(sources)
         try:
             names = parse_sources(builtin)
         except ValueError as exc:
-            raise ConfigError(f"reward.salience: {exc} (or package.module:function, path/to/file.py:function)"
+            raise ConfigError(f"salience.sources: {exc} (or package.module:function, path/to/file.py:function)"
                               ) from None
-        idf = IdfTable.fit(texts) if "idf" in names else None
-        threshold = occurrence_threshold(idf, texts, quantile) if idf else None
         return cls(names, idf, threshold, list(keywords or []), detector_kind, user)
 
     def token_mask(self, history: FormattedHistory, keywords: list[str] | None = None) -> list[bool]:

@@ -1,5 +1,8 @@
 """The teacher-forced passes over rows: policy with attention capture, reference, critic.
 
+The capture pass gives each turn's attention-reward components (coverage, focus, repetition, ...),
+not a reward: the reward stage (reward/combine.py) weighs them.
+
 Each pass reads the rows through the layout of layout.py (one sequence per dialogue when packed)
 and writes its outputs back in the rows' own [R, S] / [E, T] layout, so nothing downstream knows how
 the tokens were laid out.
@@ -27,8 +30,8 @@ from cagsr.attention.forward import forward_no_capture
 from cagsr.attention.heads import HeadRequest, parse_heads
 from cagsr.models.forward import token_logprobs
 from cagsr.reward.attention_reward import COMPONENTS, turn_components
-from cagsr.reward.config import RewardConfig
-from cagsr.reward.head_probe import HEAD_PROBE
+from cagsr.reward.definition import AttentionTerms
+from cagsr.reward.head_probe import probe_of
 from cagsr.rollout.engines.onednn import fast_no_grad
 from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.layout import LayoutStats, Pass, plan_passes
@@ -107,9 +110,9 @@ def _scatter_turns(target: Tensor, owners: Tensor, values: Tensor, turn_index: T
 
 @torch.no_grad()
 def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns: int, attention: AttentionConfig,
-               reward: RewardConfig, scoring: ScoringConfig, value_head: nn.Module | None = None,
+               reward: AttentionTerms, scoring: ScoringConfig, value_head: nn.Module | None = None,
                stats: LayoutStats | None = None) -> PolicyScores:
-    """Capture pass over all rows: log-probs, head values and every turn's reward components."""
+    """Capture pass over all rows: log-probs, head values and every turn's attention-reward components."""
     device = next(policy_model.parameters()).device
     logprobs = torch.zeros(rows.response_ids.shape)
     values = torch.zeros_like(logprobs)
@@ -128,7 +131,7 @@ def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_tu
 
 @torch.no_grad()
 def score_versions(model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns: int, attention: AttentionConfig,
-                   rewards: dict[str, RewardConfig], scoring: ScoringConfig) -> dict[str, dict[str, Tensor]]:
+                   rewards: dict[str, AttentionTerms], scoring: ScoringConfig) -> dict[str, dict[str, Tensor]]:
     """[E, T] reward components and turn_mask under each named reward version, from one capture pass: the
     versions differ only in what they read from the captured attention, so one pass serves them all."""
     device = next(model.parameters()).device
@@ -148,27 +151,29 @@ def _empty_components(n_episodes: int, n_turns: int) -> dict[str, Tensor]:
     return {k: torch.zeros(n_episodes, n_turns) for k in (*COMPONENTS, "turn_mask")}
 
 
-def head_request(attention: AttentionConfig, rewards: list[RewardConfig]) -> HeadRequest | None:
+def head_request(attention: AttentionConfig, rewards: list[AttentionTerms]) -> HeadRequest | None:
     """The heads a capture reads for these settings: attention.heads for abar, a head probe's heads for
     per-head statistics (None: the default capture)."""
-    features = tuple(dict.fromkeys(h for r in rewards if r.kind == HEAD_PROBE for h in r.head_probe.head_list))
+    probes = [p for p in map(probe_of, rewards) if p is not None]
+    features = tuple(dict.fromkeys(h for p in probes for h in p.head_list))
     if not attention.heads and not features:
         return None
     return HeadRequest(abar=parse_heads(attention.heads) or None, features=features)
 
 
 def _capture(model: nn.Module, part: Pass, view: RowBatch, attention: AttentionConfig, device,
-             rewards: list[RewardConfig]) -> CaptureResult:
+             rewards: list[AttentionTerms]) -> CaptureResult:
     return forward_with_capture(model, part.batch.to(device), attention.last_layers, attention.window,
                                 attention.prune_above, view.salient_mask, attention.prune_threshold,
                                 heads=head_request(attention, rewards))
 
 
-def _scatter_components(comps: dict[str, Tensor], view: RowBatch, cap: CaptureResult, reward: RewardConfig) -> None:
+def _scatter_components(comps: dict[str, Tensor], view: RowBatch, cap: CaptureResult, reward: AttentionTerms) -> None:
     """Adds the components of the rows in `view` to the [E, T] tables `comps`."""
     out = turn_components(cap, **view.reward_inputs(), cfg=reward)
-    for key in (*COMPONENTS, "turn_mask"):
-        _scatter_turns(comps[key], view.row_episode.cpu(), out[key].float(), out["turn_index"], out["turn_mask"])
+    for key in (k for k in out if k != "turn_index"):  # a head probe's score joins the components
+        table = comps.setdefault(key, torch.zeros_like(comps["coverage"]))
+        _scatter_turns(table, view.row_episode.cpu(), out[key].float(), out["turn_index"], out["turn_mask"])
 
 
 @torch.no_grad()
@@ -194,12 +199,4 @@ def rows_values(critic: nn.Module, rows: RowBatch, scoring: ScoringConfig, stats
     for part in plan(critic.backbone, rows, scoring, stats):
         with fast_no_grad(critic, scoring.packed_weights):
             out[part.rows] = critic(part.batch.to(device)).float().cpu() * rows.response_mask[part.rows]
-    return out
-
-
-def turn_values(values: Tensor, rows: RowBatch, n_episodes: int, n_turns: int) -> Tensor:
-    """Token values [R, S] read at turn starts -> V(H_t) [E, T]."""
-    out = torch.zeros(n_episodes, n_turns)
-    r, s = rows.turn_start.nonzero(as_tuple=True)
-    out[rows.row_episode[r], rows.token_turn[r, s]] = values[r, s]
     return out

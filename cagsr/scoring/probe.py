@@ -1,27 +1,31 @@
-"""Score recorded dialogues or solutions with a model's attention reward: an attention quality probe.
+"""Score episodes with a model's attention reward under a reward definition: the attention quality probe,
+the held-out evaluation of a run, heatmaps.
 
-    rows = probe(records, loaded, salience, attention_cfg, reward_cfg)     # one dict per turn
-    both = probe_versions(records, loaded, salience, attention_cfg, {"all": cfg_a, "content": cfg_b})
-    plot_episodes(episodes[:3], loaded, salience, attention_cfg, out_dir)  # heatmap PNGs
+    rows = probe(episodes, loaded, definition)                  # one dict per turn
+    both = probe_versions(episodes, loaded, definition, {"all": terms_a, "content": terms_b})
+    rows, scores, rewards = score_heldout(loaded, episodes, definition, scoring, job)   # what a run logs
+    plot_episodes(episodes[:3], loaded, definition, out_dir)    # heatmap PNGs
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 
 from cagsr.attention.capture import forward_with_capture
-from cagsr.attention.config import AttentionConfig
 from cagsr.models.registry import LoadedModel
-from cagsr.reward.attention_reward import COMPONENTS, sink_mask
-from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
+from cagsr.reward.attention_reward import sink_mask
+from cagsr.reward.combine import LOGGED, TurnRewards
+from cagsr.reward.config import parse_sinks
+from cagsr.reward.definition import AttentionTerms, RewardDefinition
 from cagsr.rollout.episode import Episode
 from cagsr.salience.masks import Salience
 from cagsr.scoring.config import ScoringConfig
-from cagsr.scoring.passes import score_versions
+from cagsr.scoring.passes import PolicyScores, score_rows, score_versions
 from cagsr.scoring.plots import plot_turn_attention
-from cagsr.scoring.rows import build_rows, episode_keywords
+from cagsr.scoring.rows import RowBatch, build_rows, episode_keywords
 
 
 def salient_words(action, salience: Salience, keywords: list[str]) -> list[str]:
@@ -42,43 +46,65 @@ def salient_words(action, salience: Salience, keywords: list[str]) -> list[str]:
     return list(dict.fromkeys(w for w in words if w))
 
 
-def probe(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
-          reward: RewardConfig, batch_episodes: int = 8) -> list[dict]:
-    """One dict per (episode, turn) with every reward component, the salient words and the reward version
-    (history tokens, sink tokens, weights) the components were computed with."""
-    return probe_versions(episodes, loaded, salience, attention, {"own": reward}, batch_episodes)["own"]
+def probe(episodes: list[Episode], loaded: LoadedModel, definition: RewardDefinition, batch_episodes: int = 8,
+          job=None) -> list[dict]:
+    """One dict per (episode, turn) with every reward component, the attention reward, the salient words and
+    the reward version (history tokens, sink tokens, weights); with reward parts besides the attention
+    reward also each part (part/<name>) and the trained total (turn_reward). `job` reaches the parts."""
+    return probe_versions(episodes, loaded, definition, {"own": definition.terms}, batch_episodes, job)["own"]
 
 
-def probe_versions(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
-                   rewards: dict[str, RewardConfig], batch_episodes: int = 8) -> dict[str, list[dict]]:
-    """`probe` under each named reward version, all read from the same capture passes."""
-    rewards = {name: resolve_reward(r, loaded.is_encoder_decoder) for name, r in rewards.items()}
-    out: dict[str, list[dict]] = {name: [] for name in rewards}
+def probe_versions(episodes: list[Episode], loaded: LoadedModel, definition: RewardDefinition,
+                   versions: dict[str, AttentionTerms], batch_episodes: int = 8, job=None) -> dict[str, list[dict]]:
+    """`probe` under each named version of the attention terms, all read from the same capture passes."""
+    salience, attention = definition.salience_marker(), definition.attention_config()
+    out: dict[str, list[dict]] = {name: [] for name in versions}
     for start in range(0, len(episodes), batch_episodes):
         chunk = episodes[start : start + batch_episodes]
         rows = build_rows(chunk, loaded, salience)
         n_turns = max(ep.num_turns for ep in chunk)
         comps = score_versions(loaded.model, rows, n_episodes=len(chunk), n_turns=n_turns, attention=attention,
-                               rewards=rewards, scoring=ScoringConfig())
-        for e, ep in enumerate(chunk):
-            keywords = episode_keywords(ep)
-            for t in range(ep.num_turns):
-                action = next(a for a in ep.actions if t in a.token_turn)
-                words = salient_words(action, salience, keywords)
-                for name, reward in rewards.items():
+                               rewards=versions, scoring=ScoringConfig())
+        for name, terms in versions.items():
+            stage = dataclasses.replace(definition.stage, weights=terms.weights)
+            turn = stage(chunk, comps[name], job)
+            table = {**comps[name], **turn.logged()}
+            extra = [] if stage.attention_only else [k for k in table if k.startswith("part/")]
+            if extra:
+                table["turn_reward"] = turn.total
+                extra.append("turn_reward")
+            for e, ep in enumerate(chunk):
+                keywords = episode_keywords(ep)
+                for t in range(ep.num_turns):
+                    action = next(a for a in ep.actions if t in a.token_turn)
                     out[name].append({"record_id": ep.record.id, "turn": t, "text": ep.turn_texts[t],
-                                      **{k: round(float(comps[name][k][e, t]), 6) for k in COMPONENTS},
-                                      "salient_words": words, "reward_version": reward_version(reward)})
+                                      **{k: round(float(table[k][e, t]), 6) for k in (*LOGGED, *extra)},
+                                      "salient_words": salient_words(action, salience, keywords),
+                                      "reward_version": reward_version(terms)})
     return out
 
 
-def reward_version(reward: RewardConfig) -> dict:
+def score_heldout(loaded: LoadedModel, episodes: list[Episode], definition: RewardDefinition,
+                  scoring: ScoringConfig, job=None) -> tuple[RowBatch, PolicyScores, TurnRewards]:
+    """A run's held-out scoring of `episodes` in one call: the rows, the capture pass (log-probs, components)
+    and the turn rewards. Trainer.evaluate logs these; `cagsr reward --heldout` recomputes them."""
+    rows = build_rows(episodes, loaded, definition.salience_marker())
+    scores = score_rows(loaded.model, rows, n_episodes=len(episodes), n_turns=max(ep.num_turns for ep in episodes),
+                        attention=definition.attention_config(), reward=definition.terms, scoring=scoring)
+    return rows, scores, definition.stage(episodes, scores.components, job)
+
+
+WEIGHTS = ("coverage_weight", "focus_weight", "repetition_weight", "tau0", "kappa", "repetition_ngram")
+"""The reward settings a scored row names beside its components."""
+
+
+def reward_version(terms: AttentionTerms) -> dict:
     """What a row's components depend on: which history tokens coverage and focus read, and the weights."""
-    return {"history_tokens": reward.history_tokens, "sink_tokens": reward.sink_tokens,
-            **{k: getattr(reward, k) for k in ("alpha", "beta", "gamma", "tau0", "kappa", "n")}}
+    return {"history_tokens": terms.history_tokens, "sink_tokens": terms.sink_tokens,
+            **{k: getattr(terms, k) for k in WEIGHTS}}
 
 
-def sink_flags(action, loaded: LoadedModel, reward: RewardConfig) -> list[bool]:
+def sink_flags(action, loaded: LoadedModel, reward: AttentionTerms) -> list[bool]:
     """[N] the reward.sink_tokens of one action's history (reward resolved)."""
     history = action.history
     real = torch.ones(1, len(history.input_ids), dtype=torch.bool)
@@ -89,10 +115,11 @@ def sink_flags(action, loaded: LoadedModel, reward: RewardConfig) -> list[bool]:
 
 
 @torch.no_grad()
-def plot_episodes(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
-                  folder: Path, reward: RewardConfig | None = None) -> list[Path]:
-    """A heatmap per turn (row) of each episode; the sink columns are hatched (grey: left out)."""
-    reward = resolve_reward(reward or RewardConfig(), loaded.is_encoder_decoder)
+def plot_episodes(episodes: list[Episode], loaded: LoadedModel, definition: RewardDefinition, folder: Path
+                  ) -> list[Path]:
+    """A heatmap per turn (row) of each episode under the definition's salience and capture settings; the sink
+    columns are hatched (grey: left out)."""
+    reward, salience, attention = definition.terms, definition.salience_marker(), definition.attention_config()
     tok, paths = loaded.tokenizer, []
     for ep in episodes:
         rows = build_rows([ep], loaded, salience)

@@ -121,7 +121,7 @@ def run_sft(job: SFTJob) -> SFTResult:
     train_records, val_records = split_records(records, job.data.val_fraction, job.data.seed)
     loaded = load_model(job.model)
     cfg = job.sft
-    check_context(loaded, {"sft.max_context": cfg.max_context, "model.max_context": job.model.max_context}, {})
+    check_context(loaded, {"sft.max_context": cfg.max_context}, {})
     check_chat_template(loaded, next((r.system_prompt for r in records if isinstance(r, Dialogue) and r.system_prompt), ""))
     train_pairs = supervised_pairs(train_records, loaded, cfg.max_context)
     val_pairs = supervised_pairs(val_records or train_records[:4], loaded, cfg.max_context)[: cfg.eval_pairs]

@@ -58,7 +58,7 @@ def test_user_reward_simulator_and_salience_in_a_combined_reward_run(plugins):
     out = cagsr("train", *FAST, "--iterations", "1", "--ppo.eval_every", "1", "--output-dir", str(run),
                 "--reward.parts", "attention,0.5*my_plugins.py:politeness,-0.01*length",
                 "--rollout.simulator", "my_plugins.py:EchoUser",
-                "--reward.salience", "idf|entities|keywords|my_plugins.py:numbers", cwd=plugins)
+                "--salience.sources", "idf|entities|keywords|my_plugins.py:numbers", cwd=plugins)
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     logged = {k: v for row in rows for k, v in row.items()}
@@ -80,7 +80,7 @@ def test_user_reward_simulator_and_salience_in_a_combined_reward_run(plugins):
     (["--reward.parts", "attention,x*length"], "reward.parts: 'x*length': expected WEIGHT*NAME"),
     (["--rollout.simulator", "my_plugins.py:NeedsSecret"],
      "rollout.simulator: my_plugins.py:NeedsSecret has the signature (secret)"),
-    (["--reward.salience", "idf|my_plugins.py:missing"], "reward.salience: my_plugins.py:missing: 'my_plugins.py' "
+    (["--salience.sources", "idf|my_plugins.py:missing"], "salience.sources: my_plugins.py:missing: 'my_plugins.py' "
                                                          "has no attribute 'missing'"),
     (["--rollout.engine", "my_plugins.py:numbers.nope"], "rollout.engine: my_plugins.py:numbers.nope"),
 ])

@@ -5,7 +5,7 @@ from typing import Literal
 import pytest
 
 from cagsr.cli.args import JobParser, add_job_args, parse_job
-from cagsr.config import field_docs, from_dict, load_job, to_dict
+from cagsr.config import field_docs, from_dict, load_job, load_saved_job, to_dict
 from cagsr.errors import ConfigError
 from cagsr.ppo.config import TrainJob
 from cagsr.sft.config import SFTJob
@@ -68,8 +68,8 @@ def test_cli_flags_override_presets(tmp_path):
     preset.write_text("ppo: {iterations: 7, lr: 0.001}\nmodel: {name: tiny-llama}\n")
     parser = JobParser(prog="t")
     add_job_args(parser, TrainJob)
-    job, _ = parse_job(parser, TrainJob, ["--config", str(preset), "--iterations", "3", "--reward.alpha", "2"])
-    assert job.ppo.iterations == 3 and job.ppo.lr == 0.001 and job.reward.alpha == 2.0
+    job, _ = parse_job(parser, TrainJob, ["--config", str(preset), "--iterations", "3", "--reward.coverage_weight", "2"])
+    assert job.ppo.iterations == 3 and job.ppo.lr == 0.001 and job.reward.coverage_weight == 2.0
     assert to_dict(job)["model"]["name"] == "tiny-llama"
 
 
@@ -99,3 +99,27 @@ def test_every_command_honours_run_threads():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("old, new", [("reward.gamma", "reward.repetition_weight"), ("reward.n", "reward.repetition_ngram"),
+                                      ("reward.salience", "salience.sources")])
+def test_an_old_key_is_one_line_naming_its_new_key(tmp_path, old, new):
+    section, leaf = old.split(".")
+    preset = tmp_path / "old.yaml"
+    preset.write_text(f"{section}: {{{leaf}: 1}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_job(TrainJob, preset, {})
+    assert str(info.value) == f"{preset}: {old} is now {new}: rename it in your config or flags"
+    parser = JobParser(prog="cagsr train")
+    add_job_args(parser, TrainJob)
+    with pytest.raises(ConfigError) as info:
+        parse_job(parser, TrainJob, [f"--{old}", "1"])
+    assert str(info.value) == f"--{old} is now --{new}"
+
+
+def test_a_saved_run_config_with_old_keys_is_read_with_them_moved(tmp_path, capsys):
+    saved = tmp_path / "config.yaml"
+    saved.write_text("reward: {gamma: 0.25, n: 2, salience: idf}\n")
+    job = load_saved_job(TrainJob, saved, {})
+    assert (job.reward.repetition_weight, job.reward.repetition_ngram, job.salience.sources) == (0.25, 2, "idf")
+    assert "reward.gamma -> reward.repetition_weight" in capsys.readouterr().err

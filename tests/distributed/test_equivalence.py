@@ -32,7 +32,7 @@ COMMON = [
     "false",
     "--run.threads",
     "1",
-    "--ppo.save_every",
+    "--checkpoints.every",
     "1",
     "--ppo.lr",
     "1e-4",

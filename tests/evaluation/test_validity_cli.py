@@ -40,7 +40,7 @@ def test_validity_calibrate_and_train_on_the_preset(tmp_path, labelled):
     assert out.returncode == 0, out.stderr
     written = yaml.safe_load(preset.read_text())
     assert written["model"]["name"] == "tiny-llama"
-    assert set(written["reward"]) >= {"alpha", "beta", "gamma", "tau0", "history_tokens"}
+    assert set(written["reward"]) >= {"coverage_weight", "focus_weight", "repetition_weight", "tau0", "history_tokens"}
     assert "held-out AUC" in (tmp_path / "c" / "calibration.md").read_text()
     out = cagsr("train", "--config", str(preset), "--iterations", "1", "--output-dir", str(tmp_path / "ppo"))
     assert out.returncode == 0, out.stderr

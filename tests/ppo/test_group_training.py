@@ -83,7 +83,7 @@ def test_reinforce_pp_needs_no_groups_and_critic_auto_resolves(tmp_path):
 
 
 def test_a_critic_free_run_resumes_exactly(tmp_path):
-    settings = {"ppo.advantage": "rloo", "rollout.group_size": 2, "ppo.iterations": 2, "ppo.save_every": 1}
+    settings = {"ppo.advantage": "rloo", "rollout.group_size": 2, "ppo.iterations": 2, "checkpoints.every": 1}
     straight = Trainer(load_job(TrainJob, "tiny", {"run.output_dir": str(tmp_path / "a"), **settings}))
     straight.train()
     first = Trainer(load_job(TrainJob, "tiny", {"run.output_dir": str(tmp_path / "b"), **settings,

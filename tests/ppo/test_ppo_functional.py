@@ -18,9 +18,11 @@ from cagsr.ppo.functional import (
     masked_mean,
     masked_whiten,
     policy_loss,
+    turn_returns,
+    turn_values,
+    turn_weights,
     value_loss,
 )
-from cagsr.reward.functional import turn_returns
 
 FAST = settings(max_examples=50, deadline=None)
 SEEDS = st.integers(0, 2**31 - 1)
@@ -280,3 +282,47 @@ def test_k3_is_never_negative(seed: int, n: int) -> None:
     ref = torch.randn(n, generator=g, dtype=torch.float64)
     assert (kl_penalty(lp, ref, "k3") >= 0).all()
     assert (kl_penalty(lp, ref, "k2") >= 0).all()
+
+
+# ---------------------------------------------------------------- turn weights, returns and values
+def test_turn_weights_and_returns_by_hand() -> None:
+    turn_mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    final = torch.tensor([[0, 0, 1], [0, 1, 0]])
+    weights = turn_weights(turn_mask, final, final_weight=2.0)
+    _close(weights, [[1.0, 1.0, 2.0], [1.0, 2.0, 0.0]])
+    _close(turn_weights(turn_mask, final, final_weight=1.0), [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    rewards = torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, float("nan")]])
+    # Row 0: weighted rewards 1, 2, 6 -> G = 9, 8, 6. Row 1: 1, 4, pad -> 5, 4, 0.
+    _close(turn_returns(rewards, weights, turn_mask), [[9.0, 8.0, 6.0], [5.0, 4.0, 0.0]])
+
+
+def test_turn_values_are_read_at_turn_starts() -> None:
+    # Two rows of episode 1 (turns 0 and 1) and one row of episode 0 (a two-step chain of thought).
+    values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 0.0], [6.0, 7.0, 8.0]])
+    token_turn = torch.tensor([[0, 0, 0], [1, 1, -1], [0, 1, 1]])
+    turn_start = torch.tensor([[True, False, False], [True, False, False], [True, True, False]])
+    out = turn_values(values, turn_start, torch.tensor([1, 1, 0]), token_turn, n_episodes=2, n_turns=3)
+    _close(out, [[6.0, 7.0, 0.0], [1.0, 4.0, 0.0]])
+
+
+def _slow_returns(rewards: list[float], weights: list[float], mask: list[bool]) -> list[float]:
+    out = []
+    for t in range(len(rewards)):
+        total = sum(weights[u] * rewards[u] for u in range(t, len(rewards)) if mask[u])
+        out.append(total if mask[t] else 0.0)
+    return out
+
+
+@FAST
+@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 4), t=st.integers(1, 6))
+def test_returns_match_slow_loop(seed: int, b: int, t: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    rewards = torch.randn(b, t, generator=g, dtype=torch.float64)
+    turn_mask = torch.rand(b, t, generator=g) < 0.8
+    final = torch.zeros(b, t, dtype=torch.bool)
+    final[:, -1] = True
+    weights = turn_weights(turn_mask, final, 3.0).double()
+    fast = turn_returns(rewards, weights, turn_mask)
+    for i in range(b):
+        expected = _slow_returns(rewards[i].tolist(), weights[i].tolist(), turn_mask[i].tolist())
+        torch.testing.assert_close(fast[i], torch.tensor(expected, dtype=torch.float64))

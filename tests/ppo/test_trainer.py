@@ -108,7 +108,7 @@ class StopAfter(Trainer):
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):
-    settings = {"ppo": {"iterations": 4, "save_every": 1}}
+    settings = {"ppo": {"iterations": 4}, "checkpoints": {"every": 1}}
     straight = Trainer(job(tmp_path, "straight", **settings))
     straight.train()
     interrupted = StopAfter(job(tmp_path, "resumed", **settings))
@@ -134,9 +134,10 @@ def test_rollout_streams_are_per_iteration_and_per_rank():
 
 
 def test_sigterm_between_checkpoints_saves_and_resumes_exactly(tmp_path):
-    """Stopped after iteration 2 with save_every 3: the stop itself writes the checkpoint."""
+    """Stopped after iteration 2 with checkpoints.every 3: the stop itself writes the checkpoint."""
     settings = {
-        "ppo": {"iterations": 3, "save_every": 3, "epochs": 1},
+        "ppo": {"iterations": 3, "epochs": 1},
+        "checkpoints": {"every": 3},
         "rollout": {"episodes": 2, "turns": 1},
     }
     straight = Trainer(job(tmp_path, "straight", **settings))

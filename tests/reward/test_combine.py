@@ -40,28 +40,46 @@ def episodes():
             Episode(record=None, kind="dialogue", turn_texts=["ok"])]
 
 
+# Components of the two episodes' turns: with the default weights (1, 0.1, 0.5) their attention reward is
+# C + 0.1 F - 0.5 P = [[0.1, 0.2], [0.3, 0.0]] (the second episode's second turn is padding).
+COMPONENTS = {"coverage": torch.tensor([[0.2, 0.2], [0.3, 9.0]]), "focus": torch.tensor([[-1.0, 0.0], [0.0, 9.0]]),
+              "repetition": torch.tensor([[0.0, 0.0], [0.0, 9.0]]),
+              "turn_mask": torch.tensor([[True, True], [True, False]])}
 ATTENTION = torch.tensor([[0.1, 0.2], [0.3, 0.0]])
 
 
+def run(reward, comps=COMPONENTS):
+    out = reward(episodes(), comps, None)
+    return out.total, out.parts
+
+
 def test_attention_alone_is_the_attention_reward_with_no_extra_parts():
-    total, parts = build_turn_reward(RewardConfig())(episodes(), ATTENTION, None)
-    assert total is ATTENTION and parts == {}
+    out = build_turn_reward(RewardConfig())(episodes(), COMPONENTS, None)
+    torch.testing.assert_close(out.total, ATTENTION)
+    assert out.parts == {} and torch.equal(out.total, out.attention)
+
+
+def test_the_stage_weighs_the_components_with_the_configured_weights():
+    out = build_turn_reward(RewardConfig(coverage_weight=2.0, focus_weight=0.5, repetition_weight=4.0))(episodes(), COMPONENTS, None)
+    # 2 C + 0.5 F - 4 P; the padded turn stays 0 whatever its components hold.
+    torch.testing.assert_close(out.attention, torch.tensor([[-0.1, 0.4], [0.6, 0.0]]))
 
 
 def test_one_user_reward_by_file_path(user_file):
     reward = build_turn_reward(RewardConfig(kind=f"{user_file}:politeness"))
-    total, parts = reward(episodes(), ATTENTION, None)
+    total, parts = run(reward)
     assert torch.equal(total, torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
     assert list(parts) == ["politeness"] and torch.equal(parts["politeness"], total)
 
 
 def test_weighted_parts_sum_and_are_each_reported_unweighted(user_file):
     cfg = RewardConfig(parts=["attention", f"0.5*{user_file}:politeness", "-0.1*length"])
-    total, parts = build_turn_reward(cfg)(episodes(), ATTENTION, None)
+    total, parts = run(build_turn_reward(cfg))
     words = torch.tensor([[2.0, 3.0], [1.0, 0.0]])
     polite = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
     assert list(parts) == ["attention", "politeness", "length"]
-    assert torch.equal(parts["attention"], ATTENTION) and torch.equal(parts["length"], words)
+    torch.testing.assert_close(parts["attention"], ATTENTION)
+    assert torch.equal(parts["length"], words)
     assert torch.allclose(total, ATTENTION + 0.5 * polite - 0.1 * words)
 
 
@@ -72,11 +90,11 @@ def test_part_names_never_clash_with_logged_metrics_or_each_other(user_file):
 
 
 def test_a_list_result_is_accepted_and_a_wrong_shape_is_one_line(user_file):
-    _, parts = build_turn_reward(RewardConfig(kind=f"{user_file}:as_list"))(episodes(), ATTENTION, None)
-    assert torch.equal(parts["as_list"], torch.full((2, 2), 0.5))
+    _, parts = run(build_turn_reward(RewardConfig(kind=f"{user_file}:as_list")))
+    assert torch.equal(parts["as_list"], torch.tensor([[0.5, 0.5], [0.5, 0.0]]))  # padded turn: 0
     reward = build_turn_reward(RewardConfig(kind=f"{user_file}:wrong_shape"))
     with pytest.raises(ConfigError, match=r"returned shape \[3, 2\], expected \[E, T\] = \[2, 2\]"):
-        reward(episodes(), ATTENTION, None)
+        run(reward)
 
 
 @pytest.mark.parametrize("cfg, message", [

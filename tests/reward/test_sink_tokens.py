@@ -14,6 +14,7 @@ from cagsr.attention.capture import CaptureResult, forward_with_capture
 from cagsr.data.schema import Dialogue, Utterance
 from cagsr.errors import ConfigError
 from cagsr.reward.attention_reward import sink_columns, sink_mask, turn_components
+from cagsr.reward.combine import attention_reward, attention_weights
 from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 from cagsr.rollout.recorded import recorded_episodes
 from cagsr.salience.masks import Salience
@@ -53,8 +54,8 @@ def padded_batch(history_mass: float = 0.9):
 
 def test_content_renormalisation_matches_hand_computation():
     capture, inputs = padded_batch()
-    cfg = RewardConfig(history_tokens="content", sink_tokens="template", tau0=-math.inf, alpha=1.0, beta=0.1,
-                       gamma=0.5)
+    cfg = RewardConfig(history_tokens="content", sink_tokens="template", tau0=-math.inf, coverage_weight=1.0,
+                       focus_weight=0.1, repetition_weight=0.5)
     out = turn_components(capture, **inputs, cfg=cfg)
     # Row 0 without column 0: [0.1, 0.2, 0.2] / 0.5 and [0.2, 0.1, 0.1] / 0.4. Row 1: [0.1, 0.2] / 0.3.
     cov = [(0.2 + 0.5) / 2, 1 / 3]
@@ -63,7 +64,8 @@ def test_content_renormalisation_matches_hand_computation():
     torch.testing.assert_close(out["entropy"][:, 0], torch.tensor(ent), atol=1e-6, rtol=0)
     torch.testing.assert_close(out["focus"][:, 0], -torch.tensor(ent), atol=1e-6, rtol=0)
     torch.testing.assert_close(out["sink_mass"][:, 0], torch.tensor([0.55, 0.7]), atol=1e-6, rtol=0)
-    torch.testing.assert_close(out["reward"][:, 0], torch.tensor(cov) - 0.1 * torch.tensor(ent), atol=1e-6, rtol=0)
+    reward = attention_reward(out, attention_weights(cfg))
+    torch.testing.assert_close(reward[:, 0], torch.tensor(cov) - 0.1 * torch.tensor(ent), atol=1e-6, rtol=0)
 
 
 def test_all_history_tokens_is_the_papers_reward_on_the_same_batch():
@@ -154,4 +156,5 @@ def test_content_rows_are_distributions_over_content_columns_for_both_model_kind
     resolved = resolve_reward(RewardConfig(history_tokens="content"), loaded.is_encoder_decoder)
     auto = turn_components(cap, **inputs, cfg=RewardConfig(history_tokens="content"))  # read from the capture
     same = turn_components(cap, **inputs, cfg=resolved)
-    torch.testing.assert_close(auto["reward"], same["reward"])
+    for key in ("coverage", "focus", "repetition"):
+        torch.testing.assert_close(auto[key], same[key])

@@ -179,7 +179,7 @@ MODEL_FIT = [
          args=["--model", "tiny-t5", "--attention.last_layers", "3"]),
     Case("rollout_context_over_model", "rollout.max_context: 5000 tokens, but tiny-llama has a context of 4096",
          args=["--rollout.max_context", "5000"]),
-    Case("model_context_over_model", "model.max_context: 9000 tokens, but tiny-llama has a context of 4096",
+    Case("model_context_removed", "--model.max_context was removed: it only checked itself against the model",
          args=["--model.max_context", "9000"]),
     Case("context_plus_new_tokens", "rollout.max_context + rollout.sampling.max_new_tokens: 4090 + 64 = 4154",
          args=["--rollout.max_context", "4090", "--rollout.sampling.max_new_tokens", "64"]),

@@ -105,7 +105,7 @@ CONFIGS = [
         "ppo.whiten_advantages: expected true or false",
         config="ppo: {whiten_advantages: maybe}\n",
     ),
-    Case("list_wrong_type", "reward.keywords: expected text", config="reward: {keywords: [[1]]}\n"),
+    Case("list_wrong_type", "salience.keywords: expected text", config="salience: {keywords: [[1]]}\n"),
     Case("negative_lr", "ppo.lr: must be > 0.0, got -0.001", config="ppo: {lr: -0.001}\n"),
     Case("nan_lr", "ppo.lr: must not be NaN", config="ppo: {lr: .nan}\n"),
     Case(

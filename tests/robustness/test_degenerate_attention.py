@@ -12,6 +12,7 @@ from cagsr.attention.capture import CaptureResult
 from cagsr.ppo import functional as PF
 from cagsr.ppo.estimators import ADVANTAGE_ESTIMATORS, compute_advantages
 from cagsr.reward.attention_reward import COMPONENTS, turn_components
+from cagsr.reward.combine import attention_weights, with_attention_reward
 from cagsr.reward.config import RewardConfig
 
 DEGENERATE = (
@@ -85,7 +86,8 @@ def test_degenerate_attention_gives_finite_rewards_and_advantages(batch, block_t
         is_cot=cot,
         cfg=cfg,
     )
-    for key in COMPONENTS:
+    out = with_attention_reward(out, attention_weights(cfg))
+    for key in (*COMPONENTS, "reward"):
         assert torch.isfinite(out[key]).all(), (kind, key)
     mask = out["turn_mask"]
     n_valid = history_mask.sum(-1).clamp_min(1).float()

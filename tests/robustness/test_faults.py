@@ -40,7 +40,7 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 300) -> None:
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        cagsr("--output-dir", str(run), "--ppo.iterations", "500", "--ppo.save_every", "1000"),
+        cagsr("--output-dir", str(run), "--ppo.iterations", "500", "--checkpoints.every", "1000"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -113,7 +113,7 @@ def test_disk_filling_up_during_the_run_is_a_clear_error(tmp_path):
         f"dd if=/dev/zero of={disk}/filler bs=1M 2>/dev/null"
     )
     mount = f"mount -t tmpfs -o size=200m tmpfs {disk} && ( {filler} ) &"
-    script = f"{mount} sleep 0; exec {shlex.join(cagsr('--output-dir', str(run), '--ppo.save_every', '2'))}"
+    script = f"{mount} sleep 0; exec {shlex.join(cagsr('--output-dir', str(run), '--checkpoints.every', '2'))}"
     disk.mkdir(parents=True)
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 2, done.stderr
@@ -130,7 +130,7 @@ def test_disk_filling_up_during_the_run_is_a_clear_error(tmp_path):
 def trainer(tmp_path_factory):
     data = to_dict(load_job(TrainJob, "tiny", {}))
     data["run"] |= {"output_dir": str(tmp_path_factory.mktemp("faults") / "run"), "progress": False}
-    data["ppo"] |= {"keep_checkpoints": 3}
+    data["checkpoints"] |= {"keep": 3}
     return Trainer(from_dict(TrainJob, data))
 
 

@@ -92,7 +92,7 @@ def test_persistent_nan_stops_with_one_line_and_no_final_model(tmp_path, capsys)
         "1",
         "--ppo.iterations",
         "6",
-        "--ppo.save_every",
+        "--checkpoints.every",
         "1",
         *FAST_FLAGS,
     ]

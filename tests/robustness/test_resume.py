@@ -27,7 +27,7 @@ SETTINGS = [
     "1",
     "--ppo.iterations",
     "6",
-    "--ppo.save_every",
+    "--checkpoints.every",
     "1",
     "--ppo.eval_every",
     "3",
@@ -105,7 +105,8 @@ def make_job(run, **ppo):
     data = to_dict(load_job(TrainJob, "tiny", {}))
     data["run"] |= {"output_dir": str(run), "progress": False}
     data["rollout"] |= {"episodes": 2, "turns": 1}
-    data["ppo"] |= {"epochs": 1, "eval_episodes": 1, "iterations": 2, "save_every": 1} | ppo
+    data["ppo"] |= {"epochs": 1, "eval_episodes": 1, "iterations": 2} | ppo
+    data["checkpoints"] |= {"every": 1}
     return from_dict(TrainJob, data)
 
 

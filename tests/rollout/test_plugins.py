@@ -115,7 +115,7 @@ def test_user_salience_source_marks_its_spans(plugins, tiny_llama):
 ])
 def test_bad_salience_output_is_one_line(plugins, tiny_llama, source, message):
     history = format_history(tiny_llama.tokenizer, [Utterance("user", "Table for 4")], False)
-    with pytest.raises(ConfigError, match="reward.salience: ") as info:
+    with pytest.raises(ConfigError, match="salience.sources: ") as info:
         Salience.fit([], source.format(p=plugins), 0.7).token_mask(history)
     assert message in str(info.value)
 
@@ -128,4 +128,4 @@ def test_bad_salience_output_is_one_line(plugins, tiny_llama, source, message):
 def test_bad_salience_sources_fail_at_fit(plugins, sources, message):
     with pytest.raises(ConfigError) as info:
         Salience.fit(["a text"], sources.format(p=plugins), 0.7)
-    assert message in str(info.value) and str(info.value).startswith("reward.salience: ")
+    assert message in str(info.value) and str(info.value).startswith("salience.sources: ")

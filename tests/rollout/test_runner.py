@@ -1,6 +1,11 @@
 import random
 
+import pytest
+
+from cagsr.config import from_dict
 from cagsr.data.generate import generate_dialogues, generate_math
+from cagsr.errors import ConfigError
+from cagsr.ppo.config import TrainJob
 from cagsr.rollout.config import RolloutConfig
 from cagsr.rollout.engines.base import SamplingConfig, make_engine
 from cagsr.rollout.episode import split_steps
@@ -66,22 +71,8 @@ def test_split_steps_finds_steps_and_answer(tiny_llama):
     assert len(token_turn) == len(ids) + 1 and token_turn[-1] == 2
 
 
-def test_best_candidate_selection_uses_the_scorer(tiny_llama):
-    calls = []
-
-    def scorer(prompts, outputs):
-        calls.append(len(outputs))
-        return [[float(len(c.token_ids)) for c in cands] for cands in outputs]
-
-    c = cfg(select="best")
-    c.sampling.num_candidates = 3
-    rollout(
-        generate_dialogues(2),
-        tiny_llama,
-        make_engine("hf", tiny_llama),
-        make_simulator("scripted"),
-        c,
-        random.Random(0),
-        scorer,
-    )
-    assert calls == [2, 2, 2]
+def test_the_rollout_takes_one_reply_per_turn():
+    with pytest.raises(ConfigError, match="rollout.sampling.num_candidates: the rollout continues every turn"):
+        RolloutConfig(sampling=SamplingConfig(num_candidates=4))
+    with pytest.raises(ConfigError, match="unknown config key 'rollout.select'"):
+        from_dict(TrainJob, {"rollout": {"select": "best"}})

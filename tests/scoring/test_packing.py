@@ -22,6 +22,7 @@ from cagsr.ppo.config import PPOConfig
 from cagsr.ppo.critic import ValueHead
 from cagsr.ppo.experience import assemble
 from cagsr.ppo.update import Learner, _totals, pass_loss
+from cagsr.reward.combine import AttentionWeights, attention_reward
 from cagsr.reward.config import RewardConfig
 from cagsr.rollout.recorded import recorded_episodes
 from cagsr.salience.masks import Salience
@@ -129,7 +130,8 @@ def _minibatch_gradient(loaded, rows, episodes, layout, budget):
             p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     scores = _score(loaded, rows, episodes, attention, layout, budget, head)
     scored = ScoredPart(old_logprobs=scores.logprobs, ref_logprobs=rows_logprobs(reference, rows, scoring),
-                        values=scores.values, rewards=scores.components["reward"], components=scores.components)
+                        values=scores.values, rewards=attention_reward(scores.components, AttentionWeights()),
+                        components=scores.components)
     exp = assemble(rows=rows, episodes=episodes, scored=scored, ppo=PPOConfig(), final_weight=2.0)
     # Leave the rollout policy a little: ratios, clipping and KL are not all at their trivial values.
     with torch.no_grad():

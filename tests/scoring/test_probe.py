@@ -7,13 +7,11 @@ import dataclasses
 import pytest
 import torch
 
-from cagsr.attention.config import AttentionConfig
 from cagsr.data.config import DataConfig
-from cagsr.data.sources import corpus_texts, load_records
+from cagsr.data.sources import load_records
+from cagsr.evaluation.runner import default_definition
 from cagsr.models import load_model
-from cagsr.reward.config import RewardConfig
 from cagsr.rollout.recorded import recorded_episodes
-from cagsr.salience.masks import Salience
 from cagsr.scoring import passes
 from cagsr.scoring.probe import probe, probe_versions
 
@@ -25,14 +23,15 @@ def test_versions_from_one_pass_equal_one_probe_each(kind, monkeypatch):
     loaded.model.float().eval()
     records = load_records(DataConfig(path=f"generated:{kind}", num_generated=5, seed=2))
     episodes = recorded_episodes(records, loaded, max_context=256, max_turns=3, max_steps=4)
-    salience = Salience.fit(corpus_texts(records), "idf|entities|keywords", 0.7)
-    rewards = {v: dataclasses.replace(RewardConfig(), history_tokens=v) for v in ("all", "content")}
-    separate = {v: probe(episodes, loaded, salience, AttentionConfig(), r, batch_episodes=2) for v, r in rewards.items()}
+    definition = default_definition(loaded, records)
+    rewards = {v: dataclasses.replace(definition.terms, history_tokens=v) for v in ("all", "content")}
+    separate = {v: probe(episodes, loaded, dataclasses.replace(definition, terms=r), batch_episodes=2)
+                for v, r in rewards.items()}
 
     calls = []
     capture = passes._capture
     monkeypatch.setattr(passes, "_capture", lambda *a: calls.append(1) or capture(*a))
-    together = probe_versions(episodes, loaded, salience, AttentionConfig(), rewards, batch_episodes=2)
+    together = probe_versions(episodes, loaded, definition, rewards, batch_episodes=2)
 
     assert together == separate
     assert together["all"] != together["content"]  # the versions really differ
