@@ -45,8 +45,8 @@ def score_features(job) -> tuple[list[dict], tuple]:
         replies = replies[: job.data.limit]
     loaded = load_model(job.model)
     texts = [u.text for r in replies for u in r.dialogue.turns]
-    salience = Salience.fit(texts, job.reward.salience, job.reward.idf_quantile, job.reward.keywords,
-                            job.reward.entity_detector)
+    salience = Salience.fit(texts, job.salience.sources, job.salience.idf_quantile, job.salience.keywords,
+                            job.salience.entity_detector)
     return score_head_features(replies, loaded, salience, job.attention, job.reward, parse_heads(job.attention.heads),
                                job.max_context, progress=job.run.progress)
 

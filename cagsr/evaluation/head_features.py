@@ -38,6 +38,7 @@ from cagsr.evaluation.taskmaster import LabelledReply
 from cagsr.models.checks import model_heads
 from cagsr.models.registry import LoadedModel
 from cagsr.reward.attention_reward import turn_components
+from cagsr.reward.combine import attention_weights, with_attention_reward
 from cagsr.reward.config import RewardConfig, resolve_reward
 from cagsr.reward.head_probe import FEATURES, turn_head_features
 from cagsr.salience.masks import Salience
@@ -129,7 +130,7 @@ def _signals(cap, inputs: dict, reward: RewardConfig, heads: tuple[Head, ...], r
         versions["retrieval"] = replace(cap, abar=abar, history_mass=mass)
     for name, capture in versions.items():
         cfg = replace(reward, history_tokens="content" if name == "content" else "all")
-        out = turn_components(capture, **inputs, cfg=cfg)
+        out = with_attention_reward(turn_components(capture, **inputs, cfg=cfg), attention_weights(cfg))
         for key in SIGNALS:
             cols[f"{name}/{key}"] = _reply_values(out, key)
     seg = inputs["response_mask"].bool()

@@ -10,6 +10,8 @@ import sys
 
 import yaml
 
+from cagsr.reward.definition import RewardDefinition
+
 
 def cagsr(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cagsr", *args, "--run.threads", "1"], capture_output=True,
@@ -60,6 +62,10 @@ def test_heads_calibrate_and_train_on_the_head_probe_preset(tmp_path):
     assert json.loads(out.stdout.splitlines()[-1])["iterations"] == 1
     saved = yaml.safe_load((tmp_path / "ppo" / "config.yaml").read_text())
     assert saved["reward"]["kind"] == "head_probe" and saved["attention"]["heads"] == heads
+    # The run's reward definition carries the probe and the heads, so every command that reads the run scores it.
+    definition = RewardDefinition.load(tmp_path / "ppo")
+    assert definition.terms.head_probe.weights == probe["weights"] and definition.attention.heads == heads
+    assert [p.spec for p in definition.parts] == ["head_probe"]
 
 
 def test_bad_head_settings_are_one_line_errors(tmp_path):

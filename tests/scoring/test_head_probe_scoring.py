@@ -1,4 +1,4 @@
-"""The head-probe reward of score_rows, packed or per turn, equals the probe applied to each turn's per-head
+"""The head-probe score of score_rows, packed or per turn, equals the probe applied to each turn's per-head
 features read from a plain padded capture of that turn's row."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from cagsr.attention.heads import HeadRequest, all_heads, format_heads
 from cagsr.data.config import DataConfig
 from cagsr.data.sources import corpus_texts, load_records
 from cagsr.models import load_model
+from cagsr.reward.combine import AttentionWeights, attention_reward
 from cagsr.reward.config import RewardConfig
 from cagsr.reward.head_probe import HeadProbeConfig, probe_score, turn_head_features
 from cagsr.rollout.recorded import recorded_episodes
@@ -45,6 +46,8 @@ def test_head_probe_reward_of_every_turn(layout):
                                          **{k: getattr(cap.head_stats, k)[r : r + 1] for k in
                                             ("history_mass", "self_mass", "entropy", "first_mass", "top")})
             want = probe_score(turn_head_features(stats, seg, heads, probe.features), probe)
-            assert torch.allclose(got["reward"][rows.row_episode[r], turn], want[0], atol=1e-4)
+            assert torch.allclose(got["head_probe"][rows.row_episode[r], turn], want[0], atol=1e-4)
             checked += 1
     assert checked >= 6 and bool(got["turn_mask"].sum() == checked)
+    # The reward stage takes the probe's score as the capture pass's reward, not the weighted components.
+    assert torch.equal(attention_reward(got, AttentionWeights()), got["head_probe"] * got["turn_mask"])
