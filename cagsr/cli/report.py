@@ -52,8 +52,12 @@ def main(argv: list[str], prog: str = "cagsr report") -> None:
     for run in runs:
         if not run.is_dir():
             raise ConfigError(f"{run}: not a folder")
+    from cagsr.report.page import build_report, is_run_folder
+
+    for run in runs:
+        if not is_run_folder(run):
+            raise ConfigError(f"{run}: not a cagsr run folder (no config.yaml, metrics or tables to report)")
     from cagsr.cli.common import quiet_libraries
-    from cagsr.report.page import build_report
 
     quiet_libraries()
     maps = {r: heatmaps_for(r, args.heatmaps) for r in runs} if args.heatmaps else {}

@@ -52,6 +52,7 @@ from cagsr.ppo.guards import (
     NanGuard,
     TruncationNotice,
     batch_is_finite,
+    nonfinite_reason,
     run_folder_write,
     writer_threads_report_one_line,
 )
@@ -211,9 +212,7 @@ class Trainer:
         """rollout -> rows -> scored experience -> advantages (collect) -> update -> report."""
         job, metrics = self.job, {}
         exp, episodes = self.collect(metrics)
-        if not self.nan_guard.check(
-            self.state, batch_is_finite(exp), "NaN/Inf in rewards, advantages, log-probs or values"
-        ):
+        if not self.nan_guard.check(self.state, batch_is_finite(exp), nonfinite_reason(exp)):
             return metrics
         with self.timed("update", metrics):
             stats = ppo_update(self.models.learner, exp, job.ppo, job.scoring, self.generator, self.dist)
@@ -340,6 +339,7 @@ class Trainer:
                     if self.state.iteration % cfg.save_every == 0 or self.state.iteration == cfg.iterations:
                         save_state(self)
                 if self.state.iteration >= cfg.iterations:
+                    self.nan_guard.check_some_trained(self.state.skipped_batches, self.state.iteration)
                     main_first(self.dist, self.save_final_model)
                 elif self.state.iteration % cfg.save_every:  # stopped by SIGTERM after an unsaved iteration
                     save_state(self)
