@@ -65,11 +65,11 @@ def write_table_and_report(run_dir: Path) -> tuple[str, Path | None]:
     if text:
         (run_dir / TABLE_FILE).write_text(text, encoding="utf-8")
     try:
-        from cagsr.cli.report import heatmaps_for
         from cagsr.report.page import build_report
+        from cagsr.scoring.probe import run_heatmaps
 
         report = run_dir / "report.html"
-        report.write_text(build_report([run_dir], {run_dir: heatmaps_for(run_dir, 3)}), encoding="utf-8")
+        report.write_text(build_report([run_dir], {run_dir: run_heatmaps(run_dir, 3)}), encoding="utf-8")
     except Exception as err:  # noqa: BLE001 - the run is finished and saved; its report is a convenience
         print(f"cagsr train: notice: no HTML report ({type(err).__name__}: {err})".splitlines()[0], file=sys.stderr)
         return text, None

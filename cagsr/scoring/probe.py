@@ -3,20 +3,25 @@
     rows = probe(records, loaded, salience, attention_cfg, reward_cfg)     # one dict per turn
     both = probe_versions(records, loaded, salience, attention_cfg, {"all": cfg_a, "content": cfg_b})
     plot_episodes(episodes[:3], loaded, salience, attention_cfg, out_dir)  # heatmap PNGs
+    pngs = run_heatmaps(run_dir, 3)                                       # a run's sample episode, final model
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
 import torch
 
 from cagsr.attention.capture import forward_with_capture
 from cagsr.attention.config import AttentionConfig
-from cagsr.models.registry import LoadedModel
+from cagsr.data.schema import Dialogue, Utterance
+from cagsr.models.registry import LoadedModel, load_model
 from cagsr.reward.attention_reward import COMPONENTS, sink_mask
 from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 from cagsr.rollout.episode import Episode
+from cagsr.rollout.recorded import recorded_episodes
 from cagsr.salience.masks import Salience
 from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.passes import score_versions
@@ -112,3 +117,21 @@ def plot_episodes(episodes: list[Episode], loaded: LoadedModel, salience: Salien
                 [tok.decode([i]) for i in action.response_ids], title, path, sink_flags(action, loaded, reward),
                 reward.history_tokens == "content"))
     return paths
+
+
+def run_heatmaps(run: Path, limit: int) -> list[bytes]:
+    """Heatmaps of the run's first sample episode, re-scored with its final model."""
+    samples = run / "samples.jsonl"
+    if not (run / "model" / "config.json").exists() or not samples.exists():
+        return []
+    first = json.loads(samples.read_text(encoding="utf-8").splitlines()[-1])
+    if first["kind"] != "dialogue":
+        return []
+    dialogue = Dialogue(id=first["record_id"], turns=[Utterance(u["role"], u["text"] or "…")
+                                                      for u in first["conversation"]])
+    loaded = load_model(str(run))
+    episodes = recorded_episodes([dialogue], loaded, max_turns=limit)
+    salience = Salience.fit([u.text for u in dialogue.turns], "entities|keywords", 0.7)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = plot_episodes(episodes, loaded, salience, AttentionConfig(), Path(tmp))
+        return [p.read_bytes() for p in paths]
