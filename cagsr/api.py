@@ -83,11 +83,13 @@ def _threads(job) -> None:
 
 def train(config: Config = None, overrides: Mapping[str, Any] | None = None, *, model: str | Path | None = None,
           data: str | Path | None = None, resume: str | Path | None = None) -> TrainResult:
-    """`cagsr train`: PPO with the configured reward; writes the run folder and returns its metrics.
+    """`cagsr train`: PPO with the configured reward; writes the run folder (the same files as the command:
+    the held-out evaluation before the first update, table.md with the before/after metrics and replies,
+    report.html) and returns its metrics, table and replies.
 
     resume: a run folder to continue from its newest good checkpoint (its saved config is used).
     """
-    from cagsr.ppo.trainer import run_train
+    from cagsr.ppo.train_job import run_train
 
     if resume is not None:
         saved = Path(resume) / "config.yaml"

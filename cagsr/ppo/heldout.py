@@ -9,6 +9,9 @@ episodes (the held-out set and its rollout seed are fixed, so they do).
     rows = episode_rows(updates, episodes, comps, parts, kl)
     append_rows(run_dir, rows)
     table = before_after(read_rows(run_dir))
+
+KL to the reference is logged twice per episode: kl_ref (k1, the mean log-ratio, which can come out
+negative on a sample) and kl_ref_k3 (never negative); the table shows k3.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 from torch import Tensor
 
 from cagsr.evaluation.quality import episode_quality
+from cagsr.ppo import functional as PF
 from cagsr.rollout.episode import Episode
 from cagsr.scoring.rows import RowBatch
 
@@ -30,21 +34,26 @@ FILE = "eval_episodes.jsonl"
 TABLE_FILE = "table.md"  # the name `cagsr report` shows in a run's section
 COMPONENTS = ("reward", "coverage", "focus", "repetition", "entropy", "clamped_fraction")
 RESAMPLES = 2000
+# Labels, and k1 (kept in eval_episodes.jsonl and the logs; the table shows k3, which cannot be negative).
+NOT_IN_TABLE = ("block", "updates", "episode", "turns", "kl_ref")
 
 
-def kl_per_episode(rows: RowBatch, logprobs: Tensor, ref_logprobs: Tensor, n_episodes: int) -> list[float]:
-    """Mean per-token log-ratio to the reference over each episode's response tokens (policy/kl_ref's k1)."""
+def kl_per_episode(rows: RowBatch, logprobs: Tensor, ref_logprobs: Tensor, n_episodes: int
+                   ) -> dict[str, list[float]]:
+    """Per-token KL estimates to the reference, averaged over each episode's response tokens:
+    {'kl_ref': k1 (policy/kl_ref), 'kl_ref_k3': k3 (never negative)}, each a list of n_episodes."""
     mask = rows.batch.response_mask.float()
-    per_row = ((logprobs - ref_logprobs) * mask).sum(-1)
-    tokens = mask.sum(-1)
-    kl = torch.zeros(n_episodes).index_add_(0, rows.row_episode, per_row)
-    count = torch.zeros(n_episodes).index_add_(0, rows.row_episode, tokens)
-    return (kl / count.clamp_min(1)).tolist()
+    tokens = torch.zeros(n_episodes).index_add_(0, rows.row_episode, mask.sum(-1)).clamp_min(1)
+    out = {}
+    for name, kind in (("kl_ref", "k1"), ("kl_ref_k3", "k3")):
+        per_row = (PF.kl_penalty(logprobs, ref_logprobs, kind) * mask).sum(-1)
+        out[name] = (torch.zeros(n_episodes).index_add_(0, rows.row_episode, per_row) / tokens).tolist()
+    return out
 
 
 def episode_rows(updates: int, episodes: list[Episode], comps: dict[str, Tensor], parts: dict[str, Tensor],
-                 kl: list[float]) -> list[dict]:
-    """One dict per episode: turn means of every component and part, quality, words per turn, KL."""
+                 kl: dict[str, list[float]]) -> list[dict]:
+    """One dict per episode: turn means of every component and part, quality, words per turn, KL (k1, k3)."""
     mask = comps["turn_mask"].float()
     block = f"{time.time_ns()}"  # tells evaluations apart, also when a resumed run repeats an iteration
     out = []
@@ -59,7 +68,8 @@ def episode_rows(updates: int, episodes: list[Episode], comps: dict[str, Tensor]
         out.append({"block": block, "updates": updates, "episode": ep.record.id, "turns": turns,
                     **{k: mean(comps[k]) for k in COMPONENTS if k in comps},
                     **{f"part/{name}": mean(part) for name, part in parts.items()}, **quality,
-                    "response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)), "kl_ref": kl[e]})
+                    "response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
+                    **{name: values[e] for name, values in kl.items()}})
     return out
 
 
@@ -119,7 +129,7 @@ def before_after(rows: list[dict]) -> dict | None:
         return None
     first, last = min(blocks, key=lambda b: b[0]["updates"]), blocks[-1]
     paired = [r["episode"] for r in first] == [r["episode"] for r in last]
-    names = [k for k in first[0] if k not in ("block", "updates", "episode", "turns")]
+    names = [k for k in first[0] if k not in NOT_IN_TABLE]
     metrics = []
     for name in names:
         a = [r[name] for r in first if isinstance(r.get(name), int | float) and not math.isnan(r[name])]

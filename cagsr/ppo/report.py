@@ -26,7 +26,9 @@ def reward_metrics(components: dict[str, Tensor], prefix: str = "reward") -> dic
 def experience_metrics(exp: Experience, episodes: list[Episode]) -> dict[str, float]:
     mask = exp.turn_mask.float()
     response = exp.rows.response_mask.float()
-    kl_ref = float(((exp.old_logprobs - exp.ref_logprobs) * response).sum() / response.sum().clamp_min(1))
+    tokens = response.sum().clamp_min(1)
+    kl_ref = {f"policy/kl_ref{suffix}": float((PF.kl_penalty(exp.old_logprobs, exp.ref_logprobs, kind) * response
+                                                ).sum() / tokens) for suffix, kind in (("", "k1"), ("_k3", "k3"))}
     texts = [t for ep in episodes for t in ep.turn_texts]
     v_turn = turn_values(exp.old_values, exp.rows, *exp.turn_mask.shape)
     return {
@@ -34,7 +36,7 @@ def experience_metrics(exp: Experience, episodes: list[Episode]) -> dict[str, fl
         "reward/turn_reward": masked_turn_mean(exp.rewards, mask),
         "reward/return": masked_turn_mean(exp.returns, mask),
         "reward/turns_per_episode": float(mask.sum(-1).mean()),
-        "policy/kl_ref": kl_ref,
+        **kl_ref,  # k1 (policy/kl_ref, can be negative on a sample) and k3 (policy/kl_ref_k3, never negative)
         "policy/response_len": float(response.sum() / max(1, exp.rows.num_rows)),
         "policy/distinct2": distinct_n(texts),
         "value/mean": masked_turn_mean(v_turn, mask),

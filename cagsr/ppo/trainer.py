@@ -42,7 +42,6 @@ from cagsr.distributed import (
     main_first,
     reduce_max_metrics,
     shard_bounds,
-    shutdown,
 )
 from cagsr.errors import CagsrError, ConfigError
 from cagsr.evaluation.quality import distinct_n, episode_quality
@@ -58,6 +57,7 @@ from cagsr.ppo.guards import (
 )
 from cagsr.ppo.heldout import append_rows, episode_rows, kl_per_episode
 from cagsr.ppo.preflight import check_train_job
+from cagsr.ppo.replies import append_replies, greedy_episodes, reply_rows
 from cagsr.ppo.report import (
     experience_metrics,
     masked_turn_mean,
@@ -94,6 +94,12 @@ class TrainResult:
     """True when a SIGTERM stopped the run after saving a checkpoint."""
     is_main: bool = True
     """False on ranks other than 0 (they write nothing)."""
+    table: str = ""
+    """The before/after table of the held-out metrics (Markdown; also in RUN/table.md); empty until written."""
+    replies: str = ""
+    """The same held-out prompts answered before and after training, as plain text (also in RUN/table.md)."""
+    report: Path | None = None
+    """RUN/report.html, when it was drawn."""
 
 
 class Trainer:
@@ -274,7 +280,7 @@ class Trainer:
         out |= reward_metrics(comps, prefix="eval")
         _, parts = self.turn_reward(episodes, comps["reward"], job)
         out |= {f"eval/{name}": masked_turn_mean(part, comps["turn_mask"].float()) for name, part in parts.items()}
-        out["eval/kl_ref"] = sum(kl) / max(1, len(kl))
+        out |= {f"eval/{name}": sum(values) / max(1, len(values)) for name, values in kl.items()}
         with run_folder_write(self.run_dir, "held-out episodes"):
             label = self.state.iteration + 1 if updates is None else updates
             append_rows(self.run_dir, episode_rows(label, episodes, comps, parts, kl))
@@ -283,6 +289,19 @@ class Trainer:
             "eval/distinct2": distinct_n(texts),
         }
         return out | episode_quality(episodes)  # quality proxies beside the reward: the hacking check
+
+    def answer_held_out(self, updates: int) -> None:
+        """The first ppo.sample_episodes held-out prompts answered greedily, appended to
+        RUN/heldout_replies.jsonl: before any update and at the end, the table shows them side by side."""
+        job = self.job
+        records = (self.val_records or self.train_records)[: job.ppo.sample_episodes]
+        if not records:
+            return
+        with torch.no_grad(), self.truncation_notice():
+            episodes = greedy_episodes(records, self.models.policy, self.engine, self.simulator, job.rollout,
+                                       job.run.seed + 20_011)
+        with run_folder_write(self.run_dir, "held-out replies"):
+            append_replies(self.run_dir, reply_rows(updates, episodes))
 
     def write_samples(self, episodes, comps) -> None:
         rows = sample_records(self.state.iteration, episodes, comps, self.job.ppo.sample_episodes)
@@ -334,7 +353,7 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(
                         reward=f"{metrics.get('reward/reward', float('nan')):.3f}",
-                        kl=f"{metrics.get('policy/kl_ref', float('nan')):.4f}",
+                        kl=f"{metrics.get('policy/kl_ref_k3', float('nan')):.4f}",  # k3: never negative
                     )
                     if self.state.iteration % cfg.save_every == 0 or self.state.iteration == cfg.iterations:
                         save_state(self)
@@ -369,8 +388,3 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def run_train(job: TrainJob, resume: Path | None = None) -> TrainResult:
-    try:
-        return Trainer(job, resume).train()
-    finally:
-        shutdown()
