@@ -93,7 +93,7 @@ def preset_text(job: CalibrateJob, result: dict) -> str:
 
 
 def report_text(job: CalibrateJob, result: dict) -> str:
-    from cagsr.evaluation.human_validity import auc_markdown
+    from cagsr.evaluation.analysis.human_validity import auc_markdown
 
     w, h = result["weights"], result["heldout"]
     better = h["calibrated - default (all)"]["low"] > 0 and h["calibrated - default (content)"]["low"] > 0
@@ -121,7 +121,7 @@ def report_text(job: CalibrateJob, result: dict) -> str:
 def main(argv: list[str], prog: str = "cagsr calibrate") -> None:
     job, _ = parse_job_args(CalibrateJob, argv, prog, CalibrateJob.__doc__ or "")
     quiet_libraries()
-    from cagsr.evaluation.calibrate import calibrate
+    from cagsr.evaluation.analysis.calibrate import calibrate
     from cagsr.utils.run import prepare_run_dir
 
     scores = load_scores(job) if job.scores else score_labelled(job)[0]

@@ -40,8 +40,8 @@ class EvalJob:
 def run_eval(job: EvalJob):
     from cagsr.data.schema import Dialogue
     from cagsr.data.sources import load_records, record_kind, split_records
-    from cagsr.evaluation.consistency import ensure_consistency_classifier
-    from cagsr.evaluation.embedding import Embedder
+    from cagsr.evaluation.metrics.consistency import ensure_consistency_classifier
+    from cagsr.evaluation.metrics.embedding import Embedder
     from cagsr.evaluation.runner import evaluate
     from cagsr.models.checks import check_chat_template
     from cagsr.models.registry import load_model
@@ -66,7 +66,7 @@ def run_eval(job: EvalJob):
 def main(argv: list[str], prog: str = "cagsr eval") -> None:
     job, _ = parse_job_args(EvalJob, argv, prog, EvalJob.__doc__ or "")
     quiet_libraries()
-    from cagsr.evaluation.tables_md import DIALOGUE_COLUMNS, MATH_COLUMNS, summary_table
+    from cagsr.evaluation.analysis.tables_md import DIALOGUE_COLUMNS, MATH_COLUMNS, summary_table
     from cagsr.utils.run import check_run_dir, prepare_run_dir
 
     check_run_dir(job.run.output_dir, job.run.overwrite)  # an earlier run's folder: refused before the eval runs
@@ -78,7 +78,7 @@ def main(argv: list[str], prog: str = "cagsr eval") -> None:
     table = summary_table({job.model.name: report.summary}, columns)
     (folder / "eval.md").write_text(f"# cagsr eval\n\nengine: {report.summary['engine']}\n\n{table}\n")
     print(table, file=sys.stderr)
-    from cagsr.evaluation.validity_report import write_validity_report
+    from cagsr.evaluation.analysis.validity_report import write_validity_report
 
     write_validity_report(report.rows, folder / "validity", title=f"Reward validity: {job.model.name} on {job.data.path}")
     with jsonl_sink(job.run.output) as write:

@@ -52,7 +52,7 @@ def main(argv: list[str], prog: str = "cagsr reproduce") -> None:
     prepare_resumable_dir(out, job, lambda saved: (saved.get("table"), saved.get("scale")) == (job.table, job.scale),
                           legacy=("sft", "rows"))
     quiet_libraries()
-    from cagsr.evaluation.validity_report import write_validity_report
+    from cagsr.evaluation.analysis.validity_report import write_validity_report
     from cagsr.reproduce.plan import PLANS
     from cagsr.reproduce.render import write_outputs
     from cagsr.reproduce.runner import reproduce, slug

@@ -57,7 +57,7 @@ class ValidityJob:
 
 def score_labelled(job) -> tuple[list[dict], dict]:
     """Load the model and the replies, fit salience on them, score: (score rows, facts for the report)."""
-    from cagsr.evaluation.human_validity import score_replies
+    from cagsr.evaluation.analysis.human_validity import score_replies
     from cagsr.evaluation.taskmaster import read_labelled_replies, sample_per_label
     from cagsr.models.registry import load_model
     from cagsr.reward.config import resolve_reward
@@ -82,7 +82,7 @@ def score_labelled(job) -> tuple[list[dict], dict]:
 
 
 def write_report(folder: Path, scores: list[dict], facts: dict, table: list[dict]) -> Path:
-    from cagsr.evaluation.human_validity import auc_markdown, sink_summary
+    from cagsr.evaluation.analysis.human_validity import auc_markdown, sink_summary
 
     sinks = sink_summary(scores)
     w = facts["weights"]
@@ -106,7 +106,7 @@ def write_report(folder: Path, scores: list[dict], facts: dict, table: list[dict
 def main(argv: list[str], prog: str = "cagsr validity") -> None:
     job, _ = parse_job_args(ValidityJob, argv, prog, ValidityJob.__doc__ or "")
     quiet_libraries()
-    from cagsr.evaluation.human_validity import auc_table
+    from cagsr.evaluation.analysis.human_validity import auc_table
     from cagsr.utils.run import prepare_run_dir
 
     scores, facts = score_labelled(job)

@@ -7,7 +7,7 @@ trained on synthetic or human preferences, and reward-validity analysis.
     preferences    synthetic_preference_pairs(records), read_preference_file(path)
     taskmaster     read_taskmaster_rewards(path): human 0/1 labels with API calls as text
     validity       validity_table(rows), reward_hacking_check(history), validity_plot(rows, path)
-    step_threshold python -m cagsr.evaluation.step_threshold GSM8K.jsonl: the measurement behind 0.85
+    step_threshold python -m cagsr.evaluation.metrics.step_threshold GSM8K.jsonl: the measurement behind 0.85
 
 Submodules are imported on use: the heavy ones load sentence-transformers and bert_score lazily.
 """

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cagsr.evaluation.quality import episode_quality
+from cagsr.evaluation.metrics.quality import episode_quality
 from cagsr.ppo import functional as PF
 from cagsr.rollout.episode import Episode
 from cagsr.scoring.rows import RowBatch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from cagsr.evaluation.quality import distinct_n
+from cagsr.evaluation.metrics.quality import distinct_n
 from cagsr.ppo import functional as PF
 from cagsr.ppo.experience import Experience
 from cagsr.reward.attention_reward import COMPONENTS

@@ -44,7 +44,7 @@ from cagsr.distributed import (
     shard_bounds,
 )
 from cagsr.errors import CagsrError, ConfigError
-from cagsr.evaluation.quality import distinct_n, episode_quality
+from cagsr.evaluation.metrics.quality import distinct_n, episode_quality
 from cagsr.ppo.config import TrainJob
 from cagsr.ppo.experience import Experience, assemble
 from cagsr.ppo.guards import (

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cagsr.config import from_dict, set_dotted
 from cagsr.data.schema import MathProblem
-from cagsr.evaluation.paired import item_means
+from cagsr.evaluation.analysis.paired import item_means
 from cagsr.ppo.config import TrainJob
 from cagsr.reproduce.claims import METRICS, by_position, claims_for, judge, position_claims, position_set
 from cagsr.reproduce.heldout import assert_disjoint, make_splits
@@ -146,8 +146,8 @@ def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPla
 def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progress: bool) -> dict:
     from cagsr.data.config import DataConfig
     from cagsr.data.sources import load_records
-    from cagsr.evaluation.consistency import ensure_consistency_classifier
-    from cagsr.evaluation.embedding import Embedder
+    from cagsr.evaluation.metrics.consistency import ensure_consistency_classifier
+    from cagsr.evaluation.metrics.embedding import Embedder
 
     splits = make_splits(table, plan, out / "data")
     data = {"path": str(splits.pool)}

@@ -131,8 +131,8 @@ def _run_row(row: Row, seed: int, ctx: dict) -> tuple[dict, list[dict], float]:
 
 
 def reproduce(table: str, scale: str, seeds: int, out: Path, progress: bool = True) -> Reproduction:
-    from cagsr.evaluation.consistency import ensure_consistency_classifier
-    from cagsr.evaluation.embedding import Embedder
+    from cagsr.evaluation.metrics.consistency import ensure_consistency_classifier
+    from cagsr.evaluation.metrics.embedding import Embedder
 
     spec, data = SCALES[scale], data_source(table, scale)
     records = load_records(from_dict(DataConfig, data))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cagsr.evaluation.metrics import (
+from cagsr.evaluation.metrics.scores import (
     BertScorer,
     answer_correct,
     coherence,

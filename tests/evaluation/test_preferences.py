@@ -9,8 +9,8 @@ import pytest
 
 from cagsr.data.schema import Dialogue, MathProblem, Utterance
 from cagsr.errors import DataError
-from cagsr.evaluation.embedding import render_history
-from cagsr.evaluation.preferences import (
+from cagsr.evaluation.metrics.embedding import render_history
+from cagsr.evaluation.reward_models.preferences import (
     dialogue_candidates,
     matching_steps,
     math_candidates,

@@ -9,8 +9,17 @@ import pytest
 
 from cagsr.errors import DataError
 from cagsr.evaluation.config import RewardModelConfig
-from cagsr.evaluation.preferences import LabelledResponse, PreferencePair, synthetic_preference_pairs
-from cagsr.evaluation.reward_model import RewardModel, split_groups, train_bradley_terry, train_pointwise
+from cagsr.evaluation.reward_models.model import (
+    RewardModel,
+    split_groups,
+    train_bradley_terry,
+    train_pointwise,
+)
+from cagsr.evaluation.reward_models.preferences import (
+    LabelledResponse,
+    PreferencePair,
+    synthetic_preference_pairs,
+)
 from cagsr.evaluation.taskmaster import read_taskmaster_rewards
 
 FAST = RewardModelConfig(hidden=64, epochs=40)

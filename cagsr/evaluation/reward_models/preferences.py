@@ -25,9 +25,9 @@ from typing import Any
 from cagsr.data.readers import ROLE_ALIASES, RecordError, decode_json_line, iter_lines
 from cagsr.data.schema import ANSWER_MARKER, Dialogue, MathProblem, Record, Utterance
 from cagsr.errors import DataError
-from cagsr.evaluation.embedding import render_history
-from cagsr.evaluation.metrics import normalise_step
-from cagsr.evaluation.step_threshold import change_last_number
+from cagsr.evaluation.metrics.embedding import render_history
+from cagsr.evaluation.metrics.scores import normalise_step
+from cagsr.evaluation.metrics.step_threshold import change_last_number
 
 WORD = re.compile(r"\w+")
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from cagsr.evaluation.metrics import spearman_ci
+from cagsr.evaluation.metrics.scores import spearman_ci
 
 COMPONENTS = ("coverage", "focus", "repetition", "reward")
 QUALITY = ("coherence", "consistency", "accuracy", "step_correctness")

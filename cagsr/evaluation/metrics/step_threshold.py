@@ -1,6 +1,6 @@
 """The measurement behind the step-matching threshold of `metrics.step_correctness` (0.85).
 
-    python -m cagsr.evaluation.step_threshold ../shared/data/gsm8k_train.jsonl --problems 200
+    python -m cagsr.evaluation.metrics.step_threshold ../shared/data/gsm8k_train.jsonl --problems 200
 
 For each GSM8K solution step, the best cosine similarity (MiniLM) to a set of reference steps:
   paraphrase     hand-written rewordings (PARAPHRASES below, same numbers) vs their own solution
@@ -36,8 +36,8 @@ import numpy as np
 
 from cagsr.data.readers import read_jsonl_records
 from cagsr.data.schema import MathProblem
-from cagsr.evaluation.embedding import Embedder
-from cagsr.evaluation.metrics import NUMBER, step_numbers
+from cagsr.evaluation.metrics.embedding import Embedder
+from cagsr.evaluation.metrics.scores import NUMBER, step_numbers
 
 THRESHOLDS = (0.75, 0.80, 0.85, 0.90, 0.95)
 

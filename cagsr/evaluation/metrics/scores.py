@@ -24,7 +24,7 @@ from scipy import stats
 from cagsr.data.readers import normalise_number
 from cagsr.errors import ModelError
 from cagsr.evaluation.config import MetricsConfig
-from cagsr.evaluation.embedding import Embedder, resolve_device, resolve_model_path
+from cagsr.evaluation.metrics.embedding import Embedder, resolve_device, resolve_model_path
 
 __all__ = [
     "BertScorer",
@@ -183,7 +183,7 @@ def step_correctness(
     similarity to a reference step is >= `threshold` and (with `same_numbers`) it states the same
     numbers as that step: sentence embeddings hardly see arithmetic ('48/2 = 24' vs '48/2 = 25').
 
-    Why 0.85 (`python -m cagsr.evaluation.step_threshold`, first 200 GSM8K train problems,
+    Why 0.85 (`python -m cagsr.evaluation.metrics.step_threshold`, first 200 GSM8K train problems,
     MiniLM, best cosine of a step to a solution's steps; full table in that module): with the
     number check, 0.85 accepts 95% of 20 hand-written paraphrases of reference steps and 1% of
     the 742 *other* steps of the same solution (0.80: 100% / 1%, 0.90: 85% / 1%); steps of other
