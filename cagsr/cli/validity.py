@@ -57,8 +57,8 @@ class ValidityJob:
 
 def score_labelled(job) -> tuple[list[dict], dict]:
     """Load the model and the replies, fit salience on them, score: (score rows, facts for the report)."""
+    from cagsr.data.taskmaster import read_labelled_replies, sample_per_label
     from cagsr.evaluation.analysis.human_validity import score_replies
-    from cagsr.evaluation.taskmaster import read_labelled_replies, sample_per_label
     from cagsr.models.registry import load_model
     from cagsr.reward.config import resolve_reward
     from cagsr.salience.masks import Salience

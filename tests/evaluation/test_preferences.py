@@ -8,6 +8,7 @@ import random
 import pytest
 
 from cagsr.data.schema import Dialogue, MathProblem, Utterance
+from cagsr.data.taskmaster import read_taskmaster_rewards, render_api_call, render_api_result
 from cagsr.errors import DataError
 from cagsr.evaluation.metrics.embedding import render_history
 from cagsr.evaluation.reward_models.preferences import (
@@ -18,7 +19,6 @@ from cagsr.evaluation.reward_models.preferences import (
     read_preference_file,
     synthetic_preference_pairs,
 )
-from cagsr.evaluation.taskmaster import read_taskmaster_rewards, render_api_call, render_api_result
 
 
 def dialogue(i: int, domain: str = "bank") -> Dialogue:

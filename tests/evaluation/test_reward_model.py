@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from cagsr.data.taskmaster import read_taskmaster_rewards
 from cagsr.errors import DataError
 from cagsr.evaluation.config import RewardModelConfig
 from cagsr.evaluation.reward_models.model import (
@@ -20,7 +21,6 @@ from cagsr.evaluation.reward_models.preferences import (
     PreferencePair,
     synthetic_preference_pairs,
 )
-from cagsr.evaluation.taskmaster import read_taskmaster_rewards
 
 FAST = RewardModelConfig(hidden=64, epochs=40)
 # A larger held-out share: these slices are small, and more held-out pairs make the accuracy less noisy.
