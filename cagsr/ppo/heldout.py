@@ -21,10 +21,10 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from cagsr.evaluation.analysis.bootstrap import bootstrap_change, bootstrap_mean
 from cagsr.evaluation.metrics.quality import episode_quality
 from cagsr.ppo import functional as PF
 from cagsr.rollout.episode import Episode
@@ -33,7 +33,6 @@ from cagsr.scoring.rows import RowBatch
 FILE = "eval_episodes.jsonl"
 TABLE_FILE = "table.md"  # the name `cagsr report` shows in a run's section
 COMPONENTS = ("reward", "coverage", "focus", "repetition", "entropy", "clamped_fraction")
-RESAMPLES = 2000
 # Labels, and k1 (kept in eval_episodes.jsonl and the logs; the table shows k3, which cannot be negative).
 NOT_IN_TABLE = ("block", "updates", "episode", "turns", "kl_ref")
 
@@ -84,34 +83,6 @@ def read_rows(run_dir: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _interval(samples: np.ndarray) -> tuple[float, float]:
-    return float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975))
-
-
-def bootstrap_mean(values: list[float], seed: int = 0) -> tuple[float, float, float]:
-    """Mean and 95% percentile-bootstrap interval (the mean twice for a single value)."""
-    data = np.asarray(values, dtype=float)
-    if data.size < 2:
-        return (float(data.mean()),) * 3 if data.size else (math.nan,) * 3
-    index = np.random.default_rng(seed).integers(0, data.size, (RESAMPLES, data.size))
-    return (float(data.mean()), *_interval(data[index].mean(1)))
-
-
-def bootstrap_change(before: list[float], after: list[float], paired: bool, seed: int = 0
-                     ) -> tuple[float, float, float]:
-    a, b = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
-    if not a.size or not b.size:
-        return (math.nan,) * 3
-    rng = np.random.default_rng(seed)
-    if paired:
-        index = rng.integers(0, a.size, (RESAMPLES, a.size))
-        samples = (b[index] - a[index]).mean(1)
-    else:
-        samples = b[rng.integers(0, b.size, (RESAMPLES, b.size))].mean(1) - a[
-            rng.integers(0, a.size, (RESAMPLES, a.size))].mean(1)
-    return float(b.mean() - a.mean()), *_interval(samples)
 
 
 def _blocks(rows: list[dict]) -> list[list[dict]]:

@@ -9,8 +9,9 @@ import pytest
 import cagsr.api as api
 from cagsr.api import build_job
 from cagsr.cli.main import main
+from cagsr.evaluation.analysis.bootstrap import bootstrap_change, bootstrap_mean
 from cagsr.ppo.config import TrainJob
-from cagsr.ppo.heldout import before_after, bootstrap_change, bootstrap_mean, read_rows, render_table
+from cagsr.ppo.heldout import before_after, read_rows, render_table
 from cagsr.ppo.replies import before_after_replies, read_replies
 from cagsr.ppo.trainer import Trainer
 

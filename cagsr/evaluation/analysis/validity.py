@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from cagsr.evaluation.analysis.bootstrap import cluster_resamples, percentile_interval
 from cagsr.evaluation.metrics.scores import spearman_ci
 
 COMPONENTS = ("coverage", "focus", "repetition", "reward")
@@ -107,26 +108,6 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     ranks = stats.rankdata(scores)
     n_good, n_bad = int(good.sum()), int(bad.sum())
     return float((ranks[good].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
-
-
-def cluster_resamples(groups: Sequence[Any], n_boot: int = 1000, seed: int = 0) -> list[np.ndarray]:
-    """n_boot index arrays, each drawing whole groups with replacement (a cluster bootstrap: the rows of
-    one dialogue are not independent). groups: [n], one label per row."""
-    _, cluster = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
-    members = [np.flatnonzero(cluster == c) for c in range(cluster.max() + 1)]
-    rng = np.random.default_rng(seed)
-    return [np.concatenate([members[c] for c in rng.integers(0, len(members), len(members))])
-            for _ in range(n_boot)]
-
-
-def percentile_interval(values: Sequence[float]) -> tuple[float, float]:
-    """The 2.5th and 97.5th percentiles of the finite values (NaN, NaN when none are)."""
-    finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    if not finite.size:
-        return math.nan, math.nan
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def auc_ci(scores: Sequence[float], labels: Sequence[float], groups: Sequence[Any] | None = None,

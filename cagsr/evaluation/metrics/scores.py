@@ -23,6 +23,7 @@ from scipy import stats
 
 from cagsr.data.readers import normalise_number
 from cagsr.errors import ModelError
+from cagsr.evaluation.analysis.bootstrap import percentile_interval, resample_indices
 from cagsr.evaluation.config import MetricsConfig
 from cagsr.evaluation.metrics.embedding import Embedder, resolve_device, resolve_model_path
 
@@ -239,13 +240,9 @@ def spearman_ci(
     if n < 3 or np.ptp(xa) == 0 or np.ptp(ya) == 0:
         return math.nan, math.nan, math.nan, n
     rho = float(stats.spearmanr(xa, ya).statistic)
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    boot = _rank_corr_rows(xa[idx], ya[idx])
-    boot = boot[np.isfinite(boot)]  # resamples that drew one repeated value have no rank correlation
-    if boot.size == 0:
-        return rho, math.nan, math.nan, n
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return rho, float(low), float(high), n
+    idx = resample_indices(n, n_boot, seed)
+    # resamples that drew one repeated value have no rank correlation: the interval skips them
+    return rho, *percentile_interval(_rank_corr_rows(xa[idx], ya[idx])), n
 
 
 def latency_summary(

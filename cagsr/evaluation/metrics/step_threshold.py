@@ -28,13 +28,10 @@ number check, 0.85 would let 22% of different same-solution steps through: use 0
 
 from __future__ import annotations
 
-import argparse
 import random
-from pathlib import Path
 
 import numpy as np
 
-from cagsr.data.readers import read_jsonl_records
 from cagsr.data.schema import MathProblem
 from cagsr.evaluation.metrics.embedding import Embedder
 from cagsr.evaluation.metrics.scores import NUMBER, step_numbers
@@ -162,17 +159,3 @@ def table(samples: dict[str, np.ndarray], thresholds=THRESHOLDS) -> str:
     lines.append("mean  " + " ".join(f"{float(m.mean()) if m.size else float('nan'):>14.2f}" for m in means))
     lines.append("n      " + " ".join(f"{samples[k].size:>14d}" for k in kinds))
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path, help="GSM8K train in the math JSON Lines format")
-    parser.add_argument("--problems", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    problems = [r for r in read_jsonl_records(args.path, kind="math", limit=args.problems)]
-    print(table(measure(problems, Embedder(), seed=args.seed)))
-
-
-if __name__ == "__main__":
-    main()
