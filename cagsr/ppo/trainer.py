@@ -56,14 +56,14 @@ from cagsr.ppo.guards import (
     writer_threads_report_one_line,
 )
 from cagsr.ppo.heldout import append_rows, episode_rows, kl_per_episode
-from cagsr.ppo.preflight import check_train_job
-from cagsr.ppo.replies import append_replies, greedy_episodes, reply_rows
-from cagsr.ppo.report import (
+from cagsr.ppo.metrics import (
     experience_metrics,
     masked_turn_mean,
     reward_metrics,
     sample_records,
 )
+from cagsr.ppo.preflight import check_train_job
+from cagsr.ppo.replies import append_replies, greedy_episodes, reply_rows
 from cagsr.ppo.setup import build_models, build_rollout_parts, sync_whole_models, trained_share
 from cagsr.ppo.state import (
     TrainState,
