@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from cagsr.evaluation.analysis.bootstrap import cluster_resamples, percentile_interval
-from cagsr.evaluation.metrics.scores import spearman_ci
+from cagsr.evaluation.analysis.bootstrap import cluster_resamples, percentile_interval, resample_indices
 
 COMPONENTS = ("coverage", "focus", "repetition", "reward")
 QUALITY = ("coherence", "consistency", "accuracy", "step_correctness")
@@ -97,6 +96,42 @@ def validity_table(
                 }
             )
     return out
+
+
+def _rank_corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row pair (average ranks for ties), nan for a constant row."""
+    ra = stats.rankdata(a, axis=1)
+    rb = stats.rankdata(b, axis=1)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    denom = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (ra * rb).sum(axis=1) / denom, np.nan)
+
+
+def spearman_ci(
+    x: Sequence[float],
+    y: Sequence[float],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float, int]:
+    """Spearman rho with a 95% percentile-bootstrap interval: (rho, low, high, n).
+
+    Pairs with a NaN in either value are dropped; n is the number of pairs used. Fewer than 3
+    pairs or a constant input gives nan for rho and its interval.
+    """
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xa.shape != ya.shape:
+        raise ValueError(f"x and y differ in length: {xa.shape} vs {ya.shape}")
+    keep = np.isfinite(xa) & np.isfinite(ya)
+    xa, ya = xa[keep], ya[keep]
+    n = int(xa.size)
+    if n < 3 or np.ptp(xa) == 0 or np.ptp(ya) == 0:
+        return math.nan, math.nan, math.nan, n
+    rho = float(stats.spearmanr(xa, ya).statistic)
+    idx = resample_indices(n, n_boot, seed)
+    # resamples that drew one repeated value have no rank correlation: the interval skips them
+    return rho, *percentile_interval(_rank_corr_rows(xa[idx], ya[idx])), n
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -1,10 +1,9 @@
-"""Quality metrics of method.md section 7: coherence, solution accuracy, step correctness, latency, Spearman.
+"""Quality metrics of method.md section 7: coherence, solution accuracy, step correctness, latency.
 
     sentence_bleu("the cat sat", "the cat sat")                     # 1.0
     coherence(generated, recorded)                                  # mean of BLEU and BERTScore F1 per pair
     answer_correct("... #### 1,234", "1234")                        # True
     step_correctness(split_steps(text), problem.steps, Embedder())  # share of matching steps
-    rho, low, high, n = spearman_ci(rewards, quality)
 
 Text metrics are pure functions; BERTScore and embeddings load their model once, on first use.
 """
@@ -19,11 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from sacrebleu.metrics import BLEU
-from scipy import stats
 
 from cagsr.data.readers import normalise_number
 from cagsr.errors import ModelError
-from cagsr.evaluation.analysis.bootstrap import percentile_interval, resample_indices
 from cagsr.evaluation.config import MetricsConfig
 from cagsr.evaluation.metrics.embedding import Embedder, resolve_device, resolve_model_path
 
@@ -36,7 +33,6 @@ __all__ = [
     "latency_summary",
     "normalise_step",
     "sentence_bleu",
-    "spearman_ci",
     "split_steps",
     "step_correctness",
 ]
@@ -207,42 +203,6 @@ def step_correctness(
             ok &= np.array([gen_numbers == nums for nums in ref_numbers])
         exact[i] = bool(ok.any())
     return sum(exact) / len(generated_steps)
-
-
-def _rank_corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman rho of each row pair (average ranks for ties), nan for a constant row."""
-    ra = stats.rankdata(a, axis=1)
-    rb = stats.rankdata(b, axis=1)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
-    denom = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (ra * rb).sum(axis=1) / denom, np.nan)
-
-
-def spearman_ci(
-    x: Sequence[float],
-    y: Sequence[float],
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> tuple[float, float, float, int]:
-    """Spearman rho with a 95% percentile-bootstrap interval: (rho, low, high, n).
-
-    Pairs with a NaN in either value are dropped; n is the number of pairs used. Fewer than 3
-    pairs or a constant input gives nan for rho and its interval.
-    """
-    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if xa.shape != ya.shape:
-        raise ValueError(f"x and y differ in length: {xa.shape} vs {ya.shape}")
-    keep = np.isfinite(xa) & np.isfinite(ya)
-    xa, ya = xa[keep], ya[keep]
-    n = int(xa.size)
-    if n < 3 or np.ptp(xa) == 0 or np.ptp(ya) == 0:
-        return math.nan, math.nan, math.nan, n
-    rho = float(stats.spearmanr(xa, ya).statistic)
-    idx = resample_indices(n, n_boot, seed)
-    # resamples that drew one repeated value have no rank correlation: the interval skips them
-    return rho, *percentile_interval(_rank_corr_rows(xa[idx], ya[idx])), n
 
 
 def latency_summary(
