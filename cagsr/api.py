@@ -31,11 +31,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cagsr.cli.eval import EvalJob, run_eval
-from cagsr.cli.reward import RewardJob, score_job
 from cagsr.config import from_dict, load_job, set_dotted, to_dict
 from cagsr.errors import ConfigError
+from cagsr.evaluation.job import EvalJob, run_eval
 from cagsr.ppo.config import TrainJob
+from cagsr.scoring.job import RewardJob, score_job
 
 if TYPE_CHECKING:
     from cagsr.evaluation.runner import EvalReport
