@@ -32,11 +32,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cagsr.cli.eval import EvalJob, run_eval
-from cagsr.cli.reward import RewardJob, score_job
 from cagsr.config import from_dict, load_job, load_saved_job, set_dotted, to_dict
 from cagsr.errors import ConfigError
+from cagsr.evaluation.job import EvalJob, run_eval
 from cagsr.ppo.config import TrainJob
+from cagsr.ppo.heldout import heldout_rows, saved_train_job
+from cagsr.scoring.job import RewardJob, score_job
 
 if TYPE_CHECKING:
     from cagsr.evaluation.runner import EvalReport
@@ -84,11 +85,13 @@ def _threads(job) -> None:
 
 def train(config: Config = None, overrides: Mapping[str, Any] | None = None, *, model: str | Path | None = None,
           data: str | Path | None = None, resume: str | Path | None = None) -> TrainResult:
-    """`cagsr train`: PPO with the configured reward; writes the run folder and returns its metrics.
+    """`cagsr train`: PPO with the configured reward; writes the run folder (the same files as the command:
+    the held-out evaluation before the first update, table.md with the before/after metrics and replies,
+    report.html) and returns its metrics, table and replies.
 
     resume: a run folder to continue from its newest good checkpoint (its saved config is used).
     """
-    from cagsr.ppo.trainer import run_train
+    from cagsr.ppo.train_job import run_train
 
     if resume is not None:
         saved = Path(resume) / "config.yaml"
@@ -108,7 +111,7 @@ def score(config: Config = None, overrides: Mapping[str, Any] | None = None, *, 
     """
     job = build_job(RewardJob, config, overrides, model, data)
     _threads(job)
-    return score_job(job)[0]
+    return score_job(job, saved_job=saved_train_job(Path(str(job.model.name))), heldout=heldout_rows)[0]
 
 
 def evaluate(config: Config = None, overrides: Mapping[str, Any] | None = None, *,

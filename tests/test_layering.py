@@ -32,6 +32,9 @@ FLOORS = [
 ]
 LEVEL = {name: len(FLOORS) - i for i, floor in enumerate(FLOORS) for name in floor}
 PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "cagsr"
+# Inside evaluation/, top to bottom: the analysis reads what metrics and reward models produce, reward
+# models are trained on metric features; the eval job (runner.py) and config.py sit beside them.
+EVALUATION_FLOORS = ["analysis", "reward_models", "metrics"]
 
 
 def package_of(path: Path, root: Path) -> str:
@@ -79,3 +82,28 @@ def test_the_walk_catches_an_upward_lazy_import(tmp_path):
 @pytest.mark.parametrize("floor", ["scoring", "reward", "evaluation"])
 def test_every_stage_package_has_a_floor(floor):
     assert floor in LEVEL and (PACKAGE_ROOT / floor).is_dir()
+
+
+def evaluation_upward_imports(root: Path) -> list[str]:
+    """Imports between evaluation's subpackages that go up EVALUATION_FLOORS."""
+    level = {name: -i for i, name in enumerate(EVALUATION_FLOORS)}
+    problems = []
+    for path in sorted((root / "evaluation").rglob("*.py")):
+        own = path.relative_to(root / "evaluation").parts[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cagsr.evaluation."):
+                target = node.module.split(".")[2]
+                if own in level and target in level and level[target] > level[own]:
+                    problems.append(f"evaluation/{path.relative_to(root / 'evaluation')}: {own} imports {target}")
+    return problems
+
+
+def test_evaluation_subpackages_import_downward_only():
+    assert all((PACKAGE_ROOT / "evaluation" / name).is_dir() for name in EVALUATION_FLOORS)
+    assert evaluation_upward_imports(PACKAGE_ROOT) == []
+
+
+def test_the_evaluation_walk_catches_metrics_importing_analysis(tmp_path):
+    (tmp_path / "evaluation" / "metrics").mkdir(parents=True)
+    (tmp_path / "evaluation" / "metrics" / "bad.py").write_text("from cagsr.evaluation.analysis.paired import judge\n")
+    assert evaluation_upward_imports(tmp_path) == ["evaluation/metrics/bad.py: metrics imports analysis"]

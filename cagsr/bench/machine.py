@@ -10,7 +10,7 @@ floor(turn) = prefill FLOPs / F + S x max(W / BW, 2 P B K / F), where
                   on the last row only; seq2seq: the encoder's 2 P_enc B N + 4 L H Dh B N^2)
   W  = bytes of the weights one decode step reads (layers, final norm, LM head; an untied input embedding
        is only gathered, so it is left out), BW = the best of a large copy and a large read,
-  F  = the best fp32 (or model dtype) matmul rate measured: torch.mm, and oneDNN packed on CPU.
+  F  = the best fp32 (or model dtype) matmul rate measured: torch.mm, and oneDNN-layout weights on CPU.
 Reading the KV cache, sampling and Python are left out: the floor is a bound no engine can beat.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cagsr.rollout.engines.onednn import BATCH_HINT, packing_available
+from cagsr.rollout.engines.onednn import BATCH_HINT, onednn_available
 from cagsr.utils.modules import unwrap_peft
 
 
@@ -38,8 +38,8 @@ class Machine:
     """Read bandwidth (sum of a large tensor), GB/s."""
     mm_gflops: float
     """torch.mm rate (MKL on CPU), GFLOP/s."""
-    packed_gflops: float | None
-    """oneDNN packed linear rate, GFLOP/s (CPU fp32 only)."""
+    onednn_gflops: float | None
+    """oneDNN (blocked-layout weights) linear rate, GFLOP/s (CPU fp32 only)."""
 
     @property
     def bandwidth(self) -> float:
@@ -47,7 +47,7 @@ class Machine:
 
     @property
     def flops(self) -> float:
-        return max(self.mm_gflops, self.packed_gflops or 0.0) * 1e9
+        return max(self.mm_gflops, self.onednn_gflops or 0.0) * 1e9
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,10 +77,10 @@ def measure_machine(device: torch.device | str = "cpu", dtype: torch.dtype = tor
     x = torch.randn(m, k, device=device, dtype=dtype)
     w = torch.randn(out, k, device=device, dtype=dtype)
     mm = 2 * m * k * out / _best(lambda: x @ w.T, 5, sync) / 1e9
-    packed = None
-    if packing_available(device, dtype):
+    onednn = None
+    if onednn_available(device, dtype):
         pw = torch.ops.mkldnn._reorder_linear_weight(w, BATCH_HINT)
-        packed = (
+        onednn = (
             2
             * m
             * k
@@ -88,7 +88,7 @@ def measure_machine(device: torch.device | str = "cpu", dtype: torch.dtype = tor
             / _best(lambda: torch.ops.mkldnn._linear_pointwise(x, pw, None, "none", [], ""), 5, sync)
             / 1e9
         )
-    return Machine(copy, read, mm, packed)
+    return Machine(copy, read, mm, onednn)
 
 
 @dataclass

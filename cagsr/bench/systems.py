@@ -135,8 +135,8 @@ def build_systems(
 
     systems, notes = [], []
     # The capture pass is the policy's own and the same for every engine: all "+ capture" rows run it with
-    # oneDNN-packed weights where available (fp32 CPU), so the rows differ only in how they generate.
-    fast_capture = LeanEngine(loaded).packed_inference if LeanEngine.supports(loaded) else nullcontext
+    # oneDNN-layout weights where available (fp32 CPU), so the rows differ only in how they generate.
+    fast_capture = LeanEngine(loaded).onednn_inference if LeanEngine.supports(loaded) else nullcontext
     if "baseline" in engines:
         systems.append(BaselineSystem(loaded))
     if "hf" in engines:

@@ -12,7 +12,7 @@ BASELINE = "HF generate, eager + output_attentions (baseline)"
 FLOOR_FORMULA = ("floor = prefill FLOPs / F + S x max(W / BW, 2 P B K / F); prefill FLOPs = 2 P_layers B N "
                  "+ 4 L H Dh B (C N + N^2/2) + 2 V d B (one LM-head row per prompt); W = weight bytes one decode "
                  "step reads; BW = best of copy and read bandwidth; F = best fp32 matmul rate (torch.mm, "
-                 "oneDNN packed)")  # fmt: skip
+                 "oneDNN)")  # fmt: skip
 
 
 def _ms(seconds: float) -> str:
@@ -92,7 +92,7 @@ def render(cfg: BenchConfig, info: dict[str, str], machine: Machine, rows: list[
             "- machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
             f"- measured in this run: copy {machine.copy_gbs:.1f} GB/s, read {machine.read_gbs:.1f} GB/s, "
             f"torch.mm {machine.mm_gflops:.0f} GFLOP/s"
-            + (f", oneDNN packed {machine.packed_gflops:.0f} GFLOP/s" if machine.packed_gflops else ""),
+            + (f", oneDNN {machine.onednn_gflops:.0f} GFLOP/s" if machine.onednn_gflops else ""),
             f"- {FLOOR_FORMULA}",
             "- sampling: temperature 0.8, top-k 50, top-p 0.95; the end token is made unreachable so every row "
             "generates exactly S tokens",

@@ -36,7 +36,7 @@ def _read_features(path: str) -> tuple[list[dict], tuple]:
 
 def score_features(job) -> tuple[list[dict], tuple]:
     """Load the model and the rated replies, score every head's features in one pass per batch."""
-    from cagsr.evaluation.head_features import read_rated_replies, score_head_features
+    from cagsr.evaluation.analysis.head_features import read_rated_replies, score_head_features
     from cagsr.models.registry import load_model
     from cagsr.salience.masks import Salience
 
@@ -65,7 +65,7 @@ def preset_text(job, result: dict) -> str:
 
 
 def run_head_probe(job) -> None:
-    from cagsr.evaluation.head_calibration import head_probe_report, report_markdown
+    from cagsr.evaluation.analysis.head_calibration import head_probe_report, report_markdown
     from cagsr.utils.run import prepare_run_dir
 
     fit = job.probe

@@ -23,22 +23,3 @@ def parse_job_args(job_cls: type, argv: list[str], prog: str, description: str):
     parser = JobParser(prog=prog, description=description)
     add_job_args(parser, job_cls)
     return parse_job(parser, job_cls, argv)
-
-
-def command_definition(job, loaded, corpus, max_steps: int):
-    """The reward a command that reads a model scores with: the run's own definition (job.reward_from = run and
-    --model a run folder that has one), else the one the job's settings define, salience fitted on corpus()."""
-    import sys
-
-    from cagsr.attention.config import AttentionConfig
-    from cagsr.reward.config import RewardConfig
-    from cagsr.reward.definition import define_reward, find_definition
-    from cagsr.salience.config import SalienceConfig
-
-    if getattr(job, "reward_from", "settings") == "run" and (found := find_definition(job.model.name)) is not None:
-        print(f"scoring with the reward of {job.model.name} (its reward.yaml; --reward-from settings for this "
-              "command's own)", file=sys.stderr)
-        return found
-    return define_reward(getattr(job, "reward", None) or RewardConfig(), getattr(job, "salience", None) or
-                        SalienceConfig(), getattr(job, "attention", None) or AttentionConfig(), max_steps=max_steps,
-                        corpus=corpus(), encoder_decoder=loaded.is_encoder_decoder)

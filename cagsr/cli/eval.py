@@ -3,91 +3,28 @@ latency and the attention-reward components of the generated text.
 
     cagsr eval --model runs/dialogue --data ../shared/data/star_dialogues.jsonl --limit 200
 Writes eval.json and eval.md to --output-dir; one JSON line per evaluated turn to stdout/--output.
+The job is cagsr/evaluation/job.py; this module parses and prints.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Literal
 
-from cagsr.cli.common import command_definition, parse_job_args, quiet_libraries
-from cagsr.data.config import DataConfig
-from cagsr.evaluation.runner import EvalSettings
-from cagsr.models.config import ModelConfig
-from cagsr.utils.run import RunConfig, jsonl_sink
-
-
-@dataclass
-class EvalJob:
-    """`cagsr eval`: evaluate a model or a cagsr run folder on the validation split of a data source."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    """Model or run folder to evaluate."""
-    data: DataConfig = field(default_factory=DataConfig)
-    """Data; its validation split (data.val_fraction, data.seed) is evaluated."""
-    eval: EvalSettings = field(default_factory=EvalSettings)
-    """Generation and metric settings."""
-    run: RunConfig = field(default_factory=RunConfig)
-    """Output, seed."""
-    max_records: int = 24
-    """Evaluate at most this many records of the split."""
-    classifier_dialogues: int = 400
-    """Training dialogues for the consistency classifier (trained once per corpus, then reused)."""
-    reward_from: Literal["run", "settings"] = field(default="run", metadata={"flag": "--reward-from"})
-    """Which attention reward (and chain-of-thought step split) scores the replies. run: the reward saved with
-    --model when it is a cagsr run folder (RUN/reward.yaml); settings: the paper's default reward, salience
-    fitted on the evaluated records (also what a model without a saved reward gets)."""
-
-
-def run_eval(job: EvalJob):
-    from cagsr.data.schema import Dialogue
-    from cagsr.data.sources import corpus_texts, load_records, record_kind, split_records
-    from cagsr.evaluation.consistency import ensure_consistency_classifier
-    from cagsr.evaluation.embedding import Embedder
-    from cagsr.evaluation.runner import evaluate
-    from cagsr.models.checks import check_chat_template
-    from cagsr.models.registry import load_model
-    from cagsr.rollout.config import RolloutConfig
-
-    records = load_records(job.data)
-    train, val = split_records(records, job.data.val_fraction, job.data.seed)
-    split = (val or train)[: job.max_records]
-    consistency = None
-    if record_kind(records) == "dialogue":
-        name = Path(job.data.path).stem.replace(":", "-")
-        consistency = ensure_consistency_classifier(train[: job.classifier_dialogues], name=name, seed=job.data.seed)
-    loaded = load_model(job.model)
-    # The model must format the data's prompts (and keep their system prompt) before hours of generation.
-    check_chat_template(loaded, next((r.system_prompt for r in split if isinstance(r, Dialogue) and r.system_prompt), ""))
-    definition = command_definition(job, loaded, lambda: corpus_texts(split), RolloutConfig().max_steps)
-    report = evaluate(loaded, split, job.eval, consistency=consistency, embedder=Embedder(), reward=definition)
-    if consistency is not None:
-        report.summary["classifier_val_accuracy"] = consistency.report.get("val_accuracy", float("nan"))
-    report.summary["model"] = job.model.name
-    return report
+from cagsr.cli.common import parse_job_args, quiet_libraries
+from cagsr.evaluation.job import EvalJob
+from cagsr.utils.run import jsonl_sink
 
 
 def main(argv: list[str], prog: str = "cagsr eval") -> None:
     job, _ = parse_job_args(EvalJob, argv, prog, EvalJob.__doc__ or "")
     quiet_libraries()
-    from cagsr.evaluation.tables_md import DIALOGUE_COLUMNS, MATH_COLUMNS, summary_table
-    from cagsr.utils.run import check_run_dir, prepare_run_dir
+    from cagsr.evaluation.job import run_eval, write_eval_folder
+    from cagsr.utils.run import check_run_dir
 
     check_run_dir(job.run.output_dir, job.run.overwrite)  # an earlier run's folder: refused before the eval runs
     report = run_eval(job)
-    folder = prepare_run_dir(job.run.output_dir, "eval", job)
-    (folder / "eval.json").write_text(json.dumps({"summary": report.summary, "settings": asdict(job.eval),
-                                                  "rows": report.rows}, indent=1))
-    columns = MATH_COLUMNS if report.summary["kind"] == "math" else DIALOGUE_COLUMNS
-    table = summary_table({job.model.name: report.summary}, columns)
-    (folder / "eval.md").write_text(f"# cagsr eval\n\nengine: {report.summary['engine']}\n\n{table}\n")
+    _, table = write_eval_folder(job, report)
     print(table, file=sys.stderr)
-    from cagsr.evaluation.validity_report import write_validity_report
-
-    write_validity_report(report.rows, folder / "validity", title=f"Reward validity: {job.model.name} on {job.data.path}")
     with jsonl_sink(job.run.output) as write:
         for row in report.rows:
             write(row)

@@ -13,6 +13,9 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
 
 from cagsr.errors import CagsrError
 
@@ -43,6 +46,27 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def one_line_warnings(prog: str):
+    """cagsr's own warnings print as one line naming the command (`cagsr train: warning: ...`), not as a
+    file:line followed by the source line that raised them; a library's warnings keep Python's format."""
+    default = warnings.formatwarning
+
+    def format_warning(message, category, filename, lineno, line=None):
+        if Path(filename).resolve().is_relative_to(PACKAGE):
+            return f"{prog}: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = default
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -61,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     try:
         module = importlib.import_module(commands[name][0])
-        module.main(rest, prog=f"cagsr {name}")
+        with one_line_warnings(f"cagsr {name}"):
+            module.main(rest, prog=f"cagsr {name}")
     except CagsrError as err:
         sys.stderr.write(f"cagsr {name}: error: {err}\n")  # one write: log threads may be printing too
         sys.exit(2)

@@ -7,40 +7,10 @@ attention heatmaps of sample episodes (drawn with the run's final model).
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 from cagsr.cli.args import JobParser
 from cagsr.errors import ConfigError
-
-
-def heatmaps_for(run: Path, limit: int) -> list[bytes]:
-    """Heatmaps of the run's last sample episode, re-scored with its final model under the run's reward
-    definition (its salience with the fitted IDF table, capture settings and sink tokens)."""
-    import json
-
-    from cagsr.data.schema import Dialogue, Utterance
-    from cagsr.evaluation.runner import default_definition
-    from cagsr.models.registry import load_model
-    from cagsr.reward.definition import find_definition
-    from cagsr.rollout.recorded import recorded_episodes
-    from cagsr.scoring.probe import plot_episodes
-
-    samples = run / "samples.jsonl"
-    if not (run / "model" / "config.json").exists() or not samples.exists():
-        return []
-    first = json.loads(samples.read_text(encoding="utf-8").splitlines()[-1])
-    if first["kind"] != "dialogue":
-        return []
-    dialogue = Dialogue(id=first["record_id"], turns=[Utterance(u["role"], u["text"] or "…")
-                                                      for u in first["conversation"]])
-    loaded = load_model(str(run))
-    episodes = recorded_episodes([dialogue], loaded, max_turns=limit)
-    # A run written before reward definitions were saved: the paper's reward, salience fitted on the dialogue.
-    definition = find_definition(run) or default_definition(loaded, [dialogue])
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = plot_episodes(episodes, loaded, definition, Path(tmp))
-        return [p.read_bytes() for p in paths]
 
 
 def main(argv: list[str], prog: str = "cagsr report") -> None:
@@ -54,10 +24,15 @@ def main(argv: list[str], prog: str = "cagsr report") -> None:
     for run in runs:
         if not run.is_dir():
             raise ConfigError(f"{run}: not a folder")
+    from cagsr.report.page import build_report, is_run_folder
+
+    for run in runs:
+        if not is_run_folder(run):
+            raise ConfigError(f"{run}: not a cagsr run folder (no config.yaml, metrics or tables to report)")
     from cagsr.cli.common import quiet_libraries
-    from cagsr.report.page import build_report
+    from cagsr.scoring.probe import run_heatmaps
 
     quiet_libraries()
-    maps = {r: heatmaps_for(r, args.heatmaps) for r in runs} if args.heatmaps else {}
+    maps = {r: run_heatmaps(r, args.heatmaps) for r in runs} if args.heatmaps else {}
     Path(args.output).write_text(build_report(runs, maps), encoding="utf-8")
     print(f"wrote {args.output}", file=sys.stderr)

@@ -4,8 +4,10 @@
     cagsr train --resume runs/dialogue        # continue from the newest good checkpoint
     cagsr train --output-dir runs/dialogue --run.overwrite true    # replace the run in that folder
 
-A fresh run evaluates the held-out episodes once before the first update, so the run ends with a
-before/after table (RUN/table.md, printed on standard error) and writes its HTML report (RUN/report.html).
+The job (cagsr/ppo/train_job.py, the same as cagsr.api.train) evaluates a fresh run's held-out episodes
+once before the first update and answers the first held-out prompts greedily before and after training;
+this command prints the result line, the run folder and its HTML report (RUN/report.html), then the
+before/after table and those replies (both also in RUN/table.md).
 """
 
 from __future__ import annotations
@@ -39,41 +41,6 @@ def resumed_job(resume: Path, overwrite: bool) -> TrainJob:
     return load_saved_job(TrainJob, saved, {})
 
 
-def train_with_table(job: TrainJob, resume: Path | None):
-    """Train; a fresh run is evaluated once before any update (the table's 'before')."""
-    from cagsr.distributed import shutdown
-    from cagsr.ppo.trainer import Trainer
-
-    try:
-        trainer = Trainer(job, resume)
-        if resume is None and trainer.dist.is_main:
-            trainer.evaluate(updates=0)
-        return trainer.train()
-    finally:
-        shutdown()
-
-
-def write_table_and_report(run_dir: Path) -> tuple[str, Path | None]:
-    """RUN/table.md from the held-out episodes, then RUN/report.html; a report that cannot be drawn
-    costs a notice, never the finished run."""
-    from cagsr.ppo.heldout import TABLE_FILE, before_after, read_rows, render_table
-
-    table = before_after(read_rows(run_dir))
-    text = render_table(table) if table else ""
-    if text:
-        (run_dir / TABLE_FILE).write_text(text, encoding="utf-8")
-    try:
-        from cagsr.cli.report import heatmaps_for
-        from cagsr.report.page import build_report
-
-        report = run_dir / "report.html"
-        report.write_text(build_report([run_dir], {run_dir: heatmaps_for(run_dir, 3)}), encoding="utf-8")
-    except Exception as err:  # noqa: BLE001 - the run is finished and saved; its report is a convenience
-        print(f"cagsr train: notice: no HTML report ({type(err).__name__}: {err})".splitlines()[0], file=sys.stderr)
-        return text, None
-    return text, report
-
-
 def main(argv: list[str], prog: str = "cagsr train") -> None:
     parser = JobParser(prog=prog, description=TrainJob.__doc__)
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -86,18 +53,21 @@ def main(argv: list[str], prog: str = "cagsr train") -> None:
     elif _is_rank_zero():
         check_run_dir(job.run.output_dir, job.run.overwrite)  # before the data and model load: fail at once
     quiet_libraries()
-    result = train_with_table(job, resume)
+    from cagsr.ppo.train_job import run_train  # torch and the models load only once the arguments are good
+
+    result = run_train(job, resume)
     if not result.is_main:  # only rank 0 reports
         return
     last = result.history[-1] if result.history else {}
-    table, report = write_table_and_report(result.run_dir)
-    if table:
-        print(table, file=sys.stderr)
-    print(f"run folder: {result.run_dir}" + (" (stopped by SIGTERM, checkpoint saved)" if result.stopped_early
-                                              else ""), file=sys.stderr)
-    if report is not None:
-        print(f"report: {report}", file=sys.stderr)
     with jsonl_sink(job.run.output) as write:
         write({"run_dir": str(result.run_dir), "iterations": len(result.history),
-               "report": str(report) if report else None,
+               "report": str(result.report) if result.report else None,
                **{k: v for k, v in last.items() if k.startswith(("reward/", "eval/", "policy/kl_ref"))}})
+    sys.stdout.flush()  # the result line first: the terminal then ends with the table and the replies
+    print(f"run folder: {result.run_dir}" + (" (stopped by SIGTERM, checkpoint saved)" if result.stopped_early
+                                              else ""), file=sys.stderr)
+    if result.report is not None:
+        print(f"report: {result.report}", file=sys.stderr)
+    for text in (result.table, result.replies):
+        if text:
+            print(f"\n{text}", file=sys.stderr)

@@ -1,13 +1,15 @@
-"""Evaluation (method.md sections 6-7): quality metrics, the consistency classifier, reward models
-trained on synthetic or human preferences, and reward-validity analysis.
+"""Evaluation (method.md sections 6-7), split by responsibility:
 
-    metrics        BLEU, BERTScore, coherence, answer accuracy, step correctness, latency, Spearman CI
-    consistency    on-topic classifier: ensure_consistency_classifier(dialogues).acceptance_rate(c, r)
-    reward_model   train_bradley_terry(pairs) / train_pointwise(labelled) -> RewardModel.score(c, r)
-    preferences    synthetic_preference_pairs(records), read_preference_file(path)
-    taskmaster     read_taskmaster_rewards(path): human 0/1 labels with API calls as text
-    validity       validity_table(rows), reward_hacking_check(history), validity_plot(rows, path)
-    step_threshold python -m cagsr.evaluation.step_threshold GSM8K.jsonl: the measurement behind 0.85
+    config.py, runner.py   the `cagsr eval` job: generate on a split, compute every metric that applies
+    metrics/               what a reply or solution scores: BLEU, BERTScore, coherence, answer accuracy,
+                           step correctness, latency (scores), the on-topic consistency classifier, the
+                           sentence embedder they share, the quality proxy of training, the step threshold
+    reward_models/         reward models trained on preferences (Bradley-Terry, pointwise), the synthetic
+                           preferences they train on, task rewards (answer correctness)
+    analysis/              statistics over rows: the one bootstrap (analysis/bootstrap.py), reward validity
+                           (Spearman, AUC, the human-label report), paired differences and verdicts,
+                           calibration of the reward's weights, Markdown tables
 
-Submodules are imported on use: the heavy ones load sentence-transformers and bert_score lazily.
+Readers of labelled data live in cagsr.data (labelled.py, taskmaster.py). Submodules are imported on
+use: the heavy ones load sentence-transformers and bert_score lazily.
 """

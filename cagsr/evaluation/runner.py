@@ -16,7 +16,13 @@ from dataclasses import asdict, dataclass, field, replace
 from cagsr.attention.config import AttentionConfig
 from cagsr.data.schema import Dialogue, MathProblem, Record, Utterance
 from cagsr.data.sources import corpus_texts
-from cagsr.evaluation.metrics import answer_correct, coherence, latency_summary, split_steps, step_correctness
+from cagsr.evaluation.metrics.scores import (
+    answer_correct,
+    coherence,
+    latency_summary,
+    split_steps,
+    step_correctness,
+)
 from cagsr.formatting.examples import supervised_pairs
 from cagsr.formatting.history import format_history
 from cagsr.models.registry import LoadedModel

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,7 +63,26 @@ class LoadedModel:
         return 2048  # T5 has relative positions: cap for memory, not correctness
 
 
+def _check_local_config(path: Path) -> None:
+    """A local folder's config.json must be a JSON object: one line naming the file, not a library traceback."""
+    file = path / "config.json"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{file}: not UTF-8 text (not a model config)") from None
+    except OSError as err:
+        raise ModelError(f"{file}: cannot be read ({err.strerror or err})") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ModelError(f"{file}:{err.lineno}: invalid JSON ({err.msg}); the model folder is damaged") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{file}: expected a JSON object, got {type(config).__name__}")
+
+
 def _path_loader(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    if path.is_dir():
+        _check_local_config(path)
     config = AutoConfig.from_pretrained(path)
     cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     return cls.from_pretrained(path, dtype=torch.float32), AutoTokenizer.from_pretrained(path)
@@ -137,7 +157,11 @@ def load_model(config: ModelConfig | str) -> LoadedModel:
         folder = resolve_run_folder(Path(name).expanduser())
         if not (folder / "config.json").exists():
             raise ModelError(f"{name}: folder has no config.json (not a model or cagsr run folder)")
-        model, tokenizer = _path_loader(folder)
+        try:
+            model, tokenizer = _path_loader(folder)
+        except (OSError, ValueError, KeyError) as err:  # transformers' own reasons: a damaged or foreign folder
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ModelError(f"{folder}: cannot load the model ({reason})") from None
     else:
         model, tokenizer = _hub_loader(name)
     if tokenizer.pad_token is None:

@@ -77,7 +77,8 @@ class PPOConfig:
     eval_episodes: int = 8
     """Held-out episodes per evaluation."""
     sample_episodes: int = 2
-    """Episodes written to samples.jsonl per iteration, with their per-turn rewards."""
+    """Episodes written to samples.jsonl per iteration, with their per-turn rewards; also how many held-out
+    prompts are answered greedily before and after training (side by side in table.md)."""
     max_bad_batches: int = 3
     """Consecutive batches with NaN/Inf tolerated (skipped) before the run stops."""
 

@@ -2,7 +2,7 @@
 and clear errors when the run folder stops taking writes (full disk, read-only remount).
 
     nan = NanGuard(max_bad_batches=3)
-    if not nan.check(state, batch_is_finite(exp), "NaN/Inf in rewards"):  # skip the batch
+    if not nan.check(state, batch_is_finite(exp), nonfinite_reason(exp)):  # skip the batch
         ...
     with run_folder_write(run_dir, "metrics"):                            # OSError -> CagsrError
         logger.log(step, metrics)
@@ -32,6 +32,24 @@ def batch_is_finite(exp: Experience) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
+def nonfinite_reason(exp: Experience) -> str:
+    """What made the batch non-finite, naming the reward part a user wrote when it was one of them:
+    'reward/politeness returned NaN for 8 of 8 turns'. The attention reward is named only when no
+    parts are configured (with parts it is part/attention, or unused)."""
+    mask = exp.turn_mask.bool()
+    parts = {f"reward/{k[5:]}": v for k, v in exp.components.items() if k.startswith("part/")}
+    if not parts and "reward" in exp.components:
+        parts = {"reward/attention": exp.components["reward"]}
+    found = []
+    for name, values in parts.items():
+        bad = values[mask]
+        bad = bad[~torch.isfinite(bad)]
+        if bad.numel():
+            kinds = "/".join(k for k, hit in (("NaN", bad.isnan().any()), ("Inf", bad.isinf().any())) if hit)
+            found.append(f"{name} returned {kinds} for {bad.numel()} of {int(mask.sum())} turns")
+    return "; ".join(found) or "NaN/Inf in rewards, advantages, log-probs or values"
+
+
 @dataclass
 class NanGuard:
     """Skip a bad batch with a warning and count it; stop after more than `max_bad_batches` in a row.
@@ -42,11 +60,14 @@ class NanGuard:
     max_bad_batches: int
     warn: bool = True
     """Only rank 0 warns."""
+    last_reason: str = ""
+    """Why the last batch was skipped (for the error when a run skipped every batch)."""
 
     def check(self, state, ok: bool, what: str) -> bool:
         if ok:
             state.bad_in_a_row = 0
             return True
+        self.last_reason = what
         state.skipped_batches += 1
         state.bad_in_a_row += 1
         if self.warn:
@@ -60,6 +81,15 @@ class NanGuard:
                 "before a corrupted checkpoint is written (lower ppo.lr or check the data and reward)"
             )
         return False
+
+    def check_some_trained(self, skipped: int, iterations: int) -> None:
+        """A run whose every batch was skipped (counted over the whole run, resumes included) trained
+        nothing: fail instead of saving an untouched model as if it were trained."""
+        if iterations and skipped >= iterations:
+            raise CagsrError(
+                f"all {iterations} batches of this run were skipped for NaN/Inf values ({self.last_reason}); "
+                "nothing was trained and no model was written (check the data and reward)"
+            )
 
 
 @dataclass

@@ -43,27 +43,28 @@ from cagsr.distributed import (
     main_first,
     reduce_max_metrics,
     shard_bounds,
-    shutdown,
 )
 from cagsr.errors import CagsrError, ConfigError
-from cagsr.evaluation.quality import distinct_n, episode_quality
+from cagsr.evaluation.metrics.quality import distinct_n, episode_quality
 from cagsr.ppo.config import TrainJob
 from cagsr.ppo.experience import Experience, assemble
 from cagsr.ppo.guards import (
     NanGuard,
     TruncationNotice,
     batch_is_finite,
+    nonfinite_reason,
     run_folder_write,
     writer_threads_report_one_line,
 )
 from cagsr.ppo.heldout import append_rows, episode_rows, kl_per_episode
-from cagsr.ppo.preflight import check_train_job
-from cagsr.ppo.report import (
+from cagsr.ppo.metrics import (
     experience_metrics,
     masked_turn_mean,
     reward_metrics,
     sample_records,
 )
+from cagsr.ppo.preflight import check_train_job
+from cagsr.ppo.replies import append_replies, greedy_episodes, reply_rows
 from cagsr.ppo.setup import build_models, build_rollout_parts, sync_whole_models, trained_share
 from cagsr.ppo.state import (
     TrainState,
@@ -97,6 +98,12 @@ class TrainResult:
     """True when a SIGTERM stopped the run after saving a checkpoint."""
     is_main: bool = True
     """False on ranks other than 0 (they write nothing)."""
+    table: str = ""
+    """The before/after table of the held-out metrics (Markdown; also in RUN/table.md); empty until written."""
+    replies: str = ""
+    """The same held-out prompts answered before and after training, as plain text (also in RUN/table.md)."""
+    report: Path | None = None
+    """RUN/report.html, when it was drawn."""
 
 
 class Trainer:
@@ -239,9 +246,7 @@ class Trainer:
         """rollout -> rows -> scored experience -> advantages (collect) -> update -> report."""
         job, metrics = self.job, {}
         exp, episodes = self.collect(metrics)
-        if not self.nan_guard.check(
-            self.state, batch_is_finite(exp), "NaN/Inf in rewards, advantages, log-probs or values"
-        ):
+        if not self.nan_guard.check(self.state, batch_is_finite(exp), nonfinite_reason(exp)):
             return metrics
         with self.timed("update", metrics):
             stats = ppo_update(self.models.learner, exp, job.ppo, job.scoring, self.generator, self.dist)
@@ -302,7 +307,7 @@ class Trainer:
         parts = turn.parts
         out |= reward_metrics(comps, prefix="eval")
         out |= {f"eval/{name}": masked_turn_mean(part, comps["turn_mask"].float()) for name, part in parts.items()}
-        out["eval/kl_ref"] = sum(kl) / max(1, len(kl))
+        out |= {f"eval/{name}": sum(values) / max(1, len(values)) for name, values in kl.items()}
         with run_folder_write(self.run_dir, "held-out episodes"):
             label = self.state.iteration + 1 if updates is None else updates
             replays = [replay_record(ep, self.prompt_tokens(ep.kind)) for ep in episodes]
@@ -317,6 +322,19 @@ class Trainer:
         """The history budget the rollout formats prompts with (what a replay of its episodes needs)."""
         cfg = self.job.rollout
         return cfg.max_context if kind == "math" else cfg.max_context - cfg.sampling.max_new_tokens
+
+    def answer_held_out(self, updates: int) -> None:
+        """The first ppo.sample_episodes held-out prompts answered greedily, appended to
+        RUN/heldout_replies.jsonl: before any update and at the end, the table shows them side by side."""
+        job = self.job
+        records = (self.val_records or self.train_records)[: job.ppo.sample_episodes]
+        if not records:
+            return
+        with torch.no_grad(), self.truncation_notice():
+            episodes = greedy_episodes(records, self.models.policy, self.engine, self.simulator, job.rollout,
+                                       job.run.seed + 20_011)
+        with run_folder_write(self.run_dir, "held-out replies"):
+            append_replies(self.run_dir, reply_rows(updates, episodes))
 
     def write_samples(self, episodes, comps) -> None:
         rows = sample_records(self.state.iteration, episodes, comps, self.job.ppo.sample_episodes)
@@ -369,11 +387,12 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(
                         reward=f"{metrics.get('reward/reward', float('nan')):.3f}",
-                        kl=f"{metrics.get('policy/kl_ref', float('nan')):.4f}",
+                        kl=f"{metrics.get('policy/kl_ref_k3', float('nan')):.4f}",  # k3: never negative
                     )
                     if self.state.iteration % every == 0 or self.state.iteration == cfg.iterations:
                         save_state(self)
                 if self.state.iteration >= cfg.iterations:
+                    self.nan_guard.check_some_trained(self.state.skipped_batches, self.state.iteration)
                     main_first(self.dist, self.save_final_model)
                 elif self.state.iteration % every:  # stopped by SIGTERM after an unsaved iteration
                     save_state(self)
@@ -403,8 +422,3 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def run_train(job: TrainJob, resume: Path | None = None) -> TrainResult:
-    try:
-        return Trainer(job, resume).train()
-    finally:
-        shutdown()

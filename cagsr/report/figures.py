@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 CURVES = [
     ("reward", ["reward/reward", "eval/reward"]),
     ("reward components", ["reward/coverage", "reward/focus", "reward/repetition"]),
-    ("KL to reference", ["policy/kl_ref", "policy/approx_kl"]),
+    ("KL to reference", ["policy/kl_ref_k3", "policy/kl_ref", "policy/approx_kl"]),
     ("PPO", ["policy/clip_frac", "policy/entropy"]),
     ("critic", ["loss/value", "value/explained_variance"]),
     ("responses", ["policy/response_len", "policy/distinct2", "eval/distinct2"]),

@@ -92,6 +92,16 @@ def section(run: Path, heatmaps: list[bytes]) -> str:
     return "\n".join(parts)
 
 
+# What a run folder of any command holds (train, eval, validity, reproduce): a folder with none of them
+# would give an empty page.
+RUN_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "table.md", "eval.md", "validity/validity.md",
+             "paired.json")
+
+
+def is_run_folder(folder: Path) -> bool:
+    return any((folder / name).exists() for name in RUN_FILES)
+
+
 def build_report(runs: list[Path], heatmaps: dict[Path, list[bytes]] | None = None) -> str:
     curves = training_curves({str(r): read_metrics(r) for r in runs if read_metrics(r)})
     body = ["<h1>cagsr report</h1>"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cagsr.evaluation.paired import compare, verdict
+from cagsr.evaluation.analysis.paired import compare, verdict
 from cagsr.reproduce.tables import CONTENT_ROW, PAPER
 
 MULTI, SINGLE, NO_RL = "CAGSR multi-turn", "CAGSR single-turn (HF)", "No-RL"

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from cagsr.config import from_dict, set_dotted
 from cagsr.data.schema import MathProblem
-from cagsr.evaluation.paired import item_means
+from cagsr.evaluation.analysis.paired import item_means
 from cagsr.ppo.config import TrainJob
 from cagsr.reproduce.claims import METRICS, by_position, claims_for, judge, position_claims, position_set
+from cagsr.reproduce.context import ReproduceContext
 from cagsr.reproduce.heldout import assert_disjoint, make_splits
 from cagsr.reproduce.plan import PLANS, MediumPlan
 from cagsr.reproduce.reward_models import ensure_reward_models
@@ -33,7 +34,7 @@ from cagsr.reproduce.stopping import check_scores, train_until_risen
 from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, Row
 
 
-def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: dict) -> tuple[Path, dict]:
+def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: ReproduceContext) -> tuple[Path, dict]:
     """Supervised model `seed`: its weights' folder and its record, training it when there is no record."""
     folder = out / "sft" / f"seed-{seed}"
     record_file = folder / "sft.json"
@@ -45,12 +46,12 @@ def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: dict) -> tuple
     return folder / "model", record
 
 
-def _train_sft(plan: MediumPlan, data: dict, folder: Path, seed: int, ctx: dict) -> dict:
+def _train_sft(plan: MediumPlan, data: dict, folder: Path, seed: int, ctx: ReproduceContext) -> dict:
     from cagsr.sft.config import SFTJob
     from cagsr.sft.trainer import run_sft
 
     job = from_dict(SFTJob, {"model": {"name": plan.model}, "data": data, "sft": plan.sft,
-                             "run": {"output_dir": str(folder), "seed": seed, **ctx["run"]}})
+                             "run": {"output_dir": str(folder), "seed": seed, **ctx.run}})
     shutil.rmtree(folder, ignore_errors=True)  # an interrupted SFT starts again (its record is written after)
     start = time.perf_counter()
     result = run_sft(job)
@@ -59,44 +60,44 @@ def _train_sft(plan: MediumPlan, data: dict, folder: Path, seed: int, ctx: dict)
             "val_losses": result.val_losses, "seconds": time.perf_counter() - start}
 
 
-def _sft_weights(plan: MediumPlan, ctx: dict, seed: int) -> Path:
+def _sft_weights(plan: MediumPlan, ctx: ReproduceContext, seed: int) -> Path:
     """The weights of supervised model `seed`, trained again when only its record survived (records are
     kept in git, weights are not); the second training is recorded beside the first, which the table
     keeps."""
     sft_seed = seed % plan.sft_seeds
-    model = ctx["sft"][sft_seed]
+    model = ctx.sft[sft_seed]
     if not model.exists():
         scratch = model.parent.with_name(model.parent.name + "-again")
-        again = _train_sft(plan, ctx["data"], scratch, sft_seed, ctx)
+        again = _train_sft(plan, ctx.data, scratch, sft_seed, ctx)
         (scratch / "model").rename(model)
         (model.parent / "sft-again.json").write_text(json.dumps(again, indent=1))
         shutil.rmtree(scratch)
-        ctx["sft_records"][sft_seed]["again"] = again  # the table's record, shown beside it
+        ctx.sft_records[sft_seed]["again"] = again  # the table's record, shown beside it
     return model
 
 
-def _shared_config(plan: MediumPlan, ctx: dict) -> dict:
+def _shared_config(plan: MediumPlan, ctx: ReproduceContext) -> dict:
     """The TrainJob settings every RL row shares (the CAGSR multi-turn row's, before its own overrides)."""
-    config: dict = {"data": ctx["data"]}
+    config: dict = {"data": ctx.data}
     for key, value in plan.ppo.items():
         set_dotted(config, key, value)
     return config
 
 
-def _job(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, iterations: int) -> TrainJob:
-    config: dict = {"model": {"name": str(_sft_weights(plan, ctx, seed))}, "data": ctx["data"],
-                    "run": {"output_dir": str(folder / "run"), "seed": seed, **ctx["run"]}}
+def _job(row: Row, plan: MediumPlan, ctx: ReproduceContext, seed: int, folder: Path, iterations: int) -> TrainJob:
+    config: dict = {"model": {"name": str(_sft_weights(plan, ctx, seed))}, "data": ctx.data,
+                    "run": {"output_dir": str(folder / "run"), "seed": seed, **ctx.run}}
     rule = plan.stop
     for key, value in {**plan.ppo, **row.overrides, "ppo.iterations": iterations,
                        "checkpoints.every": rule.check_every}.items():
         set_dotted(config, key, value)
     if row.reward_model:
         set_dotted(config, "reward.kind", "model")
-        set_dotted(config, "reward.model_path", str(ctx["reward_models"][row.reward_model]))
+        set_dotted(config, "reward.model_path", str(ctx.reward_models[row.reward_model]))
     return from_dict(TrainJob, config)
 
 
-def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, evaluated: bool) -> dict:
+def _train(row: Row, plan: MediumPlan, ctx: ReproduceContext, seed: int, folder: Path, evaluated: bool) -> dict:
     """The row's stop record, training it first (resuming a started run) when there is none, or when
     there is one but neither the weights nor every evaluation of them survived."""
     stop = folder / "stop.json"
@@ -105,17 +106,17 @@ def _train(row: Row, plan: MediumPlan, ctx: dict, seed: int, folder: Path, evalu
     stop.unlink(missing_ok=True)  # stopped, but its weights are gone before it was evaluated: train again
     job = _job(row, plan, ctx, seed, folder, 1)
     reward = (job.reward, job.salience, job.attention, job.rollout.max_steps)  # what the row's reward depends on
-    model = ctx["reward_models"].get(row.reward_model) if row.reward_model else None
+    model = ctx.reward_models.get(row.reward_model) if row.reward_model else None
 
     def scorer(path: Path) -> dict[str, float]:
-        return check_scores(path, ctx["check"], plan.check_eval, job, model)
+        return check_scores(path, ctx.check, plan.check_eval, job, model)
 
     # The supervised model's greedy scores under this row's reward, shared by rows and seeds that agree.
     # The key names the model relative to the output folder, so a moved or cloned folder keeps its baselines.
-    sft_model = ctx["sft"][seed % plan.sft_seeds]
-    name = str(sft_model.relative_to(ctx["out"]))
+    sft_model = ctx.sft[seed % plan.sft_seeds]
+    name = str(sft_model.relative_to(ctx.out))
     key = hashlib.sha256(repr((name, reward, row.reward_model)).encode()).hexdigest()[:16]
-    base_file = ctx["out"] / "check-baselines" / f"{key}.json"
+    base_file = ctx.out / "check-baselines" / f"{key}.json"
     if not base_file.exists():
         base_file.parent.mkdir(parents=True, exist_ok=True)
         base_file.write_text(json.dumps(scorer(_sft_weights(plan, ctx, seed))))
@@ -137,7 +138,7 @@ def _kind(items: list) -> str:
     return "math" if isinstance(items[0], MathProblem) else "dialogue"
 
 
-def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPlan, ctx: dict) -> dict:
+def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPlan, ctx: ReproduceContext) -> dict:
     if saved := _saved_evaluation(folder, name, items, plan):
         return saved
     from cagsr.evaluation.runner import EvalSettings, evaluate
@@ -145,7 +146,7 @@ def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPla
 
     start, settings = time.perf_counter(), EvalSettings(**plan.eval)
     loaded = load_model(str(model))
-    report = evaluate(loaded, items, settings, ctx["consistency"], ctx["embedder"],
+    report = evaluate(loaded, items, settings, ctx.consistency, ctx.embedder,
                       reward=table_reward(ctx, from_dict(TrainJob, _shared_config(plan, ctx)), loaded))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"eval-{name}.json").write_text(json.dumps({
@@ -154,22 +155,23 @@ def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPla
     return json.loads((folder / f"eval-{name}.json").read_text())
 
 
-def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progress: bool) -> dict:
+def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progress: bool) -> ReproduceContext:
     from cagsr.data.config import DataConfig
     from cagsr.data.sources import load_records
-    from cagsr.evaluation.consistency import ensure_consistency_classifier
-    from cagsr.evaluation.embedding import Embedder
+    from cagsr.evaluation.metrics.consistency import ensure_consistency_classifier
+    from cagsr.evaluation.metrics.embedding import Embedder
 
     splits = make_splits(table, plan, out / "data")
     data = {"path": str(splits.pool)}
     pool = load_records(DataConfig(**data))  # what SFT, the reward models and RL read
     assert_disjoint({"pool": pool, "check": splits.check, **splits.sets})  # against what is judged
-    ctx = {"out": out, "data": data, "check": splits.check, "sets": splits.sets, "embedder": Embedder(),
-           "run": {"progress": progress, **({"threads": threads} if threads else {})}}
-    ctx["consistency"] = (ensure_consistency_classifier(pool[:400], name=f"reproduce-{table}",
-                                                        folder=out / "classifier") if table == "dialogue" else None)
-    ctx["reward_models"] = ensure_reward_models(table, pool, out / "reward_models")
-    return ctx
+    embedder = Embedder()  # built in this order before too: the classifier and reward models train after it
+    consistency = (ensure_consistency_classifier(pool[:400], name=f"reproduce-{table}", folder=out / "classifier")
+                   if table == "dialogue" else None)
+    return ReproduceContext(out=out, data=data, sets=splits.sets, check=splits.check, embedder=embedder,
+                            consistency=consistency,
+                            reward_models=ensure_reward_models(table, pool, out / "reward_models"),
+                            run={"progress": progress, **({"threads": threads} if threads else {})})
 
 
 def schedule(rows: list[Row], plan: MediumPlan) -> list[tuple[Row, int]]:
@@ -197,22 +199,21 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
     out.mkdir(parents=True, exist_ok=True)
     ctx = _context(table, plan, out, threads, progress)
     rows = DIALOGUE_ROWS if table == "dialogue" else COT_ROWS
-    rep = Reproduction(table, scale, out, sets={k: len(v) for k, v in ctx["sets"].items()})
-    ctx["sft"], ctx["sft_records"] = {}, {}
+    rep = Reproduction(table, scale, out, sets={k: len(v) for k, v in ctx.sets.items()})
     for seed in range(plan.sft_seeds):
-        ctx["sft"][seed], ctx["sft_records"][seed] = _sft(plan, ctx["data"], out, seed, ctx)
-        rep.sft.append(ctx["sft_records"][seed])
+        ctx.sft[seed], ctx.sft_records[seed] = _sft(plan, ctx.data, out, seed, ctx)
+        rep.sft.append(ctx.sft_records[seed])
     items: dict[tuple[str, str, str], list[dict[str, float]]] = {}
     longest = 0.0
     for row, seed in schedule(rows, plan):
-        if row.reward_model and row.reward_model not in ctx["reward_models"]:
+        if row.reward_model and row.reward_model not in ctx.reward_models:
             rep.unavailable[row.name] = f"no data for the {row.reward_model} reward model"
             continue
-        if problem := row_problem(row, plan.ppo, ctx["data"], plan.model):
+        if problem := row_problem(row, plan.ppo, ctx.data, plan.model):
             rep.unavailable[row.name] = problem
             continue
         folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
-        done = all(_saved_evaluation(folder, name, set_items, plan) for name, set_items in ctx["sets"].items())
+        done = all(_saved_evaluation(folder, name, set_items, plan) for name, set_items in ctx.sets.items())
         spent = time.perf_counter() - began
         if budget_minutes and not done and spent + longest > budget_minutes * 60:
             rep.skipped.append(f"{row.name} (seed {seed})")
@@ -223,23 +224,23 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
             longest = max(longest, time.perf_counter() - start)
     for name in {r.name for r in rows} - set(rep.results) - set(rep.unavailable):
         rep.unavailable[name] = "time budget; a rerun continues"
-    rep.paired = judge(claims_for(table, list(ctx["sets"]), set(rep.results)), items, plan.n_boot, plan.sft_seeds)
+    rep.paired = judge(claims_for(table, list(ctx.sets), set(rep.results)), items, plan.n_boot, plan.sft_seeds)
     if table == "dialogue":
-        main = next(iter(ctx["sets"]))
+        main = next(iter(ctx.sets))
         rep.by_position = judge(position_claims(table, main, set(rep.results)), items, plan.n_boot, plan.sft_seeds)
     return rep
 
 
-def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: dict, rep: Reproduction, items: dict,
+def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: ReproduceContext, rep: Reproduction, items: dict,
               folder: Path, done: bool) -> None:
     start = time.perf_counter()
     if row.rl:
         rep.stops.setdefault(row.name, []).append(_train(row, plan, ctx, seed, folder, done))
         model = folder / "run" / "model"
     else:  # a finished row only reloads its evaluations: no weights needed
-        model = ctx["sft"][seed % plan.sft_seeds] if done else _sft_weights(plan, ctx, seed)
+        model = ctx.sft[seed % plan.sft_seeds] if done else _sft_weights(plan, ctx, seed)
     summary: dict = {}
-    for i, (name, set_items) in enumerate(ctx["sets"].items()):
+    for i, (name, set_items) in enumerate(ctx.sets.items()):
         saved = _evaluate(model, folder, name, set_items, plan, ctx)
         prefix = "" if i == 0 else f"{name}/"
         summary |= {f"{prefix}{k}": v for k, v in saved["summary"].items()}

@@ -10,9 +10,9 @@ from cagsr.reproduce.tables import SHARED
 
 def ensure_reward_models(table: str, train_records: list, folder: Path) -> dict[str, Path]:
     """Train once (or reuse): folder/synthetic always, folder/human when the human-labelled file exists."""
-    from cagsr.evaluation.preferences import synthetic_preference_pairs
-    from cagsr.evaluation.reward_model import train_bradley_terry, train_pointwise
-    from cagsr.evaluation.taskmaster import read_taskmaster_rewards
+    from cagsr.data.taskmaster import read_taskmaster_rewards
+    from cagsr.evaluation.reward_models.model import train_bradley_terry, train_pointwise
+    from cagsr.evaluation.reward_models.preferences import synthetic_preference_pairs
 
     out: dict[str, Path] = {}
     synthetic = folder / "synthetic"

@@ -24,6 +24,7 @@ from cagsr.data.sources import load_records, split_records
 from cagsr.evaluation.runner import EvalSettings, evaluate
 from cagsr.models.registry import load_model
 from cagsr.ppo.config import TrainJob
+from cagsr.reproduce.context import ReproduceContext
 from cagsr.reproduce.reward_models import ensure_reward_models
 from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, SCALES, Row, data_source
 from cagsr.sft.config import SFTJob
@@ -102,17 +103,17 @@ def row_problem(row: Row, overrides: dict, data: dict, model: str) -> str | None
     return None
 
 
-def _run_row(row: Row, seed: int, ctx: dict) -> tuple[dict, list[dict], float]:
-    folder = ctx["out"] / "rows" / slug(row.name) / f"seed-{seed}"
+def _run_row(row: Row, seed: int, spec: dict, ctx: ReproduceContext) -> tuple[dict, list[dict], float]:
+    folder = ctx.out / "rows" / slug(row.name) / f"seed-{seed}"
     start = time.perf_counter()
-    model_path = ctx["sft"]
+    model_path = ctx.sft[0]
     if row.rl:
         if not (folder / "model" / "config.json").exists():
             from cagsr.ppo.trainer import Trainer
 
             shutil.rmtree(folder, ignore_errors=True)
-            job = train_job(row, ctx["spec"], ctx["data"], str(ctx["sft"]), seed, folder, ctx["progress"],
-                            ctx["reward_models"])
+            job = train_job(row, spec, ctx.data, str(ctx.sft[0]), seed, folder, ctx.run["progress"],
+                            ctx.reward_models)
             Trainer(job).train()
             # A row is rerun from scratch if interrupted, so its checkpoints (~0.5 GB each for
             # SmolLM2) are never read again: keep the final model only.
@@ -122,10 +123,10 @@ def _run_row(row: Row, seed: int, ctx: dict) -> tuple[dict, list[dict], float]:
     if eval_file.exists():
         saved = json.loads(eval_file.read_text())
         return saved["summary"], saved["rows"], saved["seconds"]
-    settings = EvalSettings(engine=row.eval_engine, **ctx["spec"]["eval"])
+    settings = EvalSettings(engine=row.eval_engine, **spec["eval"])
     loaded = load_model(str(model_path))
-    shared = train_job(Row("shared"), ctx["spec"], ctx["data"], str(ctx["sft"]), 0, ctx["out"], False, {})
-    report = evaluate(loaded, ctx["split"], settings, ctx["consistency"], ctx["embedder"],
+    shared = train_job(Row("shared"), spec, ctx.data, str(ctx.sft[0]), 0, ctx.out, False, {})
+    report = evaluate(loaded, ctx.main_set, settings, ctx.consistency, ctx.embedder,
                       reward=table_reward(ctx, shared, loaded))
     seconds = time.perf_counter() - start
     folder.mkdir(parents=True, exist_ok=True)
@@ -133,40 +134,42 @@ def _run_row(row: Row, seed: int, ctx: dict) -> tuple[dict, list[dict], float]:
     return report.summary, report.rows, seconds
 
 
-def table_reward(ctx: dict, shared: TrainJob, loaded):
+def table_reward(ctx: ReproduceContext, shared: TrainJob, loaded):
     """The reward every row of a table is scored with: the one the table's CAGSR multi-turn row trains on (the
     shared settings, salience fitted on the RL training records), so the reward column compares all rows
     under one reward; each row's own reward decides only when it stops (stopping.check_scores). Built once."""
-    if "table_reward" not in ctx:
+    if ctx.table_reward is None:
         from cagsr.reproduce.stopping import job_reward
 
-        ctx["table_reward"] = job_reward(shared, loaded)
-    return ctx["table_reward"]
+        ctx.table_reward = job_reward(shared, loaded)
+    return ctx.table_reward
 
 
 def reproduce(table: str, scale: str, seeds: int, out: Path, progress: bool = True) -> Reproduction:
-    from cagsr.evaluation.consistency import ensure_consistency_classifier
-    from cagsr.evaluation.embedding import Embedder
+    from cagsr.evaluation.metrics.consistency import ensure_consistency_classifier
+    from cagsr.evaluation.metrics.embedding import Embedder
 
     spec, data = SCALES[scale], data_source(table, scale)
     records = load_records(from_dict(DataConfig, data))
     train, val = split_records(records, 0.1, 0)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = {"out": out, "spec": spec, "data": data, "progress": progress, "split": (val or train)[: spec["eval_records"]],
-           "embedder": Embedder(), "sft": _sft(spec, data, out, progress)}
-    ctx["consistency"] = (ensure_consistency_classifier(train[:400], name=f"reproduce-{table}",
-                                                        folder=out / "classifier") if table == "dialogue" else None)
-    ctx["reward_models"] = ensure_reward_models(table, train, out / "reward_models")
+    embedder, sft = Embedder(), _sft(spec, data, out, progress)
+    consistency = (ensure_consistency_classifier(train[:400], name=f"reproduce-{table}", folder=out / "classifier")
+                   if table == "dialogue" else None)
+    ctx = ReproduceContext(out=out, data=data, sets={"heldout": (val or train)[: spec["eval_records"]]},
+                           embedder=embedder, consistency=consistency,
+                           reward_models=ensure_reward_models(table, train, out / "reward_models"),
+                           run={"progress": progress}, sft={0: sft})
     result = Reproduction(table, scale, out)
     rows = DIALOGUE_ROWS if table == "dialogue" else COT_ROWS
     for row in rows:
-        if row.reward_model and row.reward_model not in ctx["reward_models"]:
+        if row.reward_model and row.reward_model not in ctx.reward_models:
             continue  # e.g. no human-labelled data for this table: the row is reported as n/a
         if problem := row_problem(row, spec["ppo"], data, spec["model"]):
             result.unavailable[row.name] = problem
             continue
         for seed in range(seeds):
-            summary, eval_rows, seconds = _run_row(row, seed, ctx)
+            summary, eval_rows, seconds = _run_row(row, seed, spec, ctx)
             result.results.setdefault(row.name, []).append(summary)
             result.compute.setdefault(row.name, []).append(seconds)
             result.eval_rows += [{**r, "system": row.name, "seed": seed,

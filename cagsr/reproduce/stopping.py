@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from cagsr.evaluation.paired import align, item_means, paired_bootstrap
+from cagsr.evaluation.analysis.paired import align, item_means, paired_bootstrap
 from cagsr.ppo.config import TrainJob
 from cagsr.reproduce.plan import StopRule
 from cagsr.utils.logging import read_metrics
@@ -49,7 +49,7 @@ def check_scores(model_path: Path, items: list, settings, job: TrainJob, reward_
     if reward_model is None:
         return item_means(report.rows, "reward")
     from cagsr.data.schema import Dialogue
-    from cagsr.evaluation.reward_model import RewardModel
+    from cagsr.evaluation.reward_models.model import RewardModel
 
     model = RewardModel.load(reward_model)
     records = {r.id: r for r in items}

@@ -255,3 +255,17 @@ def find_definition(model: str | Path) -> RewardDefinition | None:
         if (folder / FILE).is_file():
             return RewardDefinition.load(folder)
     return None
+
+
+def command_definition(job, loaded, corpus, max_steps: int):
+    """The reward a command that reads a model scores with: the run's own definition (job.reward_from = run and
+    --model a run folder that has one), else the one the job's settings define, salience fitted on corpus()."""
+    import sys
+
+    if getattr(job, "reward_from", "settings") == "run" and (found := find_definition(job.model.name)) is not None:
+        print(f"scoring with the reward of {job.model.name} (its reward.yaml; --reward-from settings for this "
+              "command's own)", file=sys.stderr)
+        return found
+    return define_reward(getattr(job, "reward", None) or RewardConfig(), getattr(job, "salience", None) or
+                        SalienceConfig(), getattr(job, "attention", None) or AttentionConfig(), max_steps=max_steps,
+                        corpus=corpus(), encoder_decoder=loaded.is_encoder_decoder)

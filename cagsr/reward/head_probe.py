@@ -5,7 +5,7 @@
       head_probe: {heads: "18.6,17.3", features: [lookback], weights: [0.4, -0.1], bias: 0.0,
                    mean: [0.61, 0.55], scale: [0.08, 0.11]}
 
-`cagsr calibrate --mode head_probe` fits it (ridge over standardised features, cagsr.evaluation.head_probe)
+`cagsr calibrate --mode head_probe` fits it (ridge over standardised features, cagsr.evaluation.analysis.head_probe)
 and writes such a preset. The capture pass keeps per-head statistics of the probe's heads only
 (cagsr.attention.heads), each turn's feature is the mean over the turn's tokens, and the turn reward is
 ((x - mean) / scale) . weights + bias. Shapes: R rows, S response tokens, F heads, D = F x features.

@@ -34,8 +34,8 @@ ATTENTION = "attention"
 """The history-aware attention reward, computed from the capture pass itself (not a table entry)."""
 
 REWARDS: dict[str, str] = {
-    "model": "cagsr.evaluation.reward_model:reward_model_reward",
-    "correctness": "cagsr.evaluation.task_rewards:answer_correctness",
+    "model": "cagsr.evaluation.reward_models.model:reward_model_reward",
+    "correctness": "cagsr.evaluation.reward_models.task_rewards:answer_correctness",
     "length": "cagsr.reward.builtin:response_words",
 }
 """Built-in rewards: name -> import path of fn(episodes, job) -> [E, T]."""

@@ -22,7 +22,8 @@ class ScoringConfig:
     laid end to end without padding up to this budget; a longer sequence gets a pass of its own."""
 
     packed_weights: bool = True
-    """The no-grad passes (score, reference, critic) run their Linear layers with oneDNN-packed weights where
+    """The no-grad passes (score, reference, critic) run their Linear layers with weights reordered into
+    oneDNN's blocked layout (rollout/engines/onednn.py; nothing to do with the packed layout above) where
     that exists (fp32 on CPU): about 2x the matmul rate of torch's default kernel on this project's CPU, equal
     up to float rounding (~1e-5 relative). The update needs gradients and always uses the default kernel."""
 

@@ -5,22 +5,30 @@ the held-out evaluation of a run, heatmaps.
     both = probe_versions(episodes, loaded, definition, {"all": terms_a, "content": terms_b})
     rows, scores, rewards = score_heldout(loaded, episodes, definition, scoring, job)   # what a run logs
     plot_episodes(episodes[:3], loaded, definition, out_dir)    # heatmap PNGs
+    pngs = run_heatmaps(run_dir, 3)                             # a run's sample episode, final model
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import tempfile
 from pathlib import Path
 
 import torch
 
 from cagsr.attention.capture import forward_with_capture
-from cagsr.models.registry import LoadedModel
+from cagsr.attention.config import AttentionConfig
+from cagsr.data.schema import Dialogue, Utterance
+from cagsr.models.registry import LoadedModel, load_model
 from cagsr.reward.attention_reward import sink_mask
 from cagsr.reward.combine import LOGGED, TurnRewards
-from cagsr.reward.config import parse_sinks
-from cagsr.reward.definition import AttentionTerms, RewardDefinition
+from cagsr.reward.config import RewardConfig, parse_sinks
+from cagsr.reward.definition import AttentionTerms, RewardDefinition, define_reward, find_definition
+from cagsr.rollout.config import RolloutConfig
 from cagsr.rollout.episode import Episode
+from cagsr.rollout.recorded import recorded_episodes
+from cagsr.salience.config import SalienceConfig
 from cagsr.salience.masks import Salience
 from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.passes import PolicyScores, score_rows, score_versions
@@ -139,3 +147,25 @@ def plot_episodes(episodes: list[Episode], loaded: LoadedModel, definition: Rewa
                 [tok.decode([i]) for i in action.response_ids], title, path, sink_flags(action, loaded, reward),
                 reward.history_tokens == "content"))
     return paths
+
+
+def run_heatmaps(run: Path, limit: int) -> list[bytes]:
+    """Heatmaps of the run's last sample episode, re-scored with its final model under the run's reward
+    definition (its salience with the fitted IDF table, capture settings and sink tokens)."""
+    samples = run / "samples.jsonl"
+    if not (run / "model" / "config.json").exists() or not samples.exists():
+        return []
+    first = json.loads(samples.read_text(encoding="utf-8").splitlines()[-1])
+    if first["kind"] != "dialogue":
+        return []
+    dialogue = Dialogue(id=first["record_id"], turns=[Utterance(u["role"], u["text"] or "…")
+                                                      for u in first["conversation"]])
+    loaded = load_model(str(run))
+    episodes = recorded_episodes([dialogue], loaded, max_turns=limit)
+    # A run written before reward definitions were saved: the paper's reward, salience fitted on the dialogue.
+    definition = find_definition(run) or define_reward(
+        RewardConfig(), SalienceConfig(), AttentionConfig(), max_steps=RolloutConfig().max_steps,
+        corpus=[u.text for u in dialogue.turns], encoder_decoder=loaded.is_encoder_decoder)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = plot_episodes(episodes, loaded, definition, Path(tmp))
+        return [p.read_bytes() for p in paths]

@@ -89,7 +89,7 @@ def test_every_command_honours_run_threads():
     """run.threads applies when the flags are parsed, not only in the trainers that set it."""
     import torch
 
-    from cagsr.cli.reproduce import ReproduceJob
+    from cagsr.reproduce.job import ReproduceJob
 
     before = torch.get_num_threads()
     parser = JobParser(prog="cagsr reproduce")

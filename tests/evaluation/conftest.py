@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cagsr.data.readers import read_jsonl_records
-from cagsr.evaluation.embedding import Embedder
+from cagsr.evaluation.metrics.embedding import Embedder
 
 
 @pytest.fixture(scope="session")

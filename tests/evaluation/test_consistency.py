@@ -10,7 +10,7 @@ import pytest
 from cagsr.data.generate import generate_dialogues
 from cagsr.errors import DataError
 from cagsr.evaluation.config import ConsistencyConfig
-from cagsr.evaluation.consistency import (
+from cagsr.evaluation.metrics.consistency import (
     ConsistencyClassifier,
     build_pairs,
     ensure_consistency_classifier,
@@ -65,7 +65,7 @@ def test_recorded_responses_score_above_borrowed_ones(trained, star):
 
 def test_saved_classifier_is_reused_and_round_trips(trained, star, embedder, monkeypatch):
     clf, folder = trained
-    import cagsr.evaluation.consistency as module
+    import cagsr.evaluation.metrics.consistency as module
 
     def no_training(*args, **kwargs):
         raise AssertionError("retrained although a matching classifier was saved")

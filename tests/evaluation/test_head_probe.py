@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from cagsr.evaluation.head_probe import (
+from cagsr.evaluation.analysis.head_probe import (
     correlation,
     fit_probe,
     group_folds,
@@ -83,7 +83,7 @@ def test_paired_difference_uses_the_same_resamples():
 
 def test_conversation_groups_join_shared_contexts_and_continued_dialogues():
     from cagsr.data.schema import Utterance as U
-    from cagsr.evaluation.head_features import conversation_groups
+    from cagsr.evaluation.analysis.head_features import conversation_groups
 
     hi, a1, u2 = U("user", "hi"), U("agent", "hello"), U("user", "how are you")
     other = U("user", "hey there")

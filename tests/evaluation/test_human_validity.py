@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from cagsr.attention.config import AttentionConfig
+from cagsr.data.taskmaster import read_labelled_replies, sample_per_label
 from cagsr.errors import DataError
-from cagsr.evaluation.calibrate import calibrate, split_groups
-from cagsr.evaluation.human_validity import TAU_GRID, auc_table, holds, score_replies
-from cagsr.evaluation.taskmaster import read_labelled_replies, sample_per_label
-from cagsr.evaluation.validity import auc, auc_ci
+from cagsr.evaluation.analysis.calibrate import calibrate, split_groups
+from cagsr.evaluation.analysis.human_validity import TAU_GRID, auc_table, holds, score_replies
+from cagsr.evaluation.analysis.validity import auc, auc_ci
 from cagsr.reward.config import RewardConfig
 from cagsr.salience.masks import Salience
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cagsr.evaluation.metrics import (
+from cagsr.evaluation.analysis.validity import spearman_ci
+from cagsr.evaluation.metrics.scores import (
     BertScorer,
     answer_correct,
     coherence,
@@ -16,7 +17,6 @@ from cagsr.evaluation.metrics import (
     latency_summary,
     normalise_step,
     sentence_bleu,
-    spearman_ci,
     split_steps,
     step_correctness,
 )

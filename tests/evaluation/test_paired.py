@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from cagsr.evaluation.paired import (
+from cagsr.evaluation.analysis.paired import (
     HOLDS,
     NOT_SHOWN,
     REVERSED,

@@ -7,18 +7,17 @@ import random
 
 import pytest
 
+from cagsr.data.labelled import read_preference_file, render_history
 from cagsr.data.schema import Dialogue, MathProblem, Utterance
+from cagsr.data.taskmaster import read_taskmaster_rewards, render_api_call, render_api_result
 from cagsr.errors import DataError
-from cagsr.evaluation.embedding import render_history
-from cagsr.evaluation.preferences import (
+from cagsr.evaluation.reward_models.preferences import (
     dialogue_candidates,
     matching_steps,
     math_candidates,
     ngram_overlap,
-    read_preference_file,
     synthetic_preference_pairs,
 )
-from cagsr.evaluation.taskmaster import read_taskmaster_rewards, render_api_call, render_api_result
 
 
 def dialogue(i: int, domain: str = "bank") -> Dialogue:

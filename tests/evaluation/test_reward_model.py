@@ -7,11 +7,17 @@ import json
 import numpy as np
 import pytest
 
+from cagsr.data.labelled import LabelledResponse, PreferencePair
+from cagsr.data.taskmaster import read_taskmaster_rewards
 from cagsr.errors import DataError
 from cagsr.evaluation.config import RewardModelConfig
-from cagsr.evaluation.preferences import LabelledResponse, PreferencePair, synthetic_preference_pairs
-from cagsr.evaluation.reward_model import RewardModel, split_groups, train_bradley_terry, train_pointwise
-from cagsr.evaluation.taskmaster import read_taskmaster_rewards
+from cagsr.evaluation.reward_models.model import (
+    RewardModel,
+    split_groups,
+    train_bradley_terry,
+    train_pointwise,
+)
+from cagsr.evaluation.reward_models.preferences import synthetic_preference_pairs
 
 FAST = RewardModelConfig(hidden=64, epochs=40)
 # A larger held-out share: these slices are small, and more held-out pairs make the accuracy less noisy.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cagsr.evaluation.metrics import step_correctness
-from cagsr.evaluation.step_threshold import PARAPHRASES, change_last_number, measure, table
+from cagsr.evaluation.metrics.scores import step_correctness
+from cagsr.evaluation.metrics.step_threshold import PARAPHRASES, change_last_number, measure, table
 
 
 def test_change_last_number():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cagsr.evaluation.validity import (
+from cagsr.evaluation.analysis.validity import (
     aggregate_episodes,
     reward_hacking_check,
     trend,

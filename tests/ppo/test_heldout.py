@@ -2,11 +2,18 @@
 
 import json
 import math
+import re
 
 import pytest
 
+import cagsr.api as api
+from cagsr.api import build_job
 from cagsr.cli.main import main
-from cagsr.ppo.heldout import before_after, bootstrap_change, bootstrap_mean, read_rows, render_table
+from cagsr.evaluation.analysis.bootstrap import bootstrap_change, bootstrap_mean
+from cagsr.ppo.config import TrainJob
+from cagsr.ppo.heldout import before_after, read_rows, render_table
+from cagsr.ppo.replies import before_after_replies, read_replies
+from cagsr.ppo.trainer import Trainer
 
 
 def block(name, updates, rewards):
@@ -36,19 +43,69 @@ def test_table_compares_the_first_and_the_last_evaluation():
     assert before_after(block("a", 0, [0.1])) is None  # one evaluation: nothing to compare
 
 
-def test_train_ends_with_the_table_and_the_report(tmp_path, capsys):
+SMALL = ["--run.threads", "1", "--ppo.iterations", "2", "--ppo.epochs", "1", "--rollout.episodes", "2",
+         "--rollout.turns", "1", "--ppo.eval_episodes", "2", "--ppo.lr", "0.01"]
+
+
+def test_train_ends_with_the_table_the_replies_and_the_report(tmp_path, capsys):
     run = tmp_path / "run"
-    main(["train", "--config", "tiny", "--run.threads", "1", "--ppo.iterations", "2", "--ppo.epochs", "1",
-          "--rollout.episodes", "2", "--rollout.turns", "1", "--ppo.eval_episodes", "2", "--output-dir", str(run)])
+    main(["train", "--config", "tiny", *SMALL, "--output-dir", str(run)])
     out, err = capsys.readouterr()
-    assert "# Held-out metrics before and after training" in err and "| kl_ref |" in err
+    assert "# Held-out metrics before and after training" in err and "| kl_ref_k3 |" in err
+    assert "| kl_ref |" not in err  # k1 can be negative on a sample: logs only
     assert f"report: {run / 'report.html'}" in err
     assert json.loads(out.splitlines()[-1])["report"] == str(run / "report.html")
-    assert (run / "report.html").read_text().count("Held-out metrics before and after training") == 1
-    assert (run / "table.md").read_text() in err
+    page = (run / "report.html").read_text()
+    assert page.count("Held-out metrics before and after training") == 1
+    assert page.count("The same held-out prompts, before and after training") == 1
+    table = (run / "table.md").read_text()
+    metrics_part, _, replies_part = table.partition("# The same held-out prompts")
+    assert metrics_part.strip() in err and "| prompt | before (0) | after (2) |" in replies_part
+    replies_at = err.index("The same held-out prompts, greedy, before (0 PPO updates) and after (2):")
+    assert err.index(f"report: {run / 'report.html'}") < err.index("# Held-out metrics") < replies_at
+    assert err.rstrip().splitlines()[-1].startswith("   after: ")  # the terminal ends with the replies
     rows = read_rows(run)
     first = [r for r in rows if r["updates"] == 0]
     last = [r for r in rows if r["updates"] == 2]
     assert len(first) == len(last) == 2 and [r["episode"] for r in first] == [r["episode"] for r in last]
-    assert all(abs(r["kl_ref"]) < 1e-5 for r in first)  # before any update the policy is the reference
+    assert all(abs(r["kl_ref"]) < 1e-5 and abs(r["kl_ref_k3"]) < 1e-5 for r in first)  # policy = reference
+    assert all(r["kl_ref_k3"] >= 0 for r in rows)
     assert {"reward", "coverage", "focus", "repetition", "response_words"} <= set(first[0])
+    replies = read_replies(run)
+    assert [r["updates"] for r in replies] == [0, 0, 2, 2]  # ppo.sample_episodes = 2 prompts, both ends
+    assert [r["episode"] for r in replies[:2]] == [r["episode"] for r in replies[2:]]
+    assert [u["text"] for u in replies[0]["conversation"] if u["role"] == "user"] == \
+        [u["text"] for u in replies[2]["conversation"] if u["role"] == "user"]  # the same prompts
+
+
+def test_greedy_replies_repeat_exactly_while_the_weights_do_not_change(tmp_path):
+    """The before/after pairs show what training changed, not sampling noise: with the same weights the
+    greedy replies to the same prompts are the same."""
+    trainer = Trainer(build_job(TrainJob, "tiny", {"run.output_dir": str(tmp_path / "run"), "run.threads": 1}))
+    trainer.answer_held_out(updates=0)
+    trainer.answer_held_out(updates=0)
+    pairs = before_after_replies(read_replies(trainer.run_dir))
+    turns = [t for ep in pairs["episodes"] for t in ep["turns"]]
+    assert len(pairs["episodes"]) == 2 and turns and all(t["before"] == t["after"] for t in turns)
+
+
+def test_the_api_and_the_command_leave_the_same_run_folder(tmp_path, capsys):
+    """cagsr.api.train runs the same job as `cagsr train`: the same files, the same table rows."""
+    main(["train", "--config", "tiny", *SMALL, "--output-dir", str(tmp_path / "cli")])
+    capsys.readouterr()
+    overrides = {SMALL[i].removeprefix("--"): SMALL[i + 1] for i in range(0, len(SMALL), 2)}
+    result = api.train("tiny", overrides | {"run.output_dir": str(tmp_path / "api")})
+    cli, via_api = tmp_path / "cli", tmp_path / "api"
+    assert files(cli) == files(via_api)
+    assert rows_of(cli / "table.md") == rows_of(via_api / "table.md") and rows_of(cli / "table.md")
+    assert result.table and result.report == via_api / "report.html"
+
+
+def files(run) -> set[str]:
+    """Relative paths, TensorBoard's event file named without its host and time stamp."""
+    return {re.sub(r"events\.out\.tfevents\..*", "events.out.tfevents", str(p.relative_to(run)))
+            for p in run.rglob("*") if p.is_file()}
+
+
+def rows_of(table) -> list[str]:
+    return [line for line in table.read_text().splitlines() if line.startswith("|")]

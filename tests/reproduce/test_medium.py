@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cagsr.data.generate import generate_math
-from cagsr.evaluation.paired import item_means
+from cagsr.evaluation.analysis.paired import item_means
 from cagsr.reproduce import stopping
 from cagsr.reproduce.claims import MULTI, NO_RL, SINGLE, by_position, claims_for, judge, position_claims
 from cagsr.reproduce.heldout import assert_disjoint, make_splits

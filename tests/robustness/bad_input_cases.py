@@ -196,6 +196,8 @@ MODEL_FIT = [
     Case("unknown_hub_name", "org/no-such-model: not a preset", args=["--model", "org/no-such-model"]),
     Case("unknown_name_with_space", "no such model: not a preset", args=["--model", "no such model"]),
     Case("unknown_relative_path", "./missing-model: not a preset", args=["--model", "./missing-model"]),
+    Case("model_config_not_json", "broken/config.json:1: invalid JSON", args=["--model", "{tmp}/broken"],
+         setup=lambda tmp: (tmp / "broken").mkdir() or (tmp / "broken" / "config.json").write_text("{oops\n")),
 ]
 
 

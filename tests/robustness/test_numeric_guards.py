@@ -69,7 +69,7 @@ def test_a_nan_batch_is_skipped_warned_and_counted(tmp_path):
         trainer.train()
     skipped = [str(w.message) for w in caught if "batch skipped" in str(w.message)]
     assert skipped == [
-        "iteration 1: NaN/Inf in rewards, advantages, log-probs or values: batch skipped (1 so far)"
+        "iteration 1: reward/nan_first returned NaN for 2 of 2 turns: batch skipped (1 so far)"
     ]
     first, second = metrics(tmp_path / "run")
     assert (
@@ -102,8 +102,8 @@ def test_persistent_nan_stops_with_one_line_and_no_final_model(tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2
     assert err == (
-        "cagsr train: error: 2 batches in a row had NaN/Inf values (NaN/Inf in rewards, advantages, "
-        "log-probs or values); stopping before a corrupted checkpoint is written (lower ppo.lr or check "
+        "cagsr train: error: 2 batches in a row had NaN/Inf values (reward/always_inf returned Inf for 2 of 2 "
+        "turns); stopping before a corrupted checkpoint is written (lower ppo.lr or check "
         "the data and reward)"
     )
     run = tmp_path / "run"

@@ -44,7 +44,7 @@ def test_prompts_have_exact_length_and_end_token_is_unreachable():
 def test_floor_formula():
     loaded = bench_model("tiny-llama", "cpu", "float32")
     cost = model_cost(loaded.model)
-    machine = Machine(copy_gbs=10.0, read_gbs=20.0, mm_gflops=50.0, packed_gflops=100.0)
+    machine = Machine(copy_gbs=10.0, read_gbs=20.0, mm_gflops=50.0, onednn_gflops=100.0)
     assert machine.bandwidth == 20e9 and machine.flops == 100e9
     b, n, s = 4, 100, 10
     prefill = 2 * cost.layer_params * b * n + 4 * cost.layers * cost.heads * cost.head_dim * b * n * n / 2

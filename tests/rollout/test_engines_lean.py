@@ -81,11 +81,11 @@ def ending_mid_way(kind: str) -> LoadedModel:
     return tiny(kind, eos=first[0][4])
 
 
-@pytest.mark.parametrize(("kind", "packed"), [("llama", False), ("llama", True), ("t5", None)])
-def test_greedy_matches_transformers(kind, packed):
+@pytest.mark.parametrize(("kind", "onednn"), [("llama", False), ("llama", True), ("t5", None)])
+def test_greedy_matches_transformers(kind, onednn):
     loaded = ending_mid_way(kind)
     expected = [c[0] for c in HFEngine(loaded).generate(prompts(), GREEDY)]
-    got = [c[0] for c in LeanEngine(loaded, packed=packed).generate(prompts(), GREEDY)]
+    got = [c[0] for c in LeanEngine(loaded, onednn=onednn).generate(prompts(), GREEDY)]
     assert [c.token_ids for c in got] == [c.token_ids for c in expected]
     assert [c.finished for c in got] == [c.finished for c in expected]
     assert any(c.finished for c in got) and not all(c.finished for c in got)
@@ -181,9 +181,9 @@ def test_session_falls_back_when_prompt_diverges():
         engine.generate(batch, GREEDY, sessions=[0, 0, 1, 2])
 
 
-def test_packed_weights_follow_in_place_updates():
+def test_onednn_weights_follow_in_place_updates():
     loaded = tiny("llama")
-    engine = LeanEngine(loaded, packed=True)
+    engine = LeanEngine(loaded, onednn=True)
     before = greedy_ids(engine, prompts())
     with torch.no_grad():
         for p in loaded.model.parameters():
@@ -225,18 +225,18 @@ def test_supports_and_auto():
 
 
 def test_lora_policy_matches_transformers():
-    """LoRA-wrapped projections keep their adapter: they are not packed, the rest is."""
+    """LoRA-wrapped projections keep their adapter: they keep their own weights, the rest run with oneDNN's."""
     from peft import LoraConfig, get_peft_model
 
     loaded = tiny("llama")
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     loaded.model = get_peft_model(loaded.model, lora).eval()
-    assert greedy_ids(LeanEngine(loaded, packed=True), prompts()) == greedy_ids(HFEngine(loaded), prompts())
+    assert greedy_ids(LeanEngine(loaded, onednn=True), prompts()) == greedy_ids(HFEngine(loaded), prompts())
 
 
 @pytest.mark.slow
 def test_smollm2_greedy_and_capture():
-    """Real chat prompts, the packed default path: greedy equals transformers; capture equals the teacher-forced pass."""
+    """Real chat prompts, the oneDNN default path: greedy equals transformers; capture equals the teacher-forced pass."""
     from cagsr.data.schema import Utterance
     from cagsr.formatting import format_history
     from cagsr.models.registry import load_model

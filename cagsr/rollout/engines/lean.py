@@ -38,7 +38,7 @@ from cagsr.models.registry import LoadedModel
 from cagsr.rollout.engines.base import Completion, SamplingConfig
 from cagsr.rollout.engines.hf import split_completion
 from cagsr.rollout.engines.kv import CachedRow, Sessions, StaticKV, copy_prefix
-from cagsr.rollout.engines.onednn import fast_no_grad, packing_available
+from cagsr.rollout.engines.onednn import fast_no_grad, onednn_available
 from cagsr.rollout.engines.sampling import choose, make_generator, token_logprobs
 from cagsr.utils.modules import unwrap_peft
 
@@ -136,14 +136,14 @@ class LeanEngine:
 
     name = "lean"
 
-    def __init__(self, loaded: LoadedModel, capture_layers: int = 0, packed: bool | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, capture_layers: int = 0, onednn: bool | None = None) -> None:
         """capture_layers: capture attention of the last L' layers while decoding (0: off).
-        packed: run Linear layers with oneDNN-packed weights (None: wherever available, i.e. fp32 CPU)."""
+        onednn: run Linear layers with oneDNN-layout weights (None: wherever available, i.e. fp32 CPU)."""
         if not self.supports(loaded):
             raise ValueError(f"lean engine: unsupported model type {loaded.model.config.model_type!r}")
         self.loaded = loaded
         self.capture_layers = capture_layers
-        self.pack = packed
+        self.onednn = onednn
         self.sessions = Sessions()
         self.last_stats: dict[str, int] = {}
         """prompt_tokens, reused_tokens and prefill_columns (B x new columns) of the last call."""
@@ -184,21 +184,21 @@ class LeanEngine:
                 from cagsr.rollout.engines.lean_t5 import generate_seq2seq
 
                 return generate_seq2seq(self.loaded, prompts, sampling, seed, self.capture_layers,
-                                        self._packing(unwrap_peft(model)))  # fmt: skip
+                                        self._onednn(unwrap_peft(model)))  # fmt: skip
             return self._generate_decoder(prompts, sampling, seed, keys)
         finally:
             model.train(was_training)
 
-    def packed_inference(self):
-        """Context: no-grad forwards of the policy (e.g. the capture pass) run with the packed weights too."""
-        return self._packing(unwrap_peft(self.loaded.model))
+    def onednn_inference(self):
+        """Context: no-grad forwards of the policy (e.g. the capture pass) run with the oneDNN weights too."""
+        return self._onednn(unwrap_peft(self.loaded.model))
 
-    def _packing(self, model: nn.Module):
-        """Context running the model's plain Linear layers with packed weights, or a no-op."""
+    def _onednn(self, model: nn.Module):
+        """Context running the model's plain Linear layers with oneDNN weights, or a no-op."""
         param = next(model.parameters())
-        if self.pack is True and not packing_available(param.device, param.dtype):
-            raise ValueError("lean engine: packed=True needs an fp32 CPU model and oneDNN")
-        return fast_no_grad(model, enabled=self.pack is not False)
+        if self.onednn is True and not onednn_available(param.device, param.dtype):
+            raise ValueError("lean engine: onednn=True needs an fp32 CPU model and oneDNN")
+        return fast_no_grad(model, enabled=self.onednn is not False)
 
     def _generate_decoder(self, prompts, sampling: SamplingConfig, seed, keys) -> list[list[Completion]]:
         model, k, steps = unwrap_peft(self.loaded.model), sampling.num_candidates, sampling.max_new_tokens
@@ -210,7 +210,7 @@ class LeanEngine:
             heads = model.config.num_attention_heads * len(modules)
             capture = FusedCapture(cache.valid.shape[0], steps, p, heads, cache.kv.device)
             taps = dict.fromkeys(modules, capture)
-        with routed(model, LEAN_ATTENTION, taps), self._packing(model):
+        with routed(model, LEAN_ATTENTION, taps), self._onednn(model):
             logits = self._prefill(model, cache, ids, pos, k, capture)
             tokens, logps, fed = self._decode(model, cache, logits, pos[:, -1].repeat_interleave(k) + 1, p, sampling,
                                               make_generator(seed, cache.kv.device), capture)  # fmt: skip

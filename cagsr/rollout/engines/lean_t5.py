@@ -61,7 +61,7 @@ def _step(model, enc: Tensor, enc_mask: Tensor, cache: EncoderDecoderCache, toke
 
 
 def generate_seq2seq(loaded: LoadedModel, prompts: list[list[int]], sampling: SamplingConfig,
-                     seed: int | None, capture_layers: int, packing=None) -> list[list[Completion]]:  # fmt: skip
+                     seed: int | None, capture_layers: int, onednn=None) -> list[list[Completion]]:  # fmt: skip
     """B prompts -> B lists of K completions (CapturedCompletion when capture_layers > 0)."""
     model, k, steps = unwrap_peft(loaded.model), sampling.num_candidates, sampling.max_new_tokens
     eos, pad = loaded.eos_token_id, loaded.tokenizer.pad_token_id
@@ -75,7 +75,7 @@ def generate_seq2seq(loaded: LoadedModel, prompts: list[list[int]], sampling: Sa
         capture = lean.FusedCapture(len(prompts) * k, steps, ids.shape[1], heads, device)
         taps = dict.fromkeys(modules, capture)
     generator = make_generator(seed, device)
-    with routed(model, LEAN_T5_ATTENTION, taps), packing or nullcontext():
+    with routed(model, LEAN_T5_ATTENTION, taps), onednn or nullcontext():
         enc = model.get_encoder()(input_ids=ids, attention_mask=enc_mask).last_hidden_state  # [B, N, d]
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         start = torch.full((len(prompts), 1), decoder_start_token_id(model), dtype=torch.long, device=device)

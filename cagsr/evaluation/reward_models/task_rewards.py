@@ -8,7 +8,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from cagsr.errors import ConfigError
-from cagsr.evaluation.metrics import answer_correct
+from cagsr.evaluation.metrics.scores import answer_correct
 from cagsr.reward.registry import turn_tensor
 from cagsr.rollout.episode import Episode
 

@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from cagsr.evaluation.validity import COMPONENTS, reward_hacking_check, validity_plot, validity_table
+from cagsr.evaluation.analysis.validity import COMPONENTS, reward_hacking_check, validity_plot, validity_table
 
 # Both versions of the reward (history_tokens all / content) when the rows carry them (cagsr eval does).
 VERSIONED = tuple(f"{v}/{c}" for v in ("all", "content") for c in COMPONENTS)

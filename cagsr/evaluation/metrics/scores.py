@@ -1,10 +1,9 @@
-"""Quality metrics of method.md section 7: coherence, solution accuracy, step correctness, latency, Spearman.
+"""Quality metrics of method.md section 7: coherence, solution accuracy, step correctness, latency.
 
     sentence_bleu("the cat sat", "the cat sat")                     # 1.0
     coherence(generated, recorded)                                  # mean of BLEU and BERTScore F1 per pair
     answer_correct("... #### 1,234", "1234")                        # True
     step_correctness(split_steps(text), problem.steps, Embedder())  # share of matching steps
-    rho, low, high, n = spearman_ci(rewards, quality)
 
 Text metrics are pure functions; BERTScore and embeddings load their model once, on first use.
 """
@@ -19,12 +18,11 @@ from collections.abc import Sequence
 
 import numpy as np
 from sacrebleu.metrics import BLEU
-from scipy import stats
 
 from cagsr.data.readers import normalise_number
 from cagsr.errors import ModelError
 from cagsr.evaluation.config import MetricsConfig
-from cagsr.evaluation.embedding import Embedder, resolve_device, resolve_model_path
+from cagsr.evaluation.metrics.embedding import Embedder, resolve_device, resolve_model_path
 
 __all__ = [
     "BertScorer",
@@ -35,7 +33,6 @@ __all__ = [
     "latency_summary",
     "normalise_step",
     "sentence_bleu",
-    "spearman_ci",
     "split_steps",
     "step_correctness",
 ]
@@ -183,7 +180,7 @@ def step_correctness(
     similarity to a reference step is >= `threshold` and (with `same_numbers`) it states the same
     numbers as that step: sentence embeddings hardly see arithmetic ('48/2 = 24' vs '48/2 = 25').
 
-    Why 0.85 (`python -m cagsr.evaluation.step_threshold`, first 200 GSM8K train problems,
+    Why 0.85 (`python -m cagsr.evaluation.metrics.step_threshold`, first 200 GSM8K train problems,
     MiniLM, best cosine of a step to a solution's steps; full table in that module): with the
     number check, 0.85 accepts 95% of 20 hand-written paraphrases of reference steps and 1% of
     the 742 *other* steps of the same solution (0.80: 100% / 1%, 0.90: 85% / 1%); steps of other
@@ -206,46 +203,6 @@ def step_correctness(
             ok &= np.array([gen_numbers == nums for nums in ref_numbers])
         exact[i] = bool(ok.any())
     return sum(exact) / len(generated_steps)
-
-
-def _rank_corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman rho of each row pair (average ranks for ties), nan for a constant row."""
-    ra = stats.rankdata(a, axis=1)
-    rb = stats.rankdata(b, axis=1)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
-    denom = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (ra * rb).sum(axis=1) / denom, np.nan)
-
-
-def spearman_ci(
-    x: Sequence[float],
-    y: Sequence[float],
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> tuple[float, float, float, int]:
-    """Spearman rho with a 95% percentile-bootstrap interval: (rho, low, high, n).
-
-    Pairs with a NaN in either value are dropped; n is the number of pairs used. Fewer than 3
-    pairs or a constant input gives nan for rho and its interval.
-    """
-    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if xa.shape != ya.shape:
-        raise ValueError(f"x and y differ in length: {xa.shape} vs {ya.shape}")
-    keep = np.isfinite(xa) & np.isfinite(ya)
-    xa, ya = xa[keep], ya[keep]
-    n = int(xa.size)
-    if n < 3 or np.ptp(xa) == 0 or np.ptp(ya) == 0:
-        return math.nan, math.nan, math.nan, n
-    rho = float(stats.spearmanr(xa, ya).statistic)
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    boot = _rank_corr_rows(xa[idx], ya[idx])
-    boot = boot[np.isfinite(boot)]  # resamples that drew one repeated value have no rank correlation
-    if boot.size == 0:
-        return rho, math.nan, math.nan, n
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return rho, float(low), float(high), n
 
 
 def latency_summary(

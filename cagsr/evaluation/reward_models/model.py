@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from cagsr.data.labelled import LabelledResponse, PreferencePair
 from cagsr.errors import DataError
 from cagsr.evaluation.config import RewardModelConfig
-from cagsr.evaluation.embedding import Context, Embedder, context_text, pair_features
-from cagsr.evaluation.preferences import LabelledResponse, PreferencePair
+from cagsr.evaluation.metrics.embedding import Context, Embedder, context_text, pair_features
 from cagsr.reward.registry import turn_context, turn_tensor
 from cagsr.rollout.episode import Episode
 

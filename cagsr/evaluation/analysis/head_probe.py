@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 from sklearn.linear_model import Ridge
 
-from cagsr.evaluation.validity import cluster_resamples, percentile_interval
+from cagsr.evaluation.analysis.bootstrap import cluster_resamples, percentile_interval
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 FOLDS = 5

@@ -1,8 +1,8 @@
-"""Training data for reward models: heuristic synthetic preferences, human labels, preference files.
+"""Synthetic preferences, the training data of the synthetic-preference reward model.
 
     pairs = synthetic_preference_pairs(records, seed=0)                    # dialogues or math problems
-    labelled = read_taskmaster_rewards(Path("../shared/data/taskmaster4_reward.jsonl"))
-    pairs = read_preference_file(Path("prefs.jsonl"))   # {"context": ..., "chosen": ..., "rejected": ...}
+
+Human labels and preference files are read by cagsr.data.taskmaster and cagsr.data.labelled.
 
 Synthetic preferences (method.md section 6, the baseline the paper calls synthetic preference
 RL): for a dialogue turn the candidates are the recorded response, another agent turn of the same
@@ -18,42 +18,13 @@ import random
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from cagsr.data.readers import ROLE_ALIASES, RecordError, decode_json_line, iter_lines
-from cagsr.data.schema import ANSWER_MARKER, Dialogue, MathProblem, Record, Utterance
-from cagsr.errors import DataError
-from cagsr.evaluation.embedding import render_history
-from cagsr.evaluation.metrics import normalise_step
-from cagsr.evaluation.step_threshold import change_last_number
+from cagsr.data.labelled import PreferencePair, render_history
+from cagsr.data.schema import ANSWER_MARKER, Dialogue, MathProblem, Record
+from cagsr.evaluation.metrics.scores import normalise_step
+from cagsr.evaluation.metrics.step_threshold import change_last_number
 
 WORD = re.compile(r"\w+")
-
-
-@dataclass
-class PreferencePair:
-    context: str
-    """Rendered history (dialogue) or the question (math)."""
-    chosen: str
-    """The preferred response."""
-    rejected: str
-    """The response ranked lower."""
-    group: str = ""
-    """Source record id: held-out splits never share a group with training."""
-
-
-@dataclass
-class LabelledResponse:
-    context: str
-    """Rendered history before the response."""
-    response: str
-    """Agent text, or an API call rendered as text."""
-    label: float
-    """Human reward: 1.0 good, 0.0 bad."""
-    group: str = ""
-    """Dialogue the row came from, for leak-free splits."""
 
 
 def ngram_overlap(hyp: str, ref: str, max_n: int = 2) -> float:
@@ -194,45 +165,4 @@ def synthetic_preference_pairs(
             texts = [solution_text(steps, answer) for steps, answer in candidates]
             scores = [float(matching_steps(steps, record.steps)) for steps, _ in candidates]
             out += _pairs_from_scores(record.question, texts, scores, 1.0, record.id, rng, max_pairs)
-    return out
-
-
-def _parse_preference(obj: Any, max_turns: int, max_chars: int) -> PreferencePair:
-    if not isinstance(obj, dict):
-        raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
-    for key in ("context", "chosen", "rejected"):
-        if key not in obj:
-            raise RecordError(f"missing field '{key}'")
-    for key in ("chosen", "rejected"):
-        if not isinstance(obj[key], str) or not obj[key].strip():
-            raise RecordError(f"'{key}' must be non-empty text")
-    context = obj["context"]
-    if isinstance(context, list):
-        turns = []
-        for i, turn in enumerate(context, start=1):
-            role = ROLE_ALIASES.get(str(turn.get("role", "")).lower()) if isinstance(turn, dict) else None
-            if role is None or not isinstance(turn.get("text"), str):
-                raise RecordError(f"context turn {i} needs a role (user or agent) and text")
-            turns.append(Utterance(role=role, text=turn["text"].strip()))
-        context = render_history(turns, max_turns, max_chars)
-    elif not isinstance(context, str):
-        raise RecordError("'context' must be text or a list of {role, text} turns")
-    return PreferencePair(context, obj["chosen"].strip(), obj["rejected"].strip(), str(obj.get("id", "")))
-
-
-def read_preference_file(
-    path: Path, context_turns: int = 4, max_context_chars: int = 1000
-) -> list[PreferencePair]:
-    """JSON Lines of {"context": text or [{role, text}], "chosen": text, "rejected": text}."""
-    out = []
-    for lineno, item in iter_lines(path):
-        try:
-            obj = decode_json_line(item)
-            pair = _parse_preference(obj, context_turns, max_context_chars)
-        except RecordError as err:
-            raise DataError(f"{path}:{lineno}: {err}") from None
-        pair.group = pair.group or f"{path.stem}-{lineno}"
-        out.append(pair)
-    if not out:
-        raise DataError(f"{path}: no preference pairs")
     return out

@@ -18,7 +18,7 @@ import numpy as np
 from cagsr.attention.heads import Head, format_heads, parse_heads
 from cagsr.config import check_range
 from cagsr.errors import ConfigError
-from cagsr.evaluation.head_probe import (
+from cagsr.evaluation.analysis.head_probe import (
     correlation,
     fit_probe,
     learning_curve,
@@ -27,7 +27,7 @@ from cagsr.evaluation.head_probe import (
     split_by_context,
     transfer,
 )
-from cagsr.evaluation.validity import column
+from cagsr.evaluation.analysis.validity import column
 from cagsr.reward.head_probe import FEATURES
 
 PAPER = "all/reward"

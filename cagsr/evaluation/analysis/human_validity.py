@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from cagsr.attention.capture import forward_with_capture
 from cagsr.attention.config import AttentionConfig
-from cagsr.evaluation.taskmaster import LabelledReply
-from cagsr.evaluation.validity import auc_ci, column
+from cagsr.data.taskmaster import LabelledReply
+from cagsr.evaluation.analysis.validity import auc_ci, column
 from cagsr.formatting.history import format_history, format_response
 from cagsr.models.registry import LoadedModel
 from cagsr.reward.attention_reward import turn_components

@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from cagsr.data.labelled import render_history
 from cagsr.data.schema import Dialogue
 from cagsr.errors import DataError
 from cagsr.evaluation.config import ConsistencyConfig
-from cagsr.evaluation.embedding import Context, Embedder, context_text, render_history
+from cagsr.evaluation.metrics.embedding import Context, Embedder, context_text
 from cagsr.utils.paths import cagsr_home
 
 FORMAT_VERSION = 2

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cagsr.evaluation.analysis.bootstrap import bootstrap_mean
+
 HOLDS, NOT_SHOWN, REVERSED = "holds", "not shown", "reversed"
 
 
@@ -85,8 +87,8 @@ def align(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[str], np
 
 def paired_bootstrap(diffs: Sequence[float] | np.ndarray, n_boot: int = 2000, level: float = 0.95,
                      seed: int = 0) -> Interval:
-    """Percentile bootstrap of the mean of `diffs` [n]: resample the n items with replacement
-    `n_boot` times; the interval is the (1-level)/2 and (1+level)/2 quantiles of the resampled means.
+    """Percentile bootstrap of the mean of `diffs` [n] (analysis/bootstrap.py): resample the n items with
+    replacement `n_boot` times; the interval is the (1-level)/2 and (1+level)/2 quantiles of the resampled means.
 
     >>> paired_bootstrap([1.0, 1.0, 1.0])
     Interval(mean=1.0, low=1.0, high=1.0, n=3)
@@ -94,11 +96,7 @@ def paired_bootstrap(diffs: Sequence[float] | np.ndarray, n_boot: int = 2000, le
     d = np.asarray(diffs, dtype=float)
     if d.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
-    tail = (1.0 - level) / 2
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return Interval(float(d.mean()), float(low), float(high), int(d.size))
+    return Interval(*bootstrap_mean(d, n_boot, level, seed), int(d.size))
 
 
 def seed_spread(values: Sequence[float]) -> float:

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from cagsr.evaluation.human_validity import TAU_GRID, VERSIONS, auc_table
-from cagsr.evaluation.validity import auc, auc_ci, cluster_resamples, column, percentile_interval
+from cagsr.evaluation.analysis.bootstrap import cluster_resamples, percentile_interval
+from cagsr.evaluation.analysis.human_validity import TAU_GRID, VERSIONS, auc_table
+from cagsr.evaluation.analysis.validity import auc, auc_ci, column
 
 FOLDS = 5
 

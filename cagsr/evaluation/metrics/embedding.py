@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cagsr.data.labelled import render_history
 from cagsr.data.schema import Utterance
 from cagsr.errors import ModelError
 from cagsr.evaluation.config import EmbedderConfig
@@ -123,16 +124,6 @@ def pair_features(contexts: np.ndarray, responses: np.ndarray) -> np.ndarray:
             f"context and response embeddings differ in shape: {contexts.shape} vs {responses.shape}"
         )
     return np.concatenate([contexts, responses, contexts * responses, np.abs(contexts - responses)], axis=1)
-
-
-def render_history(turns: Sequence[Utterance], max_turns: int, max_chars: int) -> str:
-    """The last `max_turns` utterances as 'role: text' lines, cut to the last `max_chars` characters.
-
-    The encoder truncates from the end, so the cut keeps the recent history, which decides what fits.
-    """
-    lines = [f"{u.role}: {u.text}" for u in turns[-max_turns:]] if max_turns > 0 else []
-    text = "\n".join(lines)
-    return text[-max_chars:] if len(text) > max_chars else text
 
 
 def context_text(context: Context, max_turns: int, max_chars: int) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from cagsr.evaluation.metrics import spearman_ci
+from cagsr.evaluation.analysis.bootstrap import cluster_resamples, percentile_interval, resample_indices
 
 COMPONENTS = ("coverage", "focus", "repetition", "reward")
 QUALITY = ("coherence", "consistency", "accuracy", "step_correctness")
@@ -98,6 +98,42 @@ def validity_table(
     return out
 
 
+def _rank_corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row pair (average ranks for ties), nan for a constant row."""
+    ra = stats.rankdata(a, axis=1)
+    rb = stats.rankdata(b, axis=1)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    denom = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (ra * rb).sum(axis=1) / denom, np.nan)
+
+
+def spearman_ci(
+    x: Sequence[float],
+    y: Sequence[float],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float, int]:
+    """Spearman rho with a 95% percentile-bootstrap interval: (rho, low, high, n).
+
+    Pairs with a NaN in either value are dropped; n is the number of pairs used. Fewer than 3
+    pairs or a constant input gives nan for rho and its interval.
+    """
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xa.shape != ya.shape:
+        raise ValueError(f"x and y differ in length: {xa.shape} vs {ya.shape}")
+    keep = np.isfinite(xa) & np.isfinite(ya)
+    xa, ya = xa[keep], ya[keep]
+    n = int(xa.size)
+    if n < 3 or np.ptp(xa) == 0 or np.ptp(ya) == 0:
+        return math.nan, math.nan, math.nan, n
+    rho = float(stats.spearmanr(xa, ya).statistic)
+    idx = resample_indices(n, n_boot, seed)
+    # resamples that drew one repeated value have no rank correlation: the interval skips them
+    return rho, *percentile_interval(_rank_corr_rows(xa[idx], ya[idx])), n
+
+
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve for telling label 1 from label 0 by score (ties count half); NaN without
     both classes. scores, labels: [n]."""
@@ -107,26 +143,6 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     ranks = stats.rankdata(scores)
     n_good, n_bad = int(good.sum()), int(bad.sum())
     return float((ranks[good].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
-
-
-def cluster_resamples(groups: Sequence[Any], n_boot: int = 1000, seed: int = 0) -> list[np.ndarray]:
-    """n_boot index arrays, each drawing whole groups with replacement (a cluster bootstrap: the rows of
-    one dialogue are not independent). groups: [n], one label per row."""
-    _, cluster = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
-    members = [np.flatnonzero(cluster == c) for c in range(cluster.max() + 1)]
-    rng = np.random.default_rng(seed)
-    return [np.concatenate([members[c] for c in rng.integers(0, len(members), len(members))])
-            for _ in range(n_boot)]
-
-
-def percentile_interval(values: Sequence[float]) -> tuple[float, float]:
-    """The 2.5th and 97.5th percentiles of the finite values (NaN, NaN when none are)."""
-    finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    if not finite.size:
-        return math.nan, math.nan
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def auc_ci(scores: Sequence[float], labels: Sequence[float], groups: Sequence[Any] | None = None,

@@ -1,6 +1,6 @@
 """The measurement behind the step-matching threshold of `metrics.step_correctness` (0.85).
 
-    python -m cagsr.evaluation.step_threshold ../shared/data/gsm8k_train.jsonl --problems 200
+    python -m cagsr.evaluation.metrics.step_threshold ../shared/data/gsm8k_train.jsonl --problems 200
 
 For each GSM8K solution step, the best cosine similarity (MiniLM) to a set of reference steps:
   paraphrase     hand-written rewordings (PARAPHRASES below, same numbers) vs their own solution
@@ -28,16 +28,13 @@ number check, 0.85 would let 22% of different same-solution steps through: use 0
 
 from __future__ import annotations
 
-import argparse
 import random
-from pathlib import Path
 
 import numpy as np
 
-from cagsr.data.readers import read_jsonl_records
 from cagsr.data.schema import MathProblem
-from cagsr.evaluation.embedding import Embedder
-from cagsr.evaluation.metrics import NUMBER, step_numbers
+from cagsr.evaluation.metrics.embedding import Embedder
+from cagsr.evaluation.metrics.scores import NUMBER, step_numbers
 
 THRESHOLDS = (0.75, 0.80, 0.85, 0.90, 0.95)
 
@@ -162,17 +159,3 @@ def table(samples: dict[str, np.ndarray], thresholds=THRESHOLDS) -> str:
     lines.append("mean  " + " ".join(f"{float(m.mean()) if m.size else float('nan'):>14.2f}" for m in means))
     lines.append("n      " + " ".join(f"{samples[k].size:>14d}" for k in kinds))
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path, help="GSM8K train in the math JSON Lines format")
-    parser.add_argument("--problems", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    problems = [r for r in read_jsonl_records(args.path, kind="math", limit=args.problems)]
-    print(table(measure(problems, Embedder(), seed=args.seed)))
-
-
-if __name__ == "__main__":
-    main()

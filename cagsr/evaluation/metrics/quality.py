@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cagsr.data.schema import Dialogue
-from cagsr.evaluation.metrics import answer_correct, sentence_bleu
+from cagsr.evaluation.metrics.scores import answer_correct, sentence_bleu
 from cagsr.rollout.episode import Episode
 
 

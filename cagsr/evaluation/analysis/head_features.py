@@ -32,9 +32,9 @@ from cagsr.attention.heads import Head, HeadRequest, all_heads
 from cagsr.attention.tap import attention_modules
 from cagsr.data.readers import RecordError, decode_json_line, iter_lines
 from cagsr.data.schema import Dialogue, Utterance
+from cagsr.data.taskmaster import LabelledReply
 from cagsr.errors import DataError
-from cagsr.evaluation.human_validity import reply_episode
-from cagsr.evaluation.taskmaster import LabelledReply
+from cagsr.evaluation.analysis.human_validity import reply_episode
 from cagsr.models.checks import model_heads
 from cagsr.models.registry import LoadedModel
 from cagsr.reward.attention_reward import turn_components

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cagsr.data.labelled import LabelledResponse
 from cagsr.data.readers import RecordError, decode_json_line, iter_lines
 from cagsr.data.schema import Dialogue, Utterance
 from cagsr.errors import DataError
-from cagsr.evaluation.preferences import LabelledResponse
 
 MAX_VALUE_CHARS = 60
 MAX_LIST_ITEMS = 6

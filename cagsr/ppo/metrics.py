@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from cagsr.evaluation.quality import distinct_n
+from cagsr.evaluation.metrics.quality import distinct_n
 from cagsr.ppo import functional as PF
 from cagsr.ppo.estimators import solo_turn_share
 from cagsr.ppo.experience import Experience
@@ -28,14 +28,16 @@ def experience_metrics(exp: Experience, episodes: list[Episode], critic: bool = 
     batch/solo_turns is the share of turns whose group had no other member at that turn (advantage 0)."""
     mask = exp.turn_mask.float()
     response = exp.rows.response_mask.float()
-    kl_ref = float(((exp.old_logprobs - exp.ref_logprobs) * response).sum() / response.sum().clamp_min(1))
+    tokens = response.sum().clamp_min(1)
+    kl_ref = {f"policy/kl_ref{suffix}": float((PF.kl_penalty(exp.old_logprobs, exp.ref_logprobs, kind) * response
+                                                ).sum() / tokens) for suffix, kind in (("", "k1"), ("_k3", "k3"))}
     texts = [t for ep in episodes for t in ep.turn_texts]
     out = {
         **reward_metrics(exp.components),
         "reward/turn_reward": masked_turn_mean(exp.rewards, mask),
         "reward/return": masked_turn_mean(exp.returns, mask),
         "reward/turns_per_episode": float(mask.sum(-1).mean()),
-        "policy/kl_ref": kl_ref,
+        **kl_ref,  # k1 (policy/kl_ref, can be negative on a sample) and k3 (policy/kl_ref_k3, never negative)
         "policy/response_len": float(response.sum() / max(1, exp.rows.num_rows)),
         "policy/distinct2": distinct_n(texts),
         "policy/advantage_abs": masked_turn_mean(exp.advantages.abs(), mask),

@@ -1,0 +1,1 @@
+"""Analysis and statistics: reward validity, paired differences with bootstrap intervals, calibration, tables."""

@@ -1,0 +1,1 @@
+"""Evaluation metrics: BLEU, BERTScore, coherence, accuracy, step correctness, latency, the consistency classifier."""

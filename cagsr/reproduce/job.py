@@ -1,0 +1,74 @@
+"""The `cagsr reproduce` job: every row of one of the paper's tables, trained, evaluated and rendered.
+
+    path, out, rep = run_reproduce(ReproduceJob(table="cot", scale="medium"))
+Writes table.md (paper layout, mean ± std or paired differences, the paper's figures beside), table.json,
+configs/, compute.json and a reward-validity report to --output-dir (default runs/reproduce-TABLE-SCALE).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cagsr.config import check_range
+from cagsr.utils.run import RunConfig, prepare_resumable_dir
+
+
+@dataclass
+class ReproduceJob:
+    """`cagsr reproduce`: the paper's tables with baselines and ablations from one supervised model."""
+
+    table: Literal["dialogue", "cot"] = field(default="dialogue", metadata={"flag": "--table"})
+    """Which table: dialogue (coherence, consistency) or cot (accuracy, step correctness)."""
+    scale: Literal["tiny", "small", "medium", "medium-v2", "tiny-medium", "full"] = field(
+        default="small", metadata={"flag": "--scale"})
+    """tiny: random tiny model (tests); small: SmolLM2-135M on this CPU (~1 h/table); medium: SmolLM2-135M,
+    RL rows trained until their reward rises, paired statistics on 150 dialogues (every agent turn) / 100 + 200
+    problems (~3 h a table at one thread, see docs/results/reproduce-medium-design.md); medium-v2: medium with
+    3 supervised models trained until they flatten, 200 + 200 problems and 64 stopping items (~13-14 h for
+    both tables); tiny-medium: the medium code path with a tiny model (tests); full: the paper's sizes, GPU."""
+    seeds: int = field(default=1, metadata={"flag": "--seeds"})
+    """Seeds per row (tiny, small, full); medium scales fix them (3 for the core rows, 1 for the others)."""
+    budget_minutes: float = field(default=0.0, metadata={"flag": "--budget-minutes"})
+    """Medium scales: start no unfinished row-seed once the minutes spent plus the longest row-seed so far
+    exceed this (0: no limit). The table is written from what finished; rerunning the command continues."""
+    run: RunConfig = field(default_factory=RunConfig)
+    """Output folder and progress."""
+
+    def __post_init__(self) -> None:
+        check_range("seeds", self.seeds, low=1)
+        check_range("budget_minutes", self.budget_minutes, low=0.0)
+
+
+def run_reproduce(job: ReproduceJob):
+    """Claim (or continue) the output folder, run the table's rows and write its outputs: (table.md, the
+    folder, the Reproduction)."""
+    out = Path(job.run.output_dir or f"runs/reproduce-{job.table}-{job.scale}")
+    # A rerun of the same table and scale continues (finished rows are skipped); another job is refused.
+    prepare_resumable_dir(out, job, lambda saved: (saved.get("table"), saved.get("scale")) == (job.table, job.scale),
+                          legacy=("sft", "rows"))
+    from cagsr.evaluation.analysis.validity_report import write_validity_report
+    from cagsr.reproduce.plan import PLANS
+    from cagsr.reproduce.render import write_outputs
+    from cagsr.reproduce.runner import reproduce, slug
+    from cagsr.utils.logging import read_metrics
+
+    start = time.perf_counter()
+    main_row = out / "rows" / slug("CAGSR multi-turn") / "seed-0"
+    if job.scale in PLANS:
+        from cagsr.reproduce.medium import reproduce_medium
+        from cagsr.reproduce.render_medium import write_medium_outputs
+
+        rep = reproduce_medium(job.table, job.scale, out, progress=job.run.progress, threads=job.run.threads,
+                               budget_minutes=job.budget_minutes)
+        path = write_medium_outputs(rep, time.perf_counter() - start)
+        main_row = main_row / "run"
+    else:
+        rep = reproduce(job.table, job.scale, job.seeds, out, progress=job.run.progress)
+        path = write_outputs(rep, job.seeds, time.perf_counter() - start)
+    history = [m for m in read_metrics(main_row) if "eval/reward" in m]
+    write_validity_report(rep.eval_rows, out / "validity", history,
+                          title=f"Reward validity: {job.table} table, scale {job.scale}")
+    return path, out, rep
