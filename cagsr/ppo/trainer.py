@@ -77,7 +77,7 @@ from cagsr.reward.combine import build_turn_reward
 from cagsr.reward.config import resolve_reward
 from cagsr.rollout.runner import rollout
 from cagsr.scoring.layout import LayoutStats, unpacked_turns
-from cagsr.scoring.passes import ScoredPart, merge_parts, rows_logprobs, rows_values, score_rows
+from cagsr.scoring.passes import ScoredPart, merge_parts, reference_pass, rows_values, score_rows
 from cagsr.scoring.rows import RowBatch, build_rows
 from cagsr.utils.logging import MetricLogger
 from cagsr.utils.run import check_writable, lock_run_dir, prepare_run_dir, seed_everything
@@ -173,18 +173,22 @@ class Trainer:
         n_turns = max(ep.num_turns for ep in episodes)
         layouts = {phase: LayoutStats() for phase in ("score", "reference", "critic")}
         head = models.critic if models.learner.critic_is_head else None
+        by_reference = job.reward.reader == "reference"  # the reward is read from the reference's pass
         with self.timed("score", metrics):
             policy = score_rows(models.policy.model, mine, n_episodes=len(episodes), n_turns=n_turns,
-                                attention=job.attention, reward=job.reward, scoring=job.scoring, value_head=head,
-                                stats=layouts["score"])
+                                attention=job.attention, reward=None if by_reference else job.reward,
+                                scoring=job.scoring, value_head=head, stats=layouts["score"])
         with self.timed("reference", metrics), self.reference_mode() as reference:
-            ref_logprobs = rows_logprobs(reference, mine, job.scoring, layouts["reference"])
+            ref_logprobs, read = reference_pass(reference, mine, read=by_reference, n_episodes=len(episodes),
+                                                n_turns=n_turns, attention=job.attention, reward=job.reward,
+                                                scoring=job.scoring, stats=layouts["reference"])
         with self.timed("critic", metrics):
             values = policy.values if head is not None else rows_values(models.critic, mine, job.scoring,
                                                                         layouts["critic"])
-        comps = policy.components
+        comps = read if by_reference else policy.components
         rewards = torch.zeros(len(episodes), n_turns)
-        rewards[lo:hi], parts = self.turn_reward(episodes[lo:hi], comps["reward"][lo:hi], job)
+        rewards[lo:hi], parts = self.turn_reward(episodes[lo:hi], comps["reward"][lo:hi], job,
+                                                 {k: v[lo:hi] for k, v in comps.items()})
         for name, part in parts.items():  # [E, T] tables, zero outside this rank's episodes (merge adds them)
             comps[f"part/{name}"] = torch.zeros_like(rewards).index_copy_(0, torch.arange(lo, hi), part)
         for phase, stats in layouts.items():
@@ -264,16 +268,19 @@ class Trainer:
         with self.timed("eval", out := {}), self.truncation_notice():
             episodes = rollout(records, self.models.policy, self.engine, self.simulator, job.rollout, rng)
             rows = build_rows(episodes, self.models.policy, self.salience)
-            scores = score_rows(self.models.policy.model, rows, n_episodes=len(episodes),
-                                n_turns=max(ep.num_turns for ep in episodes), attention=job.attention,
-                                reward=job.reward, scoring=job.scoring)
-            comps = scores.components
+            by_reference, n_turns = job.reward.reader == "reference", max(ep.num_turns for ep in episodes)
+            scores = score_rows(self.models.policy.model, rows, n_episodes=len(episodes), n_turns=n_turns,
+                                attention=job.attention, reward=None if by_reference else job.reward,
+                                scoring=job.scoring)
             with self.reference_mode() as reference:
-                kl = kl_per_episode(rows, scores.logprobs, rows_logprobs(reference, rows, job.scoring),
-                                    len(episodes))
+                ref_logprobs, read = reference_pass(reference, rows, read=by_reference, n_episodes=len(episodes),
+                                                    n_turns=n_turns, attention=job.attention, reward=job.reward,
+                                                    scoring=job.scoring)
+            comps = read if by_reference else scores.components
+            kl = kl_per_episode(rows, scores.logprobs, ref_logprobs, len(episodes))
         texts = [t for ep in episodes for t in ep.turn_texts]
         out |= reward_metrics(comps, prefix="eval")
-        _, parts = self.turn_reward(episodes, comps["reward"], job)
+        _, parts = self.turn_reward(episodes, comps["reward"], job, comps)
         out |= {f"eval/{name}": masked_turn_mean(part, comps["turn_mask"].float()) for name, part in parts.items()}
         out["eval/kl_ref"] = sum(kl) / max(1, len(kl))
         with run_folder_write(self.run_dir, "held-out episodes"):
