@@ -1,8 +1,10 @@
 """`cagsr reward`: score recorded dialogues or solutions with any model's attention reward.
 
     cagsr reward --model smollm2-135m --data ../shared/data/star_dialogues.jsonl --limit 20 --plot out/
-One JSON line per turn: coverage, entropy, focus, repetition, reward, history mass, sink mass, salient words,
-and the reward version they were computed with (reward.history_tokens, reward.sink_tokens, weights).
+One JSON line per turn: coverage, entropy, focus, repetition, reward, history mass, sink mass, the log-prob
+signals of the same pass (logprob, predictive_entropy, self_certainty, length_tokens), the controls
+(length_words, random seeded by --seed), salient words, and the reward version they were computed with
+(reward.history_tokens, reward.sink_tokens, weights).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def score_job(job: RewardJob) -> tuple[list[dict], list[Path]]:
     salience = Salience.fit(corpus_texts(records), job.reward.salience, job.reward.idf_quantile,
                             job.reward.keywords, job.reward.entity_detector)
     episodes = recorded_episodes(records, loaded, job.max_context, job.max_turns)
-    rows = probe(episodes, loaded, salience, job.attention, job.reward)
+    rows = probe(episodes, loaded, salience, job.attention, job.reward, seed=job.run.seed)
     paths = []
     if job.plot:
         paths = plot_episodes(episodes[: job.plot_episodes], loaded, salience, job.attention, Path(job.plot),

@@ -14,12 +14,13 @@ import torch
 from cagsr.attention.capture import forward_with_capture
 from cagsr.attention.config import AttentionConfig
 from cagsr.models.registry import LoadedModel
-from cagsr.reward.attention_reward import COMPONENTS, sink_mask
+from cagsr.reward.attention_reward import sink_mask
+from cagsr.reward.builtin import seeded_uniform
 from cagsr.reward.config import RewardConfig, parse_sinks, resolve_reward
 from cagsr.rollout.episode import Episode
 from cagsr.salience.masks import Salience
 from cagsr.scoring.config import ScoringConfig
-from cagsr.scoring.passes import score_versions
+from cagsr.scoring.passes import SIGNALS, score_versions
 from cagsr.scoring.plots import plot_turn_attention
 from cagsr.scoring.rows import build_rows, episode_keywords
 
@@ -43,14 +44,16 @@ def salient_words(action, salience: Salience, keywords: list[str]) -> list[str]:
 
 
 def probe(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
-          reward: RewardConfig, batch_episodes: int = 8) -> list[dict]:
-    """One dict per (episode, turn) with every reward component, the salient words and the reward version
-    (history tokens, sink tokens, weights) the components were computed with."""
-    return probe_versions(episodes, loaded, salience, attention, {"own": reward}, batch_episodes)["own"]
+          reward: RewardConfig, batch_episodes: int = 8, seed: int = 0) -> list[dict]:
+    """One dict per (episode, turn) with every reward component and log-prob signal of the pass, the controls
+    (length in words, a random score seeded by `seed`), the salient words and the reward version (history
+    tokens, sink tokens, weights) the components were computed with."""
+    return probe_versions(episodes, loaded, salience, attention, {"own": reward}, batch_episodes, seed)["own"]
 
 
 def probe_versions(episodes: list[Episode], loaded: LoadedModel, salience: Salience, attention: AttentionConfig,
-                   rewards: dict[str, RewardConfig], batch_episodes: int = 8) -> dict[str, list[dict]]:
+                   rewards: dict[str, RewardConfig], batch_episodes: int = 8, seed: int = 0
+                   ) -> dict[str, list[dict]]:
     """`probe` under each named reward version, all read from the same capture passes."""
     rewards = {name: resolve_reward(r, loaded.is_encoder_decoder) for name, r in rewards.items()}
     out: dict[str, list[dict]] = {name: [] for name in rewards}
@@ -65,10 +68,12 @@ def probe_versions(episodes: list[Episode], loaded: LoadedModel, salience: Salie
             for t in range(ep.num_turns):
                 action = next(a for a in ep.actions if t in a.token_turn)
                 words = salient_words(action, salience, keywords)
+                text = ep.turn_texts[t]
+                controls = {"length_words": len(text.split()), "random": seeded_uniform(seed, text)}
                 for name, reward in rewards.items():
-                    out[name].append({"record_id": ep.record.id, "turn": t, "text": ep.turn_texts[t],
-                                      **{k: round(float(comps[name][k][e, t]), 6) for k in COMPONENTS},
-                                      "salient_words": words, "reward_version": reward_version(reward)})
+                    out[name].append({"record_id": ep.record.id, "turn": t, "text": text,
+                                      **{k: round(float(comps[name][k][e, t]), 6) for k in SIGNALS},
+                                      **controls, "salient_words": words, "reward_version": reward_version(reward)})
     return out
 
 

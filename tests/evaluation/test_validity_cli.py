@@ -76,6 +76,8 @@ def test_reward_rows_name_their_version(tmp_path):
         row = json.loads(out.stdout.splitlines()[0])
         assert row["reward_version"]["history_tokens"] == version
         assert row["reward_version"]["sink_tokens"] == "template|special" and 0 <= row["sink_mass"] <= 1
+        assert row["self_certainty"] > 0 and row["logprob"] < 0 and row["length_tokens"] >= 1
+        assert 0 <= row["random"] < 1 and row["length_words"] == len(row["text"].split())
         assert list((tmp_path / version).glob("*.png"))
 
 
