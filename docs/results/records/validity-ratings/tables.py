@@ -27,6 +27,8 @@ def cell(row: dict, name: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     fmt = "{:.2f}" if name == "auc" else "{:+.2f}"
+    if name == "pearson":  # point value only, to keep the table readable (intervals in the JSON)
+        return fmt.format(value)
     low, high = row[f"{name}_low"], row[f"{name}_high"]
     return f"{fmt.format(value)} [{fmt.format(low)}, {fmt.format(high)}]"
 
@@ -44,7 +46,7 @@ def table(key: str) -> str:
     first = next(iter(runs.values()))
     binary = first["table"][0]["binary"]
     figs = ["auc", "partial"] if binary else ["spearman", "pearson", "partial"]
-    names = {"auc": "AUC", "spearman": "Spearman", "pearson": "Pearson", "partial": "partial | length"}
+    names = {"auc": "AUC", "spearman": "Spearman", "pearson": "Pearson", "partial": "partial given length"}
     head = "| signal | " + " | ".join(f"{m} {names[f]}" for m in runs for f in figs) + " |"
     lines = [head, "|---|" + "---|" * (len(runs) * len(figs))]
     rows = {m: {r["signal"]: r for r in run["table"]} for m, run in runs.items()}
