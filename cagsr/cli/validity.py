@@ -55,7 +55,7 @@ class ValidityJob:
     model: ModelConfig = field(default_factory=ModelConfig)
     """The model whose attention is read (a preset, a model folder or a cagsr run folder)."""
     data: LabelledData = field(default_factory=LabelledData)
-    """The labelled replies."""
+    """The rated replies (human scores or 0/1 labels)."""
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     """Attention capture settings."""
     reward: RewardConfig = field(default_factory=RewardConfig)
