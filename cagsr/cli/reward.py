@@ -1,8 +1,10 @@
 """`cagsr reward`: score recorded dialogues or solutions with any model's attention reward.
 
     cagsr reward --model smollm2-135m --data ../shared/data/star_dialogues.jsonl --limit 20 --plot out/
-One JSON line per turn: coverage, entropy, focus, repetition, reward, history mass, sink mass, salient words,
-and the reward version they were computed with (reward.history_tokens, reward.sink_tokens, weights).
+One JSON line per turn: coverage, entropy, focus, repetition, reward, history mass, sink mass, the log-prob
+signals of the same pass (logprob, predictive_entropy, self_certainty, length_tokens), the controls
+(length_words, random seeded by --seed), salient words, and the reward version they were computed with
+(reward.history_tokens, reward.sink_tokens, weights).
 A run folder as --model is scored with the run's own reward (RUN/reward.yaml) unless --reward-from settings:
 
     cagsr reward --model runs/dialogue --heldout true   # the run's held-out episodes, as the run logged them

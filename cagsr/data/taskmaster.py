@@ -159,6 +159,18 @@ def context_utterances(context: list[Any]) -> list[Utterance]:
     return out
 
 
+def parse_labelled_reply(obj: Any, number: int) -> LabelledReply | None:
+    """One Taskmaster-4 row as a reply (None for an API-call generation or an empty context); RecordError on a
+    bad row. number: its line, for the id when the row has none."""
+    row = parse_taskmaster_row(obj, 1, 10)  # validates the whole row
+    generation = obj["generation"]
+    if not isinstance(generation.get("text"), str) or not obj["context"]:
+        return None
+    turns = [*context_utterances(obj["context"]), Utterance("agent", row.response)]
+    rid = str(obj.get("id", f"line{number}"))
+    return LabelledReply(Dialogue(f"{rid}:{number}", turns, str(obj.get("domain", ""))), row.label, row.group)
+
+
 def read_labelled_replies(path: Path, limit: int | None = None) -> tuple[list[LabelledReply], int]:
     """The rows whose generation is agent text (API-call generations are skipped and counted) with a
     non-empty context: (replies, skipped). The first bad row raises DataError (file:line)."""
@@ -168,18 +180,13 @@ def read_labelled_replies(path: Path, limit: int | None = None) -> tuple[list[La
         if limit is not None and len(out) >= limit:
             break
         try:
-            obj = decode_json_line(item)
-            row = parse_taskmaster_row(obj, 1, 10)  # validates the whole row
-            generation = obj["generation"]
-            if not isinstance(generation.get("text"), str) or not obj["context"]:
-                skipped += 1
-                continue
-            turns = [*context_utterances(obj["context"]), Utterance("agent", row.response)]
+            reply = parse_labelled_reply(decode_json_line(item), lineno)
         except RecordError as err:
             raise DataError(f"{path}:{lineno}: {err}") from None
-        rid = str(obj.get("id", f"line{lineno}"))
-        out.append(LabelledReply(Dialogue(f"{rid}:{lineno}", turns, str(obj.get("domain", ""))), row.label,
-                                 row.group))
+        if reply is None:
+            skipped += 1
+            continue
+        out.append(reply)
     if not out:
         raise DataError(f"{path}: no labelled text replies")
     return out, skipped

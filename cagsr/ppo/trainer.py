@@ -81,7 +81,14 @@ from cagsr.reward.definition import RewardDefinition, define_reward
 from cagsr.rollout.recorded import replay_record
 from cagsr.rollout.runner import rollout
 from cagsr.scoring.layout import LayoutStats, unpacked_turns
-from cagsr.scoring.passes import ScoredPart, merge_parts, rows_logprobs, rows_values, score_rows
+from cagsr.scoring.passes import (
+    ScoredPart,
+    merge_parts,
+    reference_pass,
+    rows_logprobs,
+    rows_values,
+    score_rows,
+)
 from cagsr.scoring.probe import score_heldout
 from cagsr.scoring.rows import RowBatch, build_rows
 from cagsr.utils.logging import MetricLogger
@@ -199,13 +206,16 @@ class Trainer:
         layouts = {phase: LayoutStats() for phase in ("score", "reference", "critic")}
         head = models.critic if models.learner.critic_is_head else None
         critic_free = models.critic is None
+        by_reference = self.definition.reader == "reference"  # the reward is read from the reference's pass
+        attention = self.definition.attention_config()
         with self.timed("score", metrics):
             policy = score_rows(models.policy.model, mine, n_episodes=len(episodes), n_turns=n_turns,
-                                attention=self.definition.attention_config(), reward=self.definition.terms,
-                                scoring=job.scoring, value_head=head,
-                                stats=layouts["score"])
+                                attention=attention, reward=None if by_reference else self.definition.terms,
+                                scoring=job.scoring, value_head=head, stats=layouts["score"])
         with self.timed("reference", metrics), self.reference_mode() as reference:
-            ref_logprobs = rows_logprobs(reference, mine, job.scoring, layouts["reference"])
+            ref_logprobs, read = reference_pass(reference, mine, read=by_reference, n_episodes=len(episodes),
+                                                n_turns=n_turns, attention=attention, reward=self.definition.terms,
+                                                scoring=job.scoring, stats=layouts["reference"])
         if critic_free:  # the estimator needs no values: no critic pass
             values = torch.zeros_like(policy.logprobs)
         else:
@@ -213,7 +223,7 @@ class Trainer:
                 values = policy.values if head is not None else rows_values(models.critic, mine, job.scoring,
                                                                             layouts["critic"])
         with self.timed("reward", metrics):
-            comps = policy.components
+            comps = read if by_reference else policy.components
             mine_only = {k: v[lo:hi] for k, v in comps.items()}
             turn = self.turn_reward(episodes[lo:hi], mine_only, job)
             rewards = torch.zeros(len(episodes), n_turns)
@@ -298,11 +308,16 @@ class Trainer:
         rng = random.Random(job.run.seed + 10_007)
         with self.timed("eval", out := {}), self.truncation_notice():
             episodes = rollout(records, self.models.policy, self.engine, self.simulator, job.rollout, rng)
-            rows, scores, turn = score_heldout(self.models.policy, episodes, self.definition, job.scoring, job)
-            comps = {**scores.components, "reward": turn.attention}
-            with self.reference_mode() as reference:
-                kl = kl_per_episode(rows, scores.logprobs, rows_logprobs(reference, rows, job.scoring),
-                                    len(episodes))
+            if self.definition.reader == "policy":  # what `cagsr reward --heldout` recomputes
+                rows, scores, turn = score_heldout(self.models.policy, episodes, self.definition, job.scoring, job)
+                with self.reference_mode() as reference:
+                    ref_logprobs = rows_logprobs(reference, rows, job.scoring)
+                comps = scores.components
+            else:
+                rows, scores, comps, ref_logprobs = self._score_by_reference(episodes)
+                turn = self.turn_reward(episodes, comps, job)
+            comps = {**comps, "reward": turn.attention}
+            kl = kl_per_episode(rows, scores.logprobs, ref_logprobs, len(episodes))
         texts = [t for ep in episodes for t in ep.turn_texts]
         parts = turn.parts
         out |= reward_metrics(comps, prefix="eval")
@@ -317,6 +332,20 @@ class Trainer:
             "eval/distinct2": distinct_n(texts),
         }
         return out | episode_quality(episodes)  # quality proxies beside the reward: the hacking check
+
+    def _score_by_reference(self, episodes: list):
+        """Held-out scoring with reward.reader reference: the policy's plain pass (log-probs) and the reference's
+        capture pass (log-probs for the KL, and the reward's components)."""
+        job, definition = self.job, self.definition
+        rows = build_rows(episodes, self.models.policy, self.salience)
+        n_turns = max(ep.num_turns for ep in episodes)
+        scores = score_rows(self.models.policy.model, rows, n_episodes=len(episodes), n_turns=n_turns,
+                            attention=definition.attention_config(), reward=None, scoring=job.scoring)
+        with self.reference_mode() as reference:
+            ref_logprobs, read = reference_pass(reference, rows, read=True, n_episodes=len(episodes), n_turns=n_turns,
+                                                attention=definition.attention_config(), reward=definition.terms,
+                                                scoring=job.scoring)
+        return rows, scores, read, ref_logprobs
 
     def prompt_tokens(self, kind: str) -> int:
         """The history budget the rollout formats prompts with (what a replay of its episodes needs)."""

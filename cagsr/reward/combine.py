@@ -10,9 +10,11 @@ rewards that the advantages read (turn weights and returns live in ppo/functiona
     rewards = turn_reward(episodes, components, job)            # TurnRewards: total, attention, parts
 
 `reward.kind` names one reward; `reward.parts` sums several, each `WEIGHT*NAME` or `NAME` (weight 1),
-NAME being `attention`, a built-in of cagsr.reward.registry.REWARDS or an import path:
+NAME being `attention`, a signal of the same pass (cagsr.reward.registry.PASS_SIGNALS: self_certainty, ...),
+a built-in of cagsr.reward.registry.REWARDS or an import path:
 
     --reward.parts "attention,0.5*correctness"                 # chain of thought: + answer correctness
+    --reward.parts "attention,0.5*self_certainty"              # + the reply's self-certainty (no extra pass)
     --reward.parts "attention,0.2*my_rewards.py:politeness"    # + a user reward from a file
 
 Every part is reported unweighted under its name (reward/attention, reward/correctness,
@@ -29,12 +31,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from cagsr.errors import ConfigError
+from cagsr.errors import CagsrError, ConfigError
 from cagsr.reward import functional as RF
 from cagsr.reward.attention_reward import COMPONENTS
 from cagsr.reward.config import RewardConfig
 from cagsr.reward.head_probe import HEAD_PROBE
-from cagsr.reward.registry import ATTENTION, TurnRewardFn, get_reward
+from cagsr.reward.registry import ATTENTION, PASS_SIGNALS, TurnRewardFn, get_reward
 from cagsr.rollout.episode import Episode
 
 LOGGED = (*COMPONENTS, "reward")
@@ -100,12 +102,19 @@ class RewardPart:
     weight: float
     """Its weight in the total."""
     fn: TurnRewardFn | None
-    """fn(episodes, job) -> [E, T]; None for the attention reward (computed by the capture pass)."""
+    """fn(episodes, job) -> [E, T]; None for the attention reward and the other signals of the capture pass."""
+    component: str | None = None
+    """With fn None: the capture pass's [E, T] table this part reads (None: the attention reward)."""
 
-    def values(self, episodes: list[Episode], attention: Tensor, job) -> Tensor:
+    def values(self, episodes: list[Episode], attention: Tensor, job,
+               components: dict[str, Tensor] | None = None) -> Tensor:
         """This part's [E, T] values, checked to be a tensor of the episodes' shape."""
-        if self.fn is None:
+        if self.fn is None and self.component is None:
             return attention
+        if self.fn is None:
+            if components is None or self.component not in components:
+                raise CagsrError(f"reward {self.spec}: the scoring pass gave no {self.component!r} table")
+            return components[self.component].to(attention.dtype)
         out = self.fn(episodes, job)
         if not isinstance(out, Tensor):
             try:
@@ -133,7 +142,8 @@ class TurnReward:
 
     @property
     def attention_only(self) -> bool:
-        return len(self.parts) == 1 and self.parts[0].fn is None and self.parts[0].weight == 1.0
+        part = self.parts[0]
+        return len(self.parts) == 1 and part.fn is None and part.component is None and part.weight == 1.0
 
     def __call__(self, episodes: list[Episode], components: dict[str, Tensor], job) -> TurnRewards:
         """components ([E, T] each, with turn_mask) of `episodes` -> their turn rewards."""
@@ -141,7 +151,8 @@ class TurnReward:
         if self.attention_only:
             return TurnRewards(total=attention, attention=attention, parts={})
         mask = components["turn_mask"].bool()
-        values = {part.name: torch.where(mask, part.values(episodes, attention, job), 0.0) for part in self.parts}
+        values = {part.name: torch.where(mask, part.values(episodes, attention, job, components), 0.0)
+                  for part in self.parts}
         total = torch.zeros_like(attention)
         for part in self.parts:
             total = total + part.weight * values[part.name]
@@ -193,7 +204,8 @@ def build_turn_reward(cfg: RewardConfig) -> TurnReward:
             raise ConfigError("reward.model_path: the model reward needs a saved reward model folder")
         if spec == HEAD_PROBE and cfg.parts:
             raise ConfigError("reward.parts: head_probe replaces the attention reward; set reward.kind: head_probe")
-        # The attention reward and the head probe both come from the capture pass (components "reward").
-        fn = None if spec in (ATTENTION, HEAD_PROBE) else get_reward(spec, setting)
-        parts.append(RewardPart(_part_name(spec, used), spec, weight, fn))
+        # The attention reward, the head probe and the log-prob signals all come from the capture pass.
+        fn = None if spec in (ATTENTION, HEAD_PROBE) or spec in PASS_SIGNALS else get_reward(spec, setting)
+        component = spec if spec in PASS_SIGNALS else None
+        parts.append(RewardPart(_part_name(spec, used), spec, weight, fn, component))
     return TurnReward(parts=tuple(parts), weights=attention_weights(cfg))

@@ -23,11 +23,18 @@ class RewardConfig:
     """The trained reward: attention (the history-aware attention reward), head_probe (a fitted linear probe
     over per-head attention features, reward.head_probe), a built-in of
     cagsr.reward.registry.REWARDS (model: a trained reward model, the baselines; correctness: the chain of
-    thought's final answer; length: words per turn), or a user reward fn(episodes, job) -> [E, T] tensor named
-    package.module:function or path/to/file.py:function."""
+    thought's final answer; length: words per turn; random: a seeded random score of the text, the
+    spurious-reward control), a signal of the same capture pass (logprob: the reply's mean token log-prob,
+    predictive_entropy, self_certainty: mean KL(uniform || p) over its tokens, length_tokens), or a user reward
+    fn(episodes, job) -> [E, T] tensor named package.module:function or path/to/file.py:function."""
     parts: list[str] = field(default_factory=list)
     """A combined reward instead of reward.kind: the sum of these, each WEIGHT*NAME or NAME (weight 1), NAME as in
     reward.kind, e.g. "attention,0.5*correctness"; each part is logged under reward/<name>."""
+    reader: Literal["policy", "reference"] = "policy"
+    """Whose teacher-forced pass the attention reward and the log-prob signals are read from. policy (the
+    paper's definition): the policy's own attention, which it can move to raise the reward. reference: the
+    frozen reference model's pass (the one that already runs for the KL penalty, now with attention capture),
+    so the policy can raise the reward only by changing its text. No extra forward pass either way."""
     model_path: str | None = None
     """Saved reward model folder, for kind=model (synthetic-preference or human-label RL)."""
     history: Literal["multi_turn", "single_turn"] = "multi_turn"

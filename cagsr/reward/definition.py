@@ -32,7 +32,7 @@ from cagsr.errors import ConfigError
 from cagsr.reward.combine import AttentionWeights, RewardPart, TurnReward, build_turn_reward
 from cagsr.reward.config import RewardConfig, resolve_reward
 from cagsr.reward.head_probe import HEAD_PROBE, HeadProbeConfig, probe_of
-from cagsr.reward.registry import ATTENTION, get_reward
+from cagsr.reward.registry import ATTENTION, PASS_SIGNALS, get_reward
 from cagsr.salience.config import SalienceConfig
 from cagsr.salience.idf import IdfTable
 from cagsr.salience.masks import Salience
@@ -111,6 +111,8 @@ class RewardDefinition:
 
     parts: tuple[PartSpec, ...] = (PartSpec(name=ATTENTION, spec=ATTENTION, weight=1.0),)
     model_path: str | None = None
+    reader: str = "policy"
+    """Whose teacher-forced pass the reward reads: the policy's, or the frozen reference's (reward.reader)."""
     terms: AttentionTerms = AttentionTerms()
     attention: CaptureSettings = CaptureSettings()
     salience: SalienceSettings = SalienceSettings()
@@ -128,8 +130,10 @@ class RewardDefinition:
     @functools.cached_property
     def stage(self) -> TurnReward:
         """The reward stage of this definition (parts resolved once)."""
-        parts = tuple(RewardPart(p.name, p.spec, p.weight, None if p.spec in (ATTENTION, HEAD_PROBE) else
-                                 get_reward(p.spec, "reward.parts")) for p in self.parts)
+        from_pass = {ATTENTION, HEAD_PROBE, *PASS_SIGNALS}  # read from the scoring pass, not called
+        parts = tuple(RewardPart(p.name, p.spec, p.weight, None if p.spec in from_pass else
+                                 get_reward(p.spec, "reward.parts"), p.spec if p.spec in PASS_SIGNALS else None)
+                      for p in self.parts)
         return TurnReward(parts=parts, weights=self.terms.weights)
 
     def turn_reward(self) -> TurnReward:
@@ -233,6 +237,7 @@ def define_reward(reward: RewardConfig, salience: SalienceConfig, attention: Att
     return RewardDefinition(
         parts=tuple(PartSpec(name=p.name, spec=p.spec, weight=p.weight) for p in stage.parts),
         model_path=reward.model_path,
+        reader=getattr(reward, "reader", "policy"),
         terms=terms,
         attention=CaptureSettings(**dataclasses.asdict(attention)),
         salience=SalienceSettings(sources=salience.sources, idf_quantile=salience.idf_quantile,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from cagsr.reward.intrinsic import INTRINSIC
 from cagsr.rollout.episode import Episode
 from cagsr.utils.imports import resolve
 
@@ -33,10 +34,16 @@ TurnRewardFn = Callable[[list[Episode], object], Tensor]
 ATTENTION = "attention"
 """The history-aware attention reward, computed from the capture pass itself (not a table entry)."""
 
+PASS_SIGNALS = INTRINSIC
+"""Rewards read from the same capture pass's logits (reward/intrinsic.py INTRINSIC; not table entries): the
+reply's mean log-prob, mean predictive entropy, self-certainty (mean KL(uniform || p), Intuitor / RLIF) and
+its length in tokens. Like the attention reward they come from the reward.reader's pass."""
+
 REWARDS: dict[str, str] = {
     "model": "cagsr.evaluation.reward_models.model:reward_model_reward",
     "correctness": "cagsr.evaluation.reward_models.task_rewards:answer_correctness",
     "length": "cagsr.reward.builtin:response_words",
+    "random": "cagsr.reward.builtin:random_score",
 }
 """Built-in rewards: name -> import path of fn(episodes, job) -> [E, T]."""
 
@@ -46,13 +53,14 @@ SIGNATURE = "fn(episodes: list[Episode], job) -> Tensor [E, T]"
 def get_reward(name: str, setting: str = "reward.kind") -> TurnRewardFn:
     """A built-in reward by name or a user reward by import path, its signature checked."""
     return resolve(name, REWARDS, what="reward", setting=setting, call=SIGNATURE, args=2,
-                   extra_names=[ATTENTION])
+                   extra_names=[ATTENTION, *PASS_SIGNALS])
 
 
 def turn_tensor(episodes: list[Episode], value: Callable[[Episode, int], float]) -> Tensor:
     """[E, T] tensor of value(episode, turn) over real turns, 0 elsewhere.
 
-    >>> from cagsr.rollout.episode import Episode
+    >>> from cagsr.reward.intrinsic import INTRINSIC
+from cagsr.rollout.episode import Episode
     >>> eps = [Episode(record=None, kind="dialogue", turn_texts=["hi", "a b"]),
     ...        Episode(record=None, kind="dialogue", turn_texts=["x y z"])]
     >>> turn_tensor(eps, lambda ep, t: len(ep.turn_texts[t].split()))

@@ -78,7 +78,7 @@ def score_job(job: RewardJob, *, saved_job=None, heldout: HeldoutScorer | None =
             raise ConfigError("--heldout: this caller cannot replay a run's held-out episodes")
         return heldout(job, loaded, definition), []
     episodes = recorded_episodes(records, loaded, job.max_context, job.max_turns, definition.max_steps)
-    rows = probe(episodes, loaded, definition, job=saved_job)
+    rows = probe(episodes, loaded, definition, job=saved_job, seed=job.run.seed)
     paths = []
     if job.plot:
         paths = plot_episodes(episodes[: job.plot_episodes], loaded, definition, Path(job.plot))

@@ -32,6 +32,7 @@ from cagsr.models.forward import token_logprobs
 from cagsr.reward.attention_reward import COMPONENTS, turn_components
 from cagsr.reward.definition import AttentionTerms
 from cagsr.reward.head_probe import probe_of
+from cagsr.reward.intrinsic import INTRINSIC, intrinsic_components
 from cagsr.rollout.engines.onednn import fast_no_grad
 from cagsr.scoring.config import ScoringConfig
 from cagsr.scoring.layout import LayoutStats, Pass, plan_passes
@@ -48,7 +49,12 @@ class PolicyScores:
     values: Tensor
     """[R, S] value-head values at every response token (zeros without a head)."""
     components: dict[str, Tensor]
-    """[E, T] reward components and turn_mask."""
+    """[E, T] reward components, the log-prob signals (reward/intrinsic.py) and turn_mask (all zero and
+    turn_mask False when the pass read no reward)."""
+
+
+SIGNALS = (*COMPONENTS, *INTRINSIC)
+"""The [E, T] tables one capture pass gives besides turn_mask."""
 
 
 @dataclass(kw_only=True)
@@ -110,9 +116,10 @@ def _scatter_turns(target: Tensor, owners: Tensor, values: Tensor, turn_index: T
 
 @torch.no_grad()
 def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns: int, attention: AttentionConfig,
-               reward: AttentionTerms, scoring: ScoringConfig, value_head: nn.Module | None = None,
+               reward: AttentionTerms | None, scoring: ScoringConfig, value_head: nn.Module | None = None,
                stats: LayoutStats | None = None) -> PolicyScores:
-    """Capture pass over all rows: log-probs, head values and every turn's attention-reward components."""
+    """Capture pass over all rows: log-probs, head values and every turn's reward components and log-prob
+    signals. reward None: a plain pass (no attention capture), for a model whose reward is read elsewhere."""
     device = next(policy_model.parameters()).device
     logprobs = torch.zeros(rows.response_ids.shape)
     values = torch.zeros_like(logprobs)
@@ -120,13 +127,31 @@ def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_tu
     for part in plan(policy_model, rows, scoring, stats):
         view = rows.select(part.rows).to(device)
         with fast_no_grad(policy_model, scoring.packed_weights):
-            cap = _capture(policy_model, part, view, attention, device, [reward])
-        logprobs[part.rows] = (token_logprobs(cap.logits, view.response_ids) * view.response_mask).cpu()
+            if reward is None:
+                logits, hidden = forward_no_capture(policy_model, part.batch.to(device))
+            else:
+                cap = _capture(policy_model, part, view, attention, device, [reward])
+                logits, hidden = cap.logits, cap.hidden
+        logprobs[part.rows] = (token_logprobs(logits, view.response_ids) * view.response_mask).cpu()
         if value_head is not None:
-            values[part.rows] = (value_head(cap.hidden).float() * view.response_mask).cpu()
-        _scatter_components(comps, view, cap, reward)
+            values[part.rows] = (value_head(hidden).float() * view.response_mask).cpu()
+        if reward is not None:
+            _scatter_components(comps, view, cap, reward)
     comps["turn_mask"] = comps["turn_mask"].bool()
     return PolicyScores(logprobs=logprobs, values=values, components=comps)
+
+
+@torch.no_grad()
+def reference_pass(model: nn.Module, rows: RowBatch, *, read: bool, n_episodes: int, n_turns: int,
+                   attention: AttentionConfig, reward: AttentionTerms, scoring: ScoringConfig,
+                   stats: LayoutStats | None = None) -> tuple[Tensor, dict[str, Tensor] | None]:
+    """The reference's one pass: [R, S] log-probs for the KL penalty and, with read (reward.reader reference),
+    the [E, T] reward components and log-prob signals of its attention and logits (None without read)."""
+    if not read:
+        return rows_logprobs(model, rows, scoring, stats), None
+    scores = score_rows(model, rows, n_episodes=n_episodes, n_turns=n_turns, attention=attention, reward=reward,
+                        scoring=scoring, stats=stats)
+    return scores.logprobs, scores.components
 
 
 @torch.no_grad()
@@ -148,7 +173,7 @@ def score_versions(model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns
 
 
 def _empty_components(n_episodes: int, n_turns: int) -> dict[str, Tensor]:
-    return {k: torch.zeros(n_episodes, n_turns) for k in (*COMPONENTS, "turn_mask")}
+    return {k: torch.zeros(n_episodes, n_turns) for k in (*SIGNALS, "turn_mask")}
 
 
 def head_request(attention: AttentionConfig, rewards: list[AttentionTerms]) -> HeadRequest | None:
@@ -171,6 +196,7 @@ def _capture(model: nn.Module, part: Pass, view: RowBatch, attention: AttentionC
 def _scatter_components(comps: dict[str, Tensor], view: RowBatch, cap: CaptureResult, reward: AttentionTerms) -> None:
     """Adds the components of the rows in `view` to the [E, T] tables `comps`."""
     out = turn_components(cap, **view.reward_inputs(), cfg=reward)
+    out |= intrinsic_components(cap.logits, view.response_ids, view.response_mask, view.token_turn, out["turn_index"])
     for key in (k for k in out if k != "turn_index"):  # a head probe's score joins the components
         table = comps.setdefault(key, torch.zeros_like(comps["coverage"]))
         _scatter_turns(table, view.row_episode.cpu(), out[key].float(), out["turn_index"], out["turn_mask"])

@@ -22,9 +22,11 @@ from cagsr.attention.config import AttentionConfig
 from cagsr.data.schema import Dialogue, Utterance
 from cagsr.models.registry import LoadedModel, load_model
 from cagsr.reward.attention_reward import sink_mask
+from cagsr.reward.builtin import seeded_uniform
 from cagsr.reward.combine import LOGGED, TurnRewards
 from cagsr.reward.config import RewardConfig, parse_sinks
 from cagsr.reward.definition import AttentionTerms, RewardDefinition, define_reward, find_definition
+from cagsr.reward.intrinsic import INTRINSIC
 from cagsr.rollout.config import RolloutConfig
 from cagsr.rollout.episode import Episode
 from cagsr.rollout.recorded import recorded_episodes
@@ -55,15 +57,17 @@ def salient_words(action, salience: Salience, keywords: list[str]) -> list[str]:
 
 
 def probe(episodes: list[Episode], loaded: LoadedModel, definition: RewardDefinition, batch_episodes: int = 8,
-          job=None) -> list[dict]:
-    """One dict per (episode, turn) with every reward component, the attention reward, the salient words and
-    the reward version (history tokens, sink tokens, weights); with reward parts besides the attention
-    reward also each part (part/<name>) and the trained total (turn_reward). `job` reaches the parts."""
-    return probe_versions(episodes, loaded, definition, {"own": definition.terms}, batch_episodes, job)["own"]
+          job=None, seed: int = 0) -> list[dict]:
+    """One dict per (episode, turn) with every reward component, the attention reward, the log-prob signals of
+    the pass, the controls (length in words, a random score seeded by `seed`), the salient words and the reward
+    version (history tokens, sink tokens, weights); with reward parts besides the attention reward also each
+    part (part/<name>) and the trained total (turn_reward). `job` reaches the parts."""
+    return probe_versions(episodes, loaded, definition, {"own": definition.terms}, batch_episodes, job, seed)["own"]
 
 
 def probe_versions(episodes: list[Episode], loaded: LoadedModel, definition: RewardDefinition,
-                   versions: dict[str, AttentionTerms], batch_episodes: int = 8, job=None) -> dict[str, list[dict]]:
+                   versions: dict[str, AttentionTerms], batch_episodes: int = 8, job=None, seed: int = 0
+                   ) -> dict[str, list[dict]]:
     """`probe` under each named version of the attention terms, all read from the same capture passes."""
     salience, attention = definition.salience_marker(), definition.attention_config()
     out: dict[str, list[dict]] = {name: [] for name in versions}
@@ -85,9 +89,11 @@ def probe_versions(episodes: list[Episode], loaded: LoadedModel, definition: Rew
                 keywords = episode_keywords(ep)
                 for t in range(ep.num_turns):
                     action = next(a for a in ep.actions if t in a.token_turn)
-                    out[name].append({"record_id": ep.record.id, "turn": t, "text": ep.turn_texts[t],
-                                      **{k: round(float(table[k][e, t]), 6) for k in (*LOGGED, *extra)},
-                                      "salient_words": salient_words(action, salience, keywords),
+                    text = ep.turn_texts[t]
+                    controls = {"length_words": len(text.split()), "random": seeded_uniform(seed, text)}
+                    out[name].append({"record_id": ep.record.id, "turn": t, "text": text,
+                                      **{k: round(float(table[k][e, t]), 6) for k in (*LOGGED, *INTRINSIC, *extra)},
+                                      **controls, "salient_words": salient_words(action, salience, keywords),
                                       "reward_version": reward_version(terms)})
     return out
 

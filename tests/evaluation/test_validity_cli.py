@@ -31,7 +31,8 @@ def test_validity_calibrate_and_train_on_the_preset(tmp_path, labelled):
                 "30", "--output-dir", str(tmp_path / "v"))
     assert out.returncode == 0, out.stderr
     table = [json.loads(line) for line in out.stdout.splitlines()]
-    assert {r["version"] for r in table} == {"all", "content"}
+    assert {"all/reward", "content/reward", "self_certainty", "random"} <= {r["signal"] for r in table}
+    assert all(r["binary"] and "auc" in r for r in table)
     report = (tmp_path / "v" / "validity-human.md").read_text()
     assert "| content | focus |" in report and "sink tokens (template|special|first)" in report
     preset = tmp_path / "calibrated.yaml"
@@ -47,6 +48,26 @@ def test_validity_calibrate_and_train_on_the_preset(tmp_path, labelled):
     assert json.loads(out.stdout)["iterations"] == 1
 
 
+def test_validity_reads_a_ratings_file_and_prints_every_signal(tmp_path, shared_data):
+    """FED rows (continuous overall scores): every signal with Spearman, Pearson and the length-partial figure."""
+    rows = (shared_data / "ratings" / "fed_turn.jsonl").read_text().splitlines()[:24]
+    path = tmp_path / "fed.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    out = cagsr("validity", "--model", "tiny-llama", "--data", str(path), "--aspect", "overall", "--boot", "30",
+                "--output-dir", str(tmp_path / "v"))
+    assert out.returncode == 0, out.stderr
+    table = {r["signal"]: r for r in map(json.loads, out.stdout.splitlines())}
+    from cagsr.evaluation.analysis.signals_report import SIGNALS
+
+    assert set(table) == set(SIGNALS)
+    for name, row in table.items():
+        assert not row["binary"] and row["n"] == 24 and row["contexts"] == 8  # FED rates three turns a dialogue
+        assert {"spearman_low", "pearson_high"} <= set(row) and ("partial" in row) == (name != "length_tokens")
+    page = (tmp_path / "v" / "validity-signals.md").read_text()
+    assert "| log-prob | self_certainty |" in page and "Spearman given length_tokens" in page
+    assert not (tmp_path / "v" / "validity-human.md").exists()
+
+
 def test_reward_rows_name_their_version(tmp_path):
     for version in ("all", "content"):
         out = cagsr("reward", "--model", "tiny-t5", "--data", "generated:dialogue", "--data.num_generated", "2",
@@ -55,6 +76,8 @@ def test_reward_rows_name_their_version(tmp_path):
         row = json.loads(out.stdout.splitlines()[0])
         assert row["reward_version"]["history_tokens"] == version
         assert row["reward_version"]["sink_tokens"] == "template|special" and 0 <= row["sink_mass"] <= 1
+        assert row["self_certainty"] > 0 and row["logprob"] < 0 and row["length_tokens"] >= 1
+        assert 0 <= row["random"] < 1 and row["length_words"] == len(row["text"].split())
         assert list((tmp_path / version).glob("*.png"))
 
 

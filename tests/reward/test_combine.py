@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cagsr.data.schema import MathProblem, Utterance
-from cagsr.errors import ConfigError
+from cagsr.errors import CagsrError, ConfigError
 from cagsr.reward.combine import build_turn_reward, parse_part
 from cagsr.reward.config import RewardConfig
 from cagsr.reward.registry import REWARDS, get_reward
@@ -134,3 +134,28 @@ def test_correctness_rewards_the_answer_turn_of_a_right_solution():
     assert torch.equal(fn([right, wrong], None), torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
     with pytest.raises(ConfigError, match="needs math problems"):
         fn(episodes(), None)
+
+
+def test_pass_signals_are_parts_and_kinds_read_from_the_scoring_pass():
+    attention = torch.tensor([[1.0, 2.0]])
+    tables = {"self_certainty": torch.tensor([[4.0, 6.0]]), "logprob": torch.tensor([[-1.0, -3.0]])}
+    combined = build_turn_reward(RewardConfig(parts=["attention", "0.5*self_certainty", "-2*logprob"]))
+    total, parts = combined(episodes()[:1], attention, None, tables)
+    assert torch.equal(total, torch.tensor([[1 + 2 + 2, 2 + 3 + 6.0]]))
+    assert set(parts) == {"attention", "self_certainty", "logprob"}
+    alone = build_turn_reward(RewardConfig(kind="self_certainty"))
+    assert not alone.attention_only
+    assert torch.equal(alone(episodes()[:1], attention, None, tables)[0], tables["self_certainty"])
+    with pytest.raises(CagsrError, match="the scoring pass gave no 'predictive_entropy' table"):
+        build_turn_reward(RewardConfig(kind="predictive_entropy"))(episodes()[:1], attention, None, tables)
+    with pytest.raises(ConfigError, match="built-in: attention, logprob, predictive_entropy, self_certainty"):
+        build_turn_reward(RewardConfig(kind="self_certainity"))
+
+
+def test_random_is_seeded_per_text_and_uniform():
+    fn = get_reward("random")
+    eps = episodes()
+    a = fn(eps, None)
+    assert torch.equal(a, fn(list(eps), None)) and ((a >= 0) & (a < 1)).all()
+    run = type("Job", (), {"run": type("Run", (), {"seed": 7})()})()
+    assert not torch.equal(a, fn(eps, run))

@@ -7,7 +7,9 @@
 Each labelled reply is scored as the last agent turn of its context, in one capture pass, under both
 versions of the reward (reward.history_tokens all and content) from the same attention. A score row holds
 `VERSION/COMPONENT` for every component, `VERSION/focus@TAU0` for the floors the calibration searches,
-`first_mass` (attention on the first history token) and the label and group.
+`first_mass` (attention on the first history token), the log-prob signals of the same pass (`logprob`,
+`predictive_entropy`, `self_certainty`, `length_tokens`: reward/intrinsic.py), the controls `length_words` and
+`random` (a seeded score of the text: reward/builtin.py), and the label and group.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from cagsr.evaluation.analysis.validity import auc_ci, column
 from cagsr.formatting.history import format_history, format_response
 from cagsr.models.registry import LoadedModel
 from cagsr.reward.attention_reward import turn_components
+from cagsr.reward.builtin import seeded_uniform
 from cagsr.reward.combine import attention_weights, with_attention_reward
 from cagsr.reward.config import RewardConfig, resolve_reward
 from cagsr.reward.definition import AttentionTerms
+from cagsr.reward.intrinsic import token_signals, turn_mean
+from cagsr.rollout.engines.onednn import fast_no_grad
 from cagsr.rollout.episode import Action, Episode
 from cagsr.salience.masks import Salience
 from cagsr.scoring.passes import head_request
@@ -73,31 +78,42 @@ def _chunk_scores(cap, inputs: dict, reward: AttentionTerms | RewardConfig, tau_
             cols[f"{version}/focus@{tau0:g}"] = _row_values(floored, "focus")
     first = turn_components(cap, **inputs, cfg=replace(reward, history_tokens="all", sink_tokens="first"))
     cols["first_mass"] = _row_values(first, "sink_mass")
+    seg = inputs["response_mask"].bool()  # one reply per row: every response token is the scored turn
+    for name, values in token_signals(cap.logits, inputs["response_ids"]).items():
+        cols[name] = turn_mean(values, seg).tolist()
+    cols["length_tokens"] = seg.sum(-1).float().tolist()
     return cols
 
 
 @torch.no_grad()
 def score_replies(replies: Sequence[LabelledReply], loaded: LoadedModel, salience: Salience,
-                  attention: AttentionConfig, reward: AttentionTerms | RewardConfig, max_context: int = 768, batch_rows: int = 8,
-                  tau_grid: Sequence[float] = TAU_GRID, progress: bool = False) -> list[dict[str, Any]]:
-    """One dict per reply: id, label, group, turn and every scored column under both versions.
+                  attention: AttentionConfig, reward: AttentionTerms | RewardConfig, max_context: int = 768,
+                  batch_rows: int = 8, tau_grid: Sequence[float] = TAU_GRID, progress: bool = False, seed: int = 0
+                  ) -> list[dict[str, Any]]:
+    """One dict per reply (in the replies' order): id, label, group, turn, every scored column under both
+    versions, the log-prob signals and the controls (random seeded by `seed`).
 
     reward's history_tokens is overridden per version; its sink_tokens 'auto' is resolved for the model."""
     reward = resolve_reward(reward, loaded.is_encoder_decoder)
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, Any] | None] = [None] * len(replies)
+    # Replies of similar length share a padded batch: far less padding than file order.
+    order = sorted(range(len(replies)), key=lambda i: sum(len(u.text) for u in replies[i].dialogue.turns))
     starts = range(0, len(replies), batch_rows)
     for start in tqdm(starts, desc="validity", unit="batch", disable=not progress):
-        chunk = list(replies[start : start + batch_rows])
-        episodes = [reply_episode(r, loaded, max_context) for r in chunk]
+        index = order[start : start + batch_rows]
+        episodes = [reply_episode(replies[i], loaded, max_context) for i in index]
         part = build_rows(episodes, loaded, salience).to(loaded.device)
-        cap = forward_with_capture(loaded.model, part.batch, attention.last_layers, attention.window,
-                                   attention.prune_above, part.salient_mask, attention.prune_threshold,
-                                   heads=head_request(attention, [reward]))
+        with fast_no_grad(loaded.model, True):
+            cap = forward_with_capture(loaded.model, part.batch, attention.last_layers, attention.window,
+                                       attention.prune_above, part.salient_mask, attention.prune_threshold,
+                                       heads=head_request(attention, [reward]))
         cols = _chunk_scores(cap, part.reward_inputs(), reward, tau_grid)
-        for i, reply in enumerate(chunk):
+        for k, i in enumerate(index):
+            reply, text = replies[i], replies[i].dialogue.turns[-1].text
             row = {"id": reply.dialogue.id, "label": reply.label, "group": reply.group, "turn": reply.turn}
-            out.append(row | {k: round(float(v[i]), 6) for k, v in cols.items()})
-    return out
+            out[i] = row | {name: round(float(v[k]), 6) for name, v in cols.items()} | {
+                "length_words": len(text.split()), "random": seeded_uniform(seed, text)}
+    return [row for row in out if row is not None]
 
 
 def holds(auc: float, low: float, high: float, expected: int) -> str:
