@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 import pytest
-from cagsr.evaluation.validity import cluster_resamples
 
 from cagsr.errors import DataError
+from cagsr.evaluation.analysis.bootstrap import cluster_resamples
 from cagsr.evaluation.analysis.correlation import (
     context_bootstrap,
     partial_spearman,

@@ -3,6 +3,7 @@ forward pass; and the pass signals as reward parts and kinds in `cagsr train`.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import torch
 from cagsr.config import from_dict, load_job, to_dict
 from cagsr.ppo.config import TrainJob
 from cagsr.ppo.trainer import Trainer
+from cagsr.reward.combine import attention_reward
 from cagsr.scoring.passes import SIGNALS, score_rows
 from cagsr.scoring.rows import build_rows
 
@@ -46,7 +48,7 @@ def test_reference_reader_gives_the_reference_pass_numbers_with_no_extra_pass(tm
     n_turns = max(ep.num_turns for ep in episodes)
     scored, passes = {}, {}
     for reader in ("policy", "reference"):
-        trainer.job.reward.reader = reader
+        trainer.use_definition(dataclasses.replace(trainer.definition, reader=reader))
         counts, handles = count_forwards(models.policy.model, models.reference)
         scored[reader] = trainer.score(rows, episodes, lo, hi, {})
         passes[reader] = tuple(counts)
@@ -68,7 +70,8 @@ def test_reference_reader_gives_the_reference_pass_numbers_with_no_extra_pass(tm
                               separate["reference"].components["coverage"][mask])
     torch.testing.assert_close(scored["reference"].ref_logprobs, separate["reference"].logprobs, **tol)
     torch.testing.assert_close(scored["reference"].old_logprobs, separate["policy"].logprobs, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(scored["reference"].rewards, separate["reference"].components["reward"] * mask, **tol)
+    expected = attention_reward(separate["reference"].components, trainer.definition.terms.weights)
+    torch.testing.assert_close(scored["reference"].rewards, expected * mask, **tol)
 
 
 def cagsr(*args: str) -> subprocess.CompletedProcess:

@@ -137,17 +137,19 @@ def test_correctness_rewards_the_answer_turn_of_a_right_solution():
 
 
 def test_pass_signals_are_parts_and_kinds_read_from_the_scoring_pass():
-    attention = torch.tensor([[1.0, 2.0]])
-    tables = {"self_certainty": torch.tensor([[4.0, 6.0]]), "logprob": torch.tensor([[-1.0, -3.0]])}
+    # Components whose attention reward is [1, 2] (coverage alone, weight 1), and two log-prob signals.
+    tables = {"coverage": torch.tensor([[1.0, 2.0]]), "focus": torch.zeros(1, 2), "repetition": torch.zeros(1, 2),
+              "turn_mask": torch.ones(1, 2, dtype=torch.bool),
+              "self_certainty": torch.tensor([[4.0, 6.0]]), "logprob": torch.tensor([[-1.0, -3.0]])}
     combined = build_turn_reward(RewardConfig(parts=["attention", "0.5*self_certainty", "-2*logprob"]))
-    total, parts = combined(episodes()[:1], attention, None, tables)
-    assert torch.equal(total, torch.tensor([[1 + 2 + 2, 2 + 3 + 6.0]]))
-    assert set(parts) == {"attention", "self_certainty", "logprob"}
+    turn = combined(episodes()[:1], tables, None)
+    assert torch.equal(turn.total, torch.tensor([[1 + 2 + 2, 2 + 3 + 6.0]]))
+    assert set(turn.parts) == {"attention", "self_certainty", "logprob"}
     alone = build_turn_reward(RewardConfig(kind="self_certainty"))
     assert not alone.attention_only
-    assert torch.equal(alone(episodes()[:1], attention, None, tables)[0], tables["self_certainty"])
+    assert torch.equal(alone(episodes()[:1], tables, None).total, tables["self_certainty"])
     with pytest.raises(CagsrError, match="the scoring pass gave no 'predictive_entropy' table"):
-        build_turn_reward(RewardConfig(kind="predictive_entropy"))(episodes()[:1], attention, None, tables)
+        build_turn_reward(RewardConfig(kind="predictive_entropy"))(episodes()[:1], tables, None)
     with pytest.raises(ConfigError, match="built-in: attention, logprob, predictive_entropy, self_certainty"):
         build_turn_reward(RewardConfig(kind="self_certainity"))
 
