@@ -59,8 +59,7 @@ def get_reward(name: str, setting: str = "reward.kind") -> TurnRewardFn:
 def turn_tensor(episodes: list[Episode], value: Callable[[Episode, int], float]) -> Tensor:
     """[E, T] tensor of value(episode, turn) over real turns, 0 elsewhere.
 
-    >>> from cagsr.reward.intrinsic import INTRINSIC
-from cagsr.rollout.episode import Episode
+    >>> from cagsr.rollout.episode import Episode
     >>> eps = [Episode(record=None, kind="dialogue", turn_texts=["hi", "a b"]),
     ...        Episode(record=None, kind="dialogue", turn_texts=["x y z"])]
     >>> turn_tensor(eps, lambda ep, t: len(ep.turn_texts[t].split()))
