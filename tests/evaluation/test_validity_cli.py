@@ -54,7 +54,7 @@ def test_validity_reads_a_ratings_file_and_prints_every_signal(tmp_path, shared_
     path = tmp_path / "fed.jsonl"
     path.write_text("\n".join(rows) + "\n")
     out = cagsr("validity", "--model", "tiny-llama", "--data", str(path), "--aspect", "overall", "--boot", "30",
-                "--output-dir", str(tmp_path / "v"))
+                "--attention.heads", "0.0,1.1", "--output-dir", str(tmp_path / "v"))
     assert out.returncode == 0, out.stderr
     table = {r["signal"]: r for r in map(json.loads, out.stdout.splitlines())}
     from cagsr.evaluation.analysis.signals_report import SIGNALS
@@ -66,6 +66,10 @@ def test_validity_reads_a_ratings_file_and_prints_every_signal(tmp_path, shared_
     page = (tmp_path / "v" / "validity-signals.md").read_text()
     assert "| log-prob | self_certainty |" in page and "Spearman given length_tokens" in page
     assert not (tmp_path / "v" / "validity-human.md").exists()
+    scores = [json.loads(line) for line in (tmp_path / "v" / "scores.jsonl").read_text().splitlines()]
+    for row in scores:  # lookback ratios: over every head, and over the two selected ones
+        assert 0 <= row["mean_lookback"] <= 1 and 0 <= row["heads_lookback"] <= 1
+    assert len({row["mean_lookback"] for row in scores}) > 1
 
 
 def test_reward_rows_name_their_version(tmp_path):

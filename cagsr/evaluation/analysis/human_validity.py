@@ -25,15 +25,19 @@ from tqdm.auto import tqdm
 
 from cagsr.attention.capture import forward_with_capture
 from cagsr.attention.config import AttentionConfig
+from cagsr.attention.heads import Head, HeadRequest, all_heads, parse_heads
+from cagsr.attention.tap import attention_modules
 from cagsr.data.taskmaster import LabelledReply
 from cagsr.evaluation.analysis.validity import auc_ci, column
 from cagsr.formatting.history import format_history, format_response
+from cagsr.models.checks import model_heads
 from cagsr.models.registry import LoadedModel
 from cagsr.reward.attention_reward import turn_components
 from cagsr.reward.builtin import seeded_uniform
 from cagsr.reward.combine import attention_weights, with_attention_reward
 from cagsr.reward.config import RewardConfig, resolve_reward
 from cagsr.reward.definition import AttentionTerms
+from cagsr.reward.head_probe import turn_head_features
 from cagsr.reward.intrinsic import token_signals, turn_mean
 from cagsr.rollout.engines.onednn import fast_no_grad
 from cagsr.rollout.episode import Action, Episode
@@ -85,6 +89,28 @@ def _chunk_scores(cap, inputs: dict, reward: AttentionTerms | RewardConfig, tau_
     return cols
 
 
+def _validity_request(loaded: LoadedModel, attention: AttentionConfig, reward) -> tuple[HeadRequest, tuple[Head, ...]]:
+    """The capture's head request: the reward's own (attention.heads, a probe's heads) plus the per-head
+    statistics of every head, which the lookback-ratio signals read; and that list of every head."""
+    layers = len(attention_modules(loaded.model, cross=loaded.is_encoder_decoder))
+    heads = all_heads(layers, model_heads(loaded) or 1)
+    own = head_request(attention, [reward])
+    features = tuple(dict.fromkeys([*(own.features if own else ()), *heads]))
+    return HeadRequest(abar=own.abar if own else None, features=features), heads
+
+
+def _lookback_signals(cap, seg: torch.Tensor, heads: tuple[Head, ...], selected: tuple[Head, ...]
+                      ) -> dict[str, list[float]]:
+    """Per-head attention read as one number per reply: mean_lookback, the lookback ratio (Lookback Lens: mass
+    per history token over mass per own earlier token) averaged over every head; heads_lookback, over the
+    attention.heads selection (the label-free retrieval heads of `cagsr heads`) when there is one."""
+    lookback = turn_head_features(cap.head_stats, seg, heads, ["lookback"])  # [R, H]
+    out = {"mean_lookback": lookback.mean(-1).tolist()}
+    if selected:
+        out["heads_lookback"] = lookback[:, [heads.index(h) for h in selected]].mean(-1).tolist()
+    return out
+
+
 @torch.no_grad()
 def score_replies(replies: Sequence[LabelledReply], loaded: LoadedModel, salience: Salience,
                   attention: AttentionConfig, reward: AttentionTerms | RewardConfig, max_context: int = 768,
@@ -95,6 +121,7 @@ def score_replies(replies: Sequence[LabelledReply], loaded: LoadedModel, salienc
 
     reward's history_tokens is overridden per version; its sink_tokens 'auto' is resolved for the model."""
     reward = resolve_reward(reward, loaded.is_encoder_decoder)
+    request, heads = _validity_request(loaded, attention, reward)
     out: list[dict[str, Any] | None] = [None] * len(replies)
     # Replies of similar length share a padded batch: far less padding than file order.
     order = sorted(range(len(replies)), key=lambda i: sum(len(u.text) for u in replies[i].dialogue.turns))
@@ -106,8 +133,10 @@ def score_replies(replies: Sequence[LabelledReply], loaded: LoadedModel, salienc
         with fast_no_grad(loaded.model, True):
             cap = forward_with_capture(loaded.model, part.batch, attention.last_layers, attention.window,
                                        attention.prune_above, part.salient_mask, attention.prune_threshold,
-                                       heads=head_request(attention, [reward]))
-        cols = _chunk_scores(cap, part.reward_inputs(), reward, tau_grid)
+                                       heads=request)
+        inputs = part.reward_inputs()
+        cols = _chunk_scores(cap, inputs, reward, tau_grid)
+        cols |= _lookback_signals(cap, inputs["response_mask"].bool(), heads, parse_heads(attention.heads))
         for k, i in enumerate(index):
             reply, text = replies[i], replies[i].dialogue.turns[-1].text
             row = {"id": reply.dialogue.id, "label": reply.label, "group": reply.group, "turn": reply.turn}

@@ -6,6 +6,8 @@
 Signals, by family (the score rows of evaluation/human_validity.py):
   paper      the attention reward's components under reward.history_tokens all and content
   attention  diagnostics of the same attention: its entropy, the share on the first / the sink tokens
+  per-head   the lookback ratio (Lookback Lens) averaged over every head, and over the attention.heads
+             selection (the label-free retrieval heads of `cagsr heads`) when one is set
   log-prob   the reply's mean log-prob, predictive entropy and self-certainty (reward/intrinsic.py)
   control    reply length (model tokens, words) and a seeded random score (the spurious-reward control)
 """
@@ -22,6 +24,7 @@ SIGNALS: dict[str, str] = {
     "content/coverage": "paper", "content/focus": "paper", "content/reward": "paper",
     "all/entropy": "attention", "content/entropy": "attention", "first_mass": "attention",
     "all/sink_mass": "attention",
+    "mean_lookback": "per-head", "heads_lookback": "per-head",
     "logprob": "log-prob", "predictive_entropy": "log-prob", "self_certainty": "log-prob",
     "length_tokens": "control", "length_words": "control", "random": "control",
 }
