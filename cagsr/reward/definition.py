@@ -31,7 +31,7 @@ from cagsr.attention.config import AttentionConfig
 from cagsr.errors import ConfigError
 from cagsr.reward.combine import AttentionWeights, RewardPart, TurnReward, build_turn_reward
 from cagsr.reward.config import RewardConfig, resolve_reward
-from cagsr.reward.head_probe import HEAD_PROBE, HeadProbeConfig, probe_of
+from cagsr.reward.head_probe import HEAD_PROBE, HEAD_SIGNALS, HeadProbeConfig, probe_of
 from cagsr.reward.registry import ATTENTION, PASS_SIGNALS, get_reward
 from cagsr.salience.config import SalienceConfig
 from cagsr.salience.idf import IdfTable
@@ -72,6 +72,8 @@ class AttentionTerms:
     block_tokens: int = 5
     head_probe: HeadProbeConfig | None = None
     """reward.kind head_probe: the fitted probe whose score replaces the weighted components."""
+    head_signals: bool = False
+    """The capture keeps every head's statistics for the per-head signals (a reward part reads mean_lookback)."""
 
     @property
     def weights(self) -> AttentionWeights:
@@ -233,7 +235,8 @@ def define_reward(reward: RewardConfig, salience: SalienceConfig, attention: Att
     fitted = Salience.fit(corpus, salience.sources, salience.idf_quantile, salience.keywords, salience.entity_detector)
     resolved = resolve_reward(reward, encoder_decoder)
     terms = AttentionTerms(**{f.name: getattr(resolved, f.name) for f in dataclasses.fields(AttentionTerms)
-                              if f.name != "head_probe"}, head_probe=probe_of(resolved))
+                              if f.name not in ("head_probe", "head_signals")}, head_probe=probe_of(resolved),
+                           head_signals=any(p.spec in HEAD_SIGNALS for p in stage.parts))
     return RewardDefinition(
         parts=tuple(PartSpec(name=p.name, spec=p.spec, weight=p.weight) for p in stage.parts),
         model_path=reward.model_path,

@@ -22,6 +22,9 @@ from cagsr.attention.heads import Head, HeadStats, parse_heads
 from cagsr.errors import ConfigError
 
 HEAD_PROBE = "head_probe"
+HEAD_SIGNALS = ("mean_lookback",)
+"""Per-head attention read as one number per turn by the capture pass (a reward part, a `cagsr reward` column):
+mean_lookback, the lookback ratio (Lookback Lens) averaged over every head of the model."""
 FEATURES = ("lookback", "entropy", "first_mass", "history_mass")
 """Per-head features a probe can read: lookback ratio, history entropy, first-token mass, history mass."""
 
@@ -60,6 +63,16 @@ class HeadProbeConfig:
     @property
     def head_list(self) -> tuple[Head, ...]:
         return parse_heads(self.heads, "reward.head_probe.heads")
+
+
+def turn_mean_lookback(stats: HeadStats, response_mask: Tensor, token_turn: Tensor, turns: list[int]) -> Tensor:
+    """[R, T] lookback ratio of each row's turn `turns[k]`, averaged over its tokens and over every head in
+    stats (0 where the row has no token of that turn). response_mask, token_turn: [R, S]."""
+    out = response_mask.new_zeros(response_mask.shape[0], len(turns), dtype=stats.history_mass.dtype)
+    for k, turn in enumerate(turns):
+        seg = response_mask.bool() & (token_turn == turn)
+        out[:, k] = turn_head_features(stats, seg, stats.heads, ["lookback"]).mean(-1)
+    return out
 
 
 def probe_of(cfg) -> HeadProbeConfig | None:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from cagsr.reward.head_probe import HEAD_SIGNALS
 from cagsr.reward.intrinsic import INTRINSIC
 from cagsr.rollout.episode import Episode
 from cagsr.utils.imports import resolve
@@ -34,10 +35,11 @@ TurnRewardFn = Callable[[list[Episode], object], Tensor]
 ATTENTION = "attention"
 """The history-aware attention reward, computed from the capture pass itself (not a table entry)."""
 
-PASS_SIGNALS = INTRINSIC
-"""Rewards read from the same capture pass's logits (reward/intrinsic.py INTRINSIC; not table entries): the
-reply's mean log-prob, mean predictive entropy, self-certainty (mean KL(uniform || p), Intuitor / RLIF) and
-its length in tokens. Like the attention reward they come from the reward.reader's pass."""
+PASS_SIGNALS = (*INTRINSIC, *HEAD_SIGNALS)
+"""Rewards read from the same capture pass (not table entries): from its logits (reward/intrinsic.py
+INTRINSIC) the reply's mean log-prob, mean predictive entropy, self-certainty (mean KL(uniform || p),
+Intuitor / RLIF) and its length in tokens; from its per-head attention (reward/head_probe.py HEAD_SIGNALS) the
+mean lookback ratio over every head. Like the attention reward they come from the reward.reader's pass."""
 
 REWARDS: dict[str, str] = {
     "model": "cagsr.evaluation.reward_models.model:reward_model_reward",

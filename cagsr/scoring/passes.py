@@ -27,11 +27,12 @@ from cagsr.attention.batch import is_encoder_decoder
 from cagsr.attention.capture import CaptureResult, forward_with_capture
 from cagsr.attention.config import AttentionConfig
 from cagsr.attention.forward import forward_no_capture
-from cagsr.attention.heads import HeadRequest, parse_heads
+from cagsr.attention.heads import Head, HeadRequest, all_heads, parse_heads
+from cagsr.attention.tap import attention_modules
 from cagsr.models.forward import token_logprobs
 from cagsr.reward.attention_reward import COMPONENTS, turn_components
 from cagsr.reward.definition import AttentionTerms
-from cagsr.reward.head_probe import probe_of
+from cagsr.reward.head_probe import probe_of, turn_mean_lookback
 from cagsr.reward.intrinsic import INTRINSIC, intrinsic_components
 from cagsr.rollout.engines.onednn import fast_no_grad
 from cagsr.scoring.config import ScoringConfig
@@ -176,11 +177,25 @@ def _empty_components(n_episodes: int, n_turns: int) -> dict[str, Tensor]:
     return {k: torch.zeros(n_episodes, n_turns) for k in (*SIGNALS, "turn_mask")}
 
 
-def head_request(attention: AttentionConfig, rewards: list[AttentionTerms]) -> HeadRequest | None:
-    """The heads a capture reads for these settings: attention.heads for abar, a head probe's heads for
-    per-head statistics (None: the default capture)."""
+def every_head(model: nn.Module) -> tuple[Head, ...]:
+    """Every (layer, head) of the attention the capture reads (cross-attention for encoder-decoder models)."""
+    base = unwrap_peft(model)
+    layers = len(attention_modules(base, cross=is_encoder_decoder(base)))
+    config = base.config
+    heads = next(v for k in ("num_attention_heads", "num_heads", "n_head")
+                 if isinstance(v := getattr(config, k, None), int))
+    return all_heads(layers, heads)
+
+
+def head_request(attention: AttentionConfig, rewards: list[AttentionTerms], model: nn.Module | None = None
+                 ) -> HeadRequest | None:
+    """The heads a capture reads for these settings: attention.heads for abar, a head probe's heads and, when a
+    reward wants the per-head signals, every head of `model` for per-head statistics (None: the default)."""
     probes = [p for p in map(probe_of, rewards) if p is not None]
-    features = tuple(dict.fromkeys(h for p in probes for h in p.head_list))
+    wanted = [h for p in probes for h in p.head_list]
+    if model is not None and any(getattr(r, "head_signals", False) for r in rewards):
+        wanted += every_head(model)
+    features = tuple(dict.fromkeys(wanted))
     if not attention.heads and not features:
         return None
     return HeadRequest(abar=parse_heads(attention.heads) or None, features=features)
@@ -190,13 +205,17 @@ def _capture(model: nn.Module, part: Pass, view: RowBatch, attention: AttentionC
              rewards: list[AttentionTerms]) -> CaptureResult:
     return forward_with_capture(model, part.batch.to(device), attention.last_layers, attention.window,
                                 attention.prune_above, view.salient_mask, attention.prune_threshold,
-                                heads=head_request(attention, rewards))
+                                heads=head_request(attention, rewards, model))
 
 
 def _scatter_components(comps: dict[str, Tensor], view: RowBatch, cap: CaptureResult, reward: AttentionTerms) -> None:
     """Adds the components of the rows in `view` to the [E, T] tables `comps`."""
     out = turn_components(cap, **view.reward_inputs(), cfg=reward)
     out |= intrinsic_components(cap.logits, view.response_ids, view.response_mask, view.token_turn, out["turn_index"])
+    if getattr(reward, "head_signals", False):
+        turns = out["turn_index"][0].tolist()
+        lookback = turn_mean_lookback(cap.head_stats, view.response_mask, view.token_turn, turns)
+        out["mean_lookback"] = lookback * out["turn_mask"]
     for key in (k for k in out if k != "turn_index"):  # a head probe's score joins the components
         table = comps.setdefault(key, torch.zeros_like(comps["coverage"]))
         _scatter_turns(table, view.row_episode.cpu(), out[key].float(), out["turn_index"], out["turn_mask"])

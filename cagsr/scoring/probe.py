@@ -26,6 +26,7 @@ from cagsr.reward.builtin import seeded_uniform
 from cagsr.reward.combine import LOGGED, TurnRewards
 from cagsr.reward.config import RewardConfig, parse_sinks
 from cagsr.reward.definition import AttentionTerms, RewardDefinition, define_reward, find_definition
+from cagsr.reward.head_probe import HEAD_SIGNALS
 from cagsr.reward.intrinsic import INTRINSIC
 from cagsr.rollout.config import RolloutConfig
 from cagsr.rollout.episode import Episode
@@ -62,7 +63,8 @@ def probe(episodes: list[Episode], loaded: LoadedModel, definition: RewardDefini
     the pass, the controls (length in words, a random score seeded by `seed`), the salient words and the reward
     version (history tokens, sink tokens, weights); with reward parts besides the attention reward also each
     part (part/<name>) and the trained total (turn_reward). `job` reaches the parts."""
-    return probe_versions(episodes, loaded, definition, {"own": definition.terms}, batch_episodes, job, seed)["own"]
+    own = dataclasses.replace(definition.terms, head_signals=True)  # the rows carry the per-head signals too
+    return probe_versions(episodes, loaded, definition, {"own": own}, batch_episodes, job, seed)["own"]
 
 
 def probe_versions(episodes: list[Episode], loaded: LoadedModel, definition: RewardDefinition,
@@ -81,8 +83,9 @@ def probe_versions(episodes: list[Episode], loaded: LoadedModel, definition: Rew
             stage = dataclasses.replace(definition.stage, weights=terms.weights)
             turn = stage(chunk, comps[name], job)
             table = {**comps[name], **turn.logged()}
-            extra = [] if stage.attention_only else [k for k in table if k.startswith("part/")]
-            if extra:
+            extra = [k for k in HEAD_SIGNALS if k in table]
+            extra += [] if stage.attention_only else [k for k in table if k.startswith("part/")]
+            if not stage.attention_only:
                 table["turn_reward"] = turn.total
                 extra.append("turn_reward")
             for e, ep in enumerate(chunk):

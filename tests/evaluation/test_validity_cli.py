@@ -82,6 +82,7 @@ def test_reward_rows_name_their_version(tmp_path):
         assert row["reward_version"]["sink_tokens"] == "template|special" and 0 <= row["sink_mass"] <= 1
         assert row["self_certainty"] > 0 and row["logprob"] < 0 and row["length_tokens"] >= 1
         assert 0 <= row["random"] < 1 and row["length_words"] == len(row["text"].split())
+        assert 0 < row["mean_lookback"] <= 1  # every head's lookback ratio, from the same pass
         assert list((tmp_path / version).glob("*.png"))
 
 

@@ -93,3 +93,15 @@ def test_train_on_a_pass_signal(tmp_path, reward):
         assert metrics["reward/turn_reward"] == pytest.approx(expected, rel=1e-4)
     else:
         assert metrics["reward/turn_reward"] == pytest.approx(sc, rel=1e-5)
+
+
+def test_train_on_the_per_head_lookback(tmp_path):
+    """mean_lookback (every head's lookback ratio, from the capture pass's per-head statistics) as a part."""
+    out = cagsr("train", "--config", "tiny", "--iterations", "1", "--reward.parts", "attention,0.5*mean_lookback",
+                "--output-dir", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    lookback = metrics["reward/mean_lookback"]
+    assert 0 < lookback <= 1 and 0 < metrics["eval/mean_lookback"] <= 1
+    expected = metrics["reward/reward"] + 0.5 * lookback
+    assert metrics["reward/turn_reward"] == pytest.approx(expected, rel=1e-4)

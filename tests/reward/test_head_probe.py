@@ -9,7 +9,7 @@ from cagsr.attention.heads import HeadStats
 from cagsr.errors import ConfigError
 from cagsr.reward.combine import build_turn_reward
 from cagsr.reward.config import RewardConfig
-from cagsr.reward.head_probe import HeadProbeConfig, probe_score, turn_head_features
+from cagsr.reward.head_probe import HeadProbeConfig, probe_score, turn_head_features, turn_mean_lookback
 
 
 def stats() -> HeadStats:
@@ -29,6 +29,14 @@ def test_turn_features_average_the_turn_tokens_by_hand():
     # lookback (0,0): step1 (0.25)/(0.25+0.4)=0.384615, step2 (0.1)/(0.1+0.4)=0.2
     # lookback (1,2): step1 0.2/(0.2+0.2)=0.5, step2 0.05/(0.05+0.45)=0.1
     want = torch.tensor([[0.75, 0.25, (0.5 + 0.1) / 2, (0.25 / 0.65 + 0.2) / 2]])
+    assert torch.allclose(got, want)
+
+
+def test_mean_lookback_per_turn_by_hand():
+    token_turn = torch.tensor([[0, 1, 1]])  # turn 0: step 0 (no own tokens yet: ratio 1); turn 1: steps 1-2
+    got = turn_mean_lookback(stats(), torch.ones(1, 3, dtype=torch.bool), token_turn, [0, 1, 2])
+    # turn 1, mean over the heads of the hand values above: ((0.25/0.65 + 0.2)/2 + (0.5 + 0.1)/2) / 2
+    want = torch.tensor([[1.0, ((0.25 / 0.65 + 0.2) / 2 + 0.3) / 2, 0.0]])  # turn 2: no tokens
     assert torch.allclose(got, want)
 
 
