@@ -24,7 +24,8 @@ def test_versions_from_one_pass_equal_one_probe_each(kind, monkeypatch):
     records = load_records(DataConfig(path=f"generated:{kind}", num_generated=5, seed=2))
     episodes = recorded_episodes(records, loaded, max_context=256, max_turns=3, max_steps=4)
     definition = default_definition(loaded, records)
-    rewards = {v: dataclasses.replace(definition.terms, history_tokens=v) for v in ("all", "content")}
+    # head_signals: probe() reports the per-head lookback too, so the one-pass versions ask for it as well.
+    rewards = {v: dataclasses.replace(definition.terms, history_tokens=v, head_signals=True) for v in ("all", "content")}
     separate = {v: probe(episodes, loaded, dataclasses.replace(definition, terms=r), batch_episodes=2)
                 for v, r in rewards.items()}
 
