@@ -23,7 +23,6 @@ ranks and sums their gradients. Rank 0 alone writes logs, samples, checkpoints a
 from __future__ import annotations
 
 import json
-import random
 import signal
 import threading
 import time
@@ -45,7 +44,6 @@ from cagsr.distributed import (
     shard_bounds,
 )
 from cagsr.errors import CagsrError, ConfigError
-from cagsr.evaluation.metrics.quality import distinct_n, episode_quality
 from cagsr.ppo.config import TrainJob
 from cagsr.ppo.experience import Experience, assemble
 from cagsr.ppo.guards import (
@@ -56,15 +54,13 @@ from cagsr.ppo.guards import (
     run_folder_write,
     writer_threads_report_one_line,
 )
-from cagsr.ppo.heldout import append_rows, episode_rows, kl_per_episode
+from cagsr.ppo.heldout_eval import answer_held_out, evaluate_heldout
 from cagsr.ppo.metrics import (
     experience_metrics,
     masked_turn_mean,
-    reward_metrics,
     sample_records,
 )
 from cagsr.ppo.preflight import check_train_job
-from cagsr.ppo.replies import append_replies, greedy_episodes, reply_rows
 from cagsr.ppo.setup import build_models, build_rollout_parts, sync_whole_models, trained_share
 from cagsr.ppo.state import (
     TrainState,
@@ -78,18 +74,15 @@ from cagsr.ppo.update import ppo_update
 from cagsr.reward.combine import build_turn_reward
 from cagsr.reward.config import resolve_reward
 from cagsr.reward.definition import RewardDefinition, define_reward
-from cagsr.rollout.recorded import replay_record
 from cagsr.rollout.runner import rollout
 from cagsr.scoring.layout import LayoutStats, unpacked_turns
 from cagsr.scoring.passes import (
     ScoredPart,
     merge_parts,
     reference_pass,
-    rows_logprobs,
     rows_values,
     score_rows,
 )
-from cagsr.scoring.probe import score_heldout
 from cagsr.scoring.rows import RowBatch, build_rows
 from cagsr.utils.logging import MetricLogger
 from cagsr.utils.run import check_writable, lock_run_dir, prepare_run_dir, seed_everything
@@ -297,73 +290,13 @@ class Trainer:
         metrics[f"time/{phase}"] = metrics.get(f"time/{phase}", 0.0) + time.perf_counter() - start
 
     # -- evaluation, samples, checkpoints -----------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, updates: int | None = None) -> dict:
-        """Mean attention reward of held-out episodes, rolled out with a fixed seed (rank 0 only).
-
-        Each episode's values also go to eval_episodes.jsonl (the before/after table's intervals);
-        `updates` labels them: PPO updates so far (default: this iteration's, just applied)."""
-        job = self.job
-        records = (self.val_records or self.train_records)[: job.ppo.eval_episodes]
-        rng = random.Random(job.run.seed + 10_007)
-        with self.timed("eval", out := {}), self.truncation_notice():
-            episodes = rollout(records, self.models.policy, self.engine, self.simulator, job.rollout, rng)
-            if self.definition.reader == "policy":  # what `cagsr reward --heldout` recomputes
-                rows, scores, turn = score_heldout(self.models.policy, episodes, self.definition, job.scoring, job)
-                with self.reference_mode() as reference:
-                    ref_logprobs = rows_logprobs(reference, rows, job.scoring)
-                comps = scores.components
-            else:
-                rows, scores, comps, ref_logprobs = self._score_by_reference(episodes)
-                turn = self.turn_reward(episodes, comps, job)
-            comps = {**comps, "reward": turn.attention}
-            kl = kl_per_episode(rows, scores.logprobs, ref_logprobs, len(episodes))
-        texts = [t for ep in episodes for t in ep.turn_texts]
-        parts = turn.parts
-        out |= reward_metrics(comps, prefix="eval")
-        out |= {f"eval/{name}": masked_turn_mean(part, comps["turn_mask"].float()) for name, part in parts.items()}
-        out |= {f"eval/{name}": sum(values) / max(1, len(values)) for name, values in kl.items()}
-        with run_folder_write(self.run_dir, "held-out episodes"):
-            label = self.state.iteration + 1 if updates is None else updates
-            replays = [replay_record(ep, self.prompt_tokens(ep.kind)) for ep in episodes]
-            append_rows(self.run_dir, episode_rows(label, episodes, comps, parts, kl, turn.total, replays))
-        out |= {
-            "eval/response_words": sum(len(t.split()) for t in texts) / max(1, len(texts)),
-            "eval/distinct2": distinct_n(texts),
-        }
-        return out | episode_quality(episodes)  # quality proxies beside the reward: the hacking check
-
-    def _score_by_reference(self, episodes: list):
-        """Held-out scoring with reward.reader reference: the policy's plain pass (log-probs) and the reference's
-        capture pass (log-probs for the KL, and the reward's components)."""
-        job, definition = self.job, self.definition
-        rows = build_rows(episodes, self.models.policy, self.salience)
-        n_turns = max(ep.num_turns for ep in episodes)
-        scores = score_rows(self.models.policy.model, rows, n_episodes=len(episodes), n_turns=n_turns,
-                            attention=definition.attention_config(), reward=None, scoring=job.scoring)
-        with self.reference_mode() as reference:
-            ref_logprobs, read = reference_pass(reference, rows, read=True, n_episodes=len(episodes), n_turns=n_turns,
-                                                attention=definition.attention_config(), reward=definition.terms,
-                                                scoring=job.scoring)
-        return rows, scores, read, ref_logprobs
-
-    def prompt_tokens(self, kind: str) -> int:
-        """The history budget the rollout formats prompts with (what a replay of its episodes needs)."""
-        cfg = self.job.rollout
-        return cfg.max_context if kind == "math" else cfg.max_context - cfg.sampling.max_new_tokens
+        """Held-out reward and quality of a fixed-seed rollout (rank 0 only; cagsr/ppo/heldout_eval.py)."""
+        return evaluate_heldout(self, updates)
 
     def answer_held_out(self, updates: int) -> None:
-        """The first ppo.sample_episodes held-out prompts answered greedily, appended to
-        RUN/heldout_replies.jsonl: before any update and at the end, the table shows them side by side."""
-        job = self.job
-        records = (self.val_records or self.train_records)[: job.ppo.sample_episodes]
-        if not records:
-            return
-        with torch.no_grad(), self.truncation_notice():
-            episodes = greedy_episodes(records, self.models.policy, self.engine, self.simulator, job.rollout,
-                                       job.run.seed + 20_011)
-        with run_folder_write(self.run_dir, "held-out replies"):
-            append_replies(self.run_dir, reply_rows(updates, episodes))
+        """The first held-out prompts answered greedily into RUN/heldout_replies.jsonl (heldout_eval.py)."""
+        answer_held_out(self, updates)
 
     def write_samples(self, episodes, comps) -> None:
         rows = sample_records(self.state.iteration, episodes, comps, self.job.ppo.sample_episodes)
