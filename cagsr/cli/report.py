@@ -2,6 +2,8 @@
 attention heatmaps of sample episodes (drawn with the run's final model).
 
     cagsr report runs/dialogue runs/reproduce-dialogue-small --output report.html
+
+The job is cagsr/evaluation/report_job.py; this module parses and prints.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import sys
 from pathlib import Path
 
 from cagsr.cli.args import JobParser
-from cagsr.errors import ConfigError
 
 
 def main(argv: list[str], prog: str = "cagsr report") -> None:
@@ -20,19 +21,10 @@ def main(argv: list[str], prog: str = "cagsr report") -> None:
     parser.add_argument("--heatmaps", type=int, default=3,
                         help="attention heatmaps (turns) per run, drawn with its final model; 0 disables [default: 3]")
     args = parser.parse_args(argv)
-    runs = [Path(r) for r in args.runs]
-    for run in runs:
-        if not run.is_dir():
-            raise ConfigError(f"{run}: not a folder")
-    from cagsr.report.page import build_report, is_run_folder
-
-    for run in runs:
-        if not is_run_folder(run):
-            raise ConfigError(f"{run}: not a cagsr run folder (no config.yaml, metrics or tables to report)")
     from cagsr.cli.common import quiet_libraries
-    from cagsr.scoring.probe import run_heatmaps
+    from cagsr.evaluation.report_job import report_html
 
     quiet_libraries()
-    maps = {r: run_heatmaps(r, args.heatmaps) for r in runs} if args.heatmaps else {}
-    Path(args.output).write_text(build_report(runs, maps), encoding="utf-8")
+    html = report_html([Path(r) for r in args.runs], args.heatmaps)
+    Path(args.output).write_text(html, encoding="utf-8")
     print(f"wrote {args.output}", file=sys.stderr)

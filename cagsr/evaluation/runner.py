@@ -153,11 +153,11 @@ def _dialogue_rows(loaded, engine, dialogues: list[Dialogue], s: EvalSettings, c
     episodes = []
     for p, c in zip(pairs, outputs, strict=True):
         ids = c.token_ids or [loaded.eos_token_id]
-        ep = Episode(record=records[p.record_id], kind="dialogue", done=True)
-        ep.actions, ep.turn_texts = (
-            [Action(p.history, ids, [0] * len(ids), c.finished)],
-            [decode_reply(loaded, ids)],
-        )
+        # The recorded history before the reply, then the reply: what a reward part reads the context from.
+        said = [Utterance(u.role, u.text) for u in records[p.record_id].turns[: p.turn_index]]
+        ep = Episode(record=records[p.record_id], kind="dialogue", done=True,
+                     utterances=[*said, Utterance("agent", decode_reply(loaded, ids))])
+        ep.actions, ep.turn_texts = [Action(p.history, ids, [0] * len(ids), c.finished)], [ep.utterances[-1].text]
         episodes.append(ep)
     return rows, episodes, latency
 
@@ -200,10 +200,11 @@ def default_definition(loaded: LoadedModel, records: list[Record]) -> RewardDefi
 
 def _attach_rewards(rows: list[dict], episodes: list[Episode], loaded, kind: str, reward: RewardDefinition) -> None:
     # Both versions of the reward, so the validity report can set them side by side; unprefixed keys are
-    # the definition's own version.
+    # the definition's own version. A definition that trains more than the attention reward adds its total.
     versions = probe_versions(episodes, loaded, reward,
                               {v: replace(reward.terms, history_tokens=v) for v in ("all", "content")})
-    keys = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "sink_mass", "reward")
+    keys = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "sink_mass", "reward",
+            *(("turn_reward",) if "turn_reward" in (versions["all"] or [{}])[0] else ()))
     scored = [{**own, **{f"{v}/{k}": versions[v][i][k] for v in versions for k in keys}}
               for i, own in enumerate(versions[reward.terms.history_tokens])]
     keys = (*keys, *(f"{v}/{k}" for v in versions for k in keys))
@@ -224,9 +225,12 @@ def evaluate(
     consistency=None,
     embedder=None,
     reward: RewardDefinition | None = None,
+    reward_reader: LoadedModel | None = None,
 ) -> EvalReport:
     """Generate on `records` and compute every metric that applies to their kind; the attention reward (and
-    the chain of thought's step split) is `reward`'s, by default the paper's (default_definition)."""
+    the chain of thought's step split) is `reward`'s, by default the paper's (default_definition), read from
+    `reward_reader`'s pass over the replies (default: the model that wrote them; reward.reader reference: the
+    frozen reference, same tokenizer)."""
     s = settings or EvalSettings()
     reward = reward or default_definition(loaded, records)
     engine = make_engine(s.engine, loaded)
@@ -236,7 +240,7 @@ def evaluate(
     else:
         rows, episodes, latency = _math_rows(loaded, engine, records, s, embedder, reward.max_steps)
     if s.attention_reward:
-        _attach_rewards(rows, episodes, loaded, kind, reward)
+        _attach_rewards(rows, episodes, reward_reader or loaded, kind, reward)
     metric_keys = [k for k in rows[0] if isinstance(rows[0][k], float)] if rows else []
     summary = {k: _nanmean([r[k] for r in rows]) for k in metric_keys}
     summary |= {

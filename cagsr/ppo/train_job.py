@@ -55,12 +55,11 @@ def write_table(run_dir: Path) -> tuple[str, str]:
 
 def write_report(run_dir: Path) -> Path | None:
     """RUN/report.html; a report that cannot be drawn costs a notice, never the finished run."""
-    from cagsr.report.page import build_report
-    from cagsr.scoring.probe import run_heatmaps
+    from cagsr.evaluation.report_job import report_html
 
     report = run_dir / REPORT_FILE
     try:
-        report.write_text(build_report([run_dir], {run_dir: run_heatmaps(run_dir, 3)}), encoding="utf-8")
+        report.write_text(report_html([run_dir], 3), encoding="utf-8")
     except Exception as err:  # noqa: BLE001 - the run is finished and saved; its report is a convenience
         warnings.warn(f"no HTML report ({type(err).__name__}: {err})".splitlines()[0], stacklevel=1)
         return None

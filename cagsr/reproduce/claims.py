@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from cagsr.evaluation.analysis.paired import compare, verdict
-from cagsr.reproduce.tables import CONTENT_ROW, PAPER
+from cagsr.reproduce.tables import CONTENT_ROW, COT_ROWS, DIALOGUE_ROWS, PAPER, RANDOM
 
 MULTI, SINGLE, NO_RL = "CAGSR multi-turn", "CAGSR single-turn (HF)", "No-RL"
 METRICS = {"dialogue": ["coherence", "consistency", "reward"], "cot": ["accuracy", "step_correctness", "reward"]}
@@ -50,6 +50,11 @@ class Claim:
     """'claim' (stated in the paper), 'vs No-RL' (implied by its table) or 'question' (ours)."""
 
 
+VERSUS_MULTI = {r.name for r in (*DIALOGUE_ROWS, *COT_ROWS) if r.versus_multi_turn}
+"""Rows also held against CAGSR multi-turn on every metric: expected above it (the positive control) or
+asked whether they are (the other rewards); the random control is expected below it."""
+
+
 def _paper_diff(table: str, a: str, b: str, metric: str) -> float | None:
     col = PAPER_COLUMN.get(metric)
     fa, fb = PAPER[table].get(a), PAPER[table].get(b)
@@ -71,6 +76,9 @@ def claims_for(table: str, sets: list[str], present: set[str]) -> list[Claim]:
         for row, (metric, change) in ABLATIONS[table].items():
             if {row, MULTI} <= present:
                 out.append(Claim(row, MULTI, metric, s, -1, change, "claim"))
+        for row in sorted(VERSUS_MULTI & present) if MULTI in present else ():
+            out += [Claim(row, MULTI, m, s, -1 if row == RANDOM else 1, None, "vs multi-turn")
+                    for m in METRICS[table]]
         if {CONTENT_ROW, MULTI} <= present:
             out += [Claim(CONTENT_ROW, MULTI, m, s, 1, None, "question") for m in METRICS[table]]
         for row in sorted(present - {NO_RL}):

@@ -4,6 +4,7 @@ Folder layout (every step is skipped when its output exists, so an interrupted r
     data/{pool,check,heldout,easy}.jsonl   splits, disjoint by record id (asserted on every start)
     sft/seed-<s>/                          supervised model s, trained until the validation loss flattened
     reward_models/  classifier/            trained on the pool only
+    head_probe/seed-<s>/                   the head-probe row's probe, fitted on rated replies with model s
     check-baselines/<hash>.json            the supervised model's stopping-item scores per reward config
     rows/<row>/seed-<s>/run/               the PPO run (chunks resumed); stopping.jsonl, stop.json
     rows/<row>/seed-<s>/eval-<set>.json    the final held-out evaluation of that set (redone when the
@@ -28,10 +29,10 @@ from cagsr.reproduce.claims import METRICS, by_position, claims_for, judge, posi
 from cagsr.reproduce.context import ReproduceContext
 from cagsr.reproduce.heldout import assert_disjoint, make_splits
 from cagsr.reproduce.plan import PLANS, MediumPlan
-from cagsr.reproduce.reward_models import ensure_reward_models
+from cagsr.reproduce.reward_models import ensure_head_probe, ensure_reward_models
 from cagsr.reproduce.runner import Reproduction, row_problem, slug, table_reward
 from cagsr.reproduce.stopping import check_scores, train_until_risen
-from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, Row
+from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, RATINGS, Row
 
 
 def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: ReproduceContext) -> tuple[Path, dict]:
@@ -94,6 +95,10 @@ def _job(row: Row, plan: MediumPlan, ctx: ReproduceContext, seed: int, folder: P
     if row.reward_model:
         set_dotted(config, "reward.kind", "model")
         set_dotted(config, "reward.model_path", str(ctx.reward_models[row.reward_model]))
+    if row.head_probe:  # fitted with this seed's supervised model, the reference the reward is read from
+        sft_seed = seed % plan.sft_seeds
+        probe = ensure_head_probe(_sft_weights(plan, ctx, seed), ctx.out / "head_probe" / f"seed-{sft_seed}", ctx.run)
+        config.setdefault("reward", {}).update({"kind": "head_probe", "reader": "reference", "head_probe": probe})
     return from_dict(TrainJob, config)
 
 
@@ -175,19 +180,21 @@ def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progr
 
 
 def schedule(rows: list[Row], plan: MediumPlan) -> list[tuple[Row, int]]:
-    """(row, seed) in the order they run: the core rows' first two seeds, every other row, then the
-    core rows' remaining seeds; so a time budget cuts seed spread last and the central comparison never.
+    """(row, seed) in the order they run: the core rows' first two seeds, every other row's first seed, then
+    the remaining seeds (seed by seed); so a time budget cuts seed spread last and the central comparison never.
 
-    >>> core, other = Row("a", core=True), Row("b")
-    >>> [(r.name, s) for r, s in schedule([core, other], MediumPlan(seeds_core=3, sft_seeds=3))]
-    [('a', 0), ('a', 1), ('b', 0), ('a', 2)]
+    >>> core, other, three = Row("a", core=True), Row("b"), Row("c", seeds=3)
+    >>> [(r.name, s) for r, s in schedule([core, other, three], MediumPlan(seeds_core=3, sft_seeds=3))]
+    [('a', 0), ('a', 1), ('b', 0), ('c', 0), ('c', 1), ('a', 2), ('c', 2)]
     """
     def seeds(row: Row) -> range:
-        return range(plan.seeds(row.core, row.rl))
+        return range(plan.seeds(row.core, row.rl, row.seeds))
 
     first = [(r, s) for s in range(2) for r in rows if r.core and s in seeds(r)]
-    rest = [(r, s) for s in range(2, plan.seeds_core) for r in rows if r.core and s in seeds(r)]
-    return first + [(r, s) for r in rows if not r.core for s in seeds(r)] + rest
+    middle = [(r, 0) for r in rows if not r.core and 0 in seeds(r)]
+    most = max((len(seeds(r)) for r in rows), default=0)
+    rest = [(r, s) for s in range(1, most) for r in rows if s in seeds(r) and (r, s) not in first]
+    return first + middle + rest
 
 
 def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, threads: int | None = None,
@@ -208,6 +215,9 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
     for row, seed in schedule(rows, plan):
         if row.reward_model and row.reward_model not in ctx.reward_models:
             rep.unavailable[row.name] = f"no data for the {row.reward_model} reward model"
+            continue
+        if row.head_probe and not RATINGS.exists():
+            rep.unavailable[row.name] = f"no rated replies ({RATINGS})"
             continue
         if problem := row_problem(row, plan.ppo, ctx.data, plan.model):
             rep.unavailable[row.name] = problem

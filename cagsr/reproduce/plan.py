@@ -80,8 +80,10 @@ class MediumPlan:
     n_boot: int = 2000
     """Bootstrap resamples of the paired intervals in the table."""
 
-    def seeds(self, core: bool, rl: bool = True) -> int:
-        n = self.seeds_core if core else self.seeds_other
+    def seeds(self, core: bool, rl: bool = True, own: int | None = None) -> int:
+        """Seeds of a row: its `own` count when it has one, else the core or other count (No-RL: at most one
+        per supervised model)."""
+        n = own if own is not None else self.seeds_core if core else self.seeds_other
         return n if rl else min(n, self.sft_seeds)
 
 

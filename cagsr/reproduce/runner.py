@@ -165,6 +165,9 @@ def reproduce(table: str, scale: str, seeds: int, out: Path, progress: bool = Tr
     for row in rows:
         if row.reward_model and row.reward_model not in ctx.reward_models:
             continue  # e.g. no human-labelled data for this table: the row is reported as n/a
+        if row.head_probe:
+            result.unavailable[row.name] = "medium scales only (it fits a probe on rated replies first)"
+            continue
         if problem := row_problem(row, spec["ppo"], data, spec["model"]):
             result.unavailable[row.name] = problem
             continue

@@ -37,17 +37,40 @@ def job_reward(job: TrainJob, loaded):
                          corpus=corpus_texts(train), encoder_decoder=loaded.is_encoder_decoder)
 
 
+QUALITY = "quality"
+"""The positive control's reward (cagsr.reward.registry.REWARDS): checked with the evaluation's own metrics."""
+
+
+def quality_score(row: dict) -> float:
+    """What the quality reward trains on, from an evaluation row: a dialogue reply's coherence, a chain of
+    thought's mean of step correctness and accuracy.
+
+    >>> quality_score({"coherence": 0.4}), quality_score({"accuracy": 1.0, "step_correctness": 0.5})
+    (0.4, 0.75)
+    """
+    if "coherence" in row:
+        return row["coherence"]
+    return 0.5 * (row["accuracy"] + row["step_correctness"])
+
+
 def check_scores(model_path: Path, items: list, settings, job: TrainJob, reward_model: Path | None) -> Scores:
     """Per-item mean reward of the model's greedy replies to `items` (dialogue: over its turns), under the
-    reward the row's `job` trains on (or its reward model)."""
+    reward the row's `job` trains on (or its reward model), read from the reference model's pass when the job
+    reads its reward there (reward.reader reference)."""
+    from cagsr.evaluation.reward_models.task_rewards import shared_embedder
     from cagsr.evaluation.runner import EvalSettings, evaluate
     from cagsr.models.registry import load_model
 
     loaded = load_model(str(model_path))
-    s = EvalSettings(**{**settings, "attention_reward": reward_model is None})
-    report = evaluate(loaded, items, s, reward=job_reward(job, loaded) if reward_model is None else None)
-    if reward_model is None:
-        return item_means(report.rows, "reward")
+    own = reward_model is None and job.reward.kind != QUALITY
+    reader = load_model(job.model.name) if own and job.reward.reader == "reference" else None
+    report = evaluate(loaded, items, EvalSettings(**{**settings, "attention_reward": own}),
+                      embedder=shared_embedder() if job.reward.kind == QUALITY else None,
+                      reward=job_reward(job, loaded) if own else None, reward_reader=reader)
+    if job.reward.kind == QUALITY:
+        return item_means([{**r, QUALITY: quality_score(r)} for r in report.rows], QUALITY)
+    if own:  # the trained total when the reward is more than the attention reward
+        return item_means(report.rows, "turn_reward" if "turn_reward" in report.rows[0] else "reward")
     from cagsr.data.schema import Dialogue
     from cagsr.evaluation.reward_models.model import RewardModel
 

@@ -24,7 +24,8 @@ class RewardConfig:
     over per-head attention features, reward.head_probe), a built-in of
     cagsr.reward.registry.REWARDS (model: a trained reward model, the baselines; correctness: the chain of
     thought's final answer; length: words per turn; random: a seeded random score of the text, the
-    spurious-reward control), a signal of the same capture pass (logprob: the reply's mean token log-prob,
+    spurious-reward control; quality: the evaluation's own quality against the recorded data, the positive
+    control), a signal of the same capture pass (logprob: the reply's mean token log-prob,
     predictive_entropy, self_certainty: mean KL(uniform || p) over its tokens, length_tokens), or a user reward
     fn(episodes, job) -> [E, T] tensor named package.module:function or path/to/file.py:function."""
     parts: list[str] = field(default_factory=list)

@@ -46,6 +46,7 @@ REWARDS: dict[str, str] = {
     "correctness": "cagsr.evaluation.reward_models.task_rewards:answer_correctness",
     "length": "cagsr.reward.builtin:response_words",
     "random": "cagsr.reward.builtin:random_score",
+    "quality": "cagsr.evaluation.reward_models.task_rewards:reference_quality",
 }
 """Built-in rewards: name -> import path of fn(episodes, job) -> [E, T]."""
 

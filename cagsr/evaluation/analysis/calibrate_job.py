@@ -1,6 +1,6 @@
 """The `cagsr calibrate` job: fit the reward's weights, signs and floor to labelled replies (or to the scores of
 `cagsr validity`), measure the fit on held-out dialogues, and write calibration.md / .json and a preset
-(`--mode head_probe`, a ridge probe over per-head attention features, is cli/calibrate_heads.py).
+(`--mode head_probe`, a ridge probe over per-head attention features, is head_probe_job.py).
 
     preset, folder, result = run_calibrate(job)
 """

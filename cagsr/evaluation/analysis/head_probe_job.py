@@ -1,4 +1,7 @@
-"""`cagsr calibrate --mode head_probe`: fit a ridge probe over per-head attention features to rated replies.
+"""The `cagsr calibrate --mode head_probe` job: fit a ridge probe over per-head attention features to rated
+replies (the CLI, cli/calibrate.py, parses and prints; reproduce fits its head-probe row with it).
+
+    preset, folder, summary = run_head_probe(job)       # job: CalibrateJob with mode head_probe
 
     cagsr calibrate --mode head_probe --model smollm2-135m --data ../shared/data/ratings/usr_personachat.jsonl \
         --probe.exclude_models "Original Ground Truth" --attention.heads 18.6,17.3,20.6 \
@@ -14,7 +17,6 @@ retrieval-head version of the paper's reward that is measured next to the probe 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import yaml
@@ -22,7 +24,6 @@ import yaml
 from cagsr.attention.heads import format_heads, parse_heads
 from cagsr.config import load_yaml
 from cagsr.errors import ConfigError
-from cagsr.utils.run import jsonl_sink
 
 
 def _read_features(path: str) -> tuple[list[dict], tuple]:
@@ -64,7 +65,9 @@ def preset_text(job, result: dict) -> str:
     return "\n".join(header) + "\n" + yaml.safe_dump(base, sort_keys=False, width=10**9, default_flow_style=None)
 
 
-def run_head_probe(job) -> None:
+def run_head_probe(job) -> tuple[Path, Path, dict]:
+    """Score (or read saved features), fit, write features, the preset and the report: (preset, folder,
+    summary without the probe's weights)."""
     from cagsr.evaluation.analysis.head_calibration import head_probe_report, report_markdown
     from cagsr.utils.run import prepare_run_dir
 
@@ -90,6 +93,4 @@ def run_head_probe(job) -> None:
     (folder / "head-probe.json").write_text(json.dumps(summary, indent=1, default=str))
     title = f"Head probe: {job.model.name} on {job.data.path} ({fit.aspect})"
     (folder / "head-probe.md").write_text(report_markdown(title, result), encoding="utf-8")
-    print(f"wrote {preset} and {folder / 'head-probe.md'}", file=sys.stderr)
-    with jsonl_sink(job.run.output) as write:
-        write({"preset": str(preset), **summary})
+    return preset, folder, summary
