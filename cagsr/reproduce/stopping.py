@@ -101,7 +101,8 @@ def decide(entry: dict, rule: StopRule) -> str | None:
     return None
 
 
-def _kl(run: Path, since: int) -> float:
+def mean_kl(run: Path, since: int) -> float:
+    """Mean KL to the reference over the run's iterations after `since` (NaN when none logged it)."""
     values = [m["policy/kl_ref"] for m in read_metrics(run) if m.get("step", 0) > since and "policy/kl_ref" in m]
     return sum(values) / len(values) if values else math.nan
 
@@ -133,7 +134,7 @@ def train_until_risen(job_for: Callable[[int], TrainJob], folder: Path, scorer: 
         Trainer(job_for(target), resume=run if has_checkpoint else None).train()
         interval = paired_bootstrap(align(scorer(run / "model"), baseline)[1], rule.n_boot, rule.level)
         entry = {"iteration": target, "mean": interval.mean, "low": interval.low, "high": interval.high,
-                 "n": interval.n, "kl_ref": _kl(run, done)}
+                 "n": interval.n, "kl_ref": mean_kl(run, done)}
         checks.append(entry)
         with log.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 import cagsr.evaluation.runner as eval_runner
-import cagsr.reproduce.medium as medium
+import cagsr.reproduce.pipeline as pipeline
 from cagsr.reproduce.context import ReproduceContext
 from cagsr.reproduce.heldout import make_splits
-from cagsr.reproduce.render_medium import write_medium_outputs
-from cagsr.reproduce.runner import slug
+from cagsr.reproduce.render import write_outputs
+from cagsr.reproduce.results import slug
 from cagsr.reproduce.tables import COT_ROWS
 
 RECORDS = Path(__file__).resolve().parents[2] / "docs" / "results" / "records" / "reproduce-cot-medium-v2"
@@ -34,15 +34,15 @@ def refuse(*args, **kwargs):
 def test_the_cot_medium_v2_table_renders_again_from_its_records(tmp_path, monkeypatch):
     out = tmp_path / "records"
     shutil.copytree(RECORDS, out)
-    monkeypatch.setattr(medium, "_context", records_only)
+    monkeypatch.setattr(pipeline, "_context", records_only)
     for name in ("_train_sft", "train_until_risen"):
-        monkeypatch.setattr(medium, name, refuse)
+        monkeypatch.setattr(pipeline, name, refuse)
     monkeypatch.setattr(eval_runner, "evaluate", refuse)
     # Rows added after the records were written (their row-seeds run later) are left out of the run.
     recorded = [r for r in COT_ROWS if (RECORDS / "rows" / slug(r.name)).exists()]
-    monkeypatch.setattr(medium, "COT_ROWS", recorded)
-    rep = medium.reproduce_medium("cot", "medium-v2", out, progress=False)
-    write_medium_outputs(rep, 0.0)
+    monkeypatch.setattr(pipeline, "COT_ROWS", recorded)
+    rep = pipeline.reproduce_table("cot", "medium-v2", out, progress=False)
+    write_outputs(rep, 0.0)
     for name in ("table.json", "paired.json"):
         assert (out / name).read_text() == (RECORDS / name).read_text(), name
     names = {r.name for r in recorded}

@@ -149,7 +149,7 @@ def test_position_comparisons_separate_early_from_late_turns():
 @pytest.mark.parametrize("scale", ["medium", "medium-v2", "tiny-medium"])
 def test_every_plan_section_is_a_valid_config(scale):
     from cagsr.evaluation.runner import EvalSettings
-    from cagsr.reproduce.runner import row_problem
+    from cagsr.reproduce.results import row_problem
     from cagsr.sft.config import SFTConfig
 
     plan = PLANS[scale]
@@ -168,7 +168,7 @@ def test_a_saved_evaluation_is_redone_when_the_plan_evaluates_otherwise(tmp_path
 
     from cagsr.data.schema import Dialogue, Utterance
     from cagsr.evaluation.runner import EvalSettings
-    from cagsr.reproduce.medium import _saved_evaluation
+    from cagsr.reproduce.pipeline import _saved_evaluation
 
     plan = PLANS["tiny-medium"]
     dialogues = [Dialogue("d", [Utterance("user", "hi"), Utterance("agent", "hello")])]
@@ -191,7 +191,7 @@ def test_a_saved_evaluation_is_redone_when_the_plan_evaluates_otherwise(tmp_path
 def test_a_row_seeds_seconds_add_work_not_reloads(tmp_path):
     import time
 
-    from cagsr.reproduce.medium import _seconds
+    from cagsr.reproduce.pipeline import _seconds
 
     (tmp_path / "seconds.json").write_text("5.0")
     assert _seconds(tmp_path, None) == 5.0  # a finished row-seed reloaded: its cost stays as it was
@@ -200,7 +200,7 @@ def test_a_row_seeds_seconds_add_work_not_reloads(tmp_path):
     assert 7.0 <= total < 8.0 and json.loads((tmp_path / "seconds.json").read_text()) == total
 
 
-@pytest.mark.parametrize("module", ["cagsr.reproduce.medium", "cagsr.reproduce.render_medium", "cagsr.reproduce.claims"])
+@pytest.mark.parametrize("module", ["cagsr.reproduce.pipeline", "cagsr.reproduce.render", "cagsr.reproduce.claims"])
 def test_doctests(module):
     import doctest
     import importlib
