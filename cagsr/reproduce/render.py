@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from cagsr.reproduce.claims import METRICS, POSITIONS, finite
+from cagsr.reproduce.controls import controls_section
 from cagsr.reproduce.plan import PLANS
 from cagsr.reproduce.results import Reproduction
 from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, PAPER
@@ -250,6 +251,8 @@ def write_outputs(rep: Reproduction, seconds: float) -> Path:
     text = [f"# Reproduction: {rep.table} table, scale {rep.scale}", "",
             "Held-out sets (items; none in SFT, reward-model or RL data, asserted by record id): "
             + ", ".join(f"{k}: {v}" for k, v in rep.sets.items()), "",
+            *(["## What the controls say", "", *controls, ""] if (controls := controls_section(
+                rep.paired, rep.stops, rep.table, next(iter(rep.sets), ""))) else []),
             render_table(rep), "",
             f"Cells: mean ± standard deviation over seeds. {_stopping_rule(rep.scale)}", "",
             f"Supervised models (until the validation loss flattened): {sft}.", "",
