@@ -18,7 +18,7 @@ from torch import Tensor
 from cagsr.data.schema import Dialogue
 from cagsr.errors import ConfigError
 from cagsr.evaluation.metrics.scores import answer_correct, coherence, split_steps, step_correctness
-from cagsr.reward.registry import turn_tensor
+from cagsr.reward.registry import turn_context, turn_tensor
 from cagsr.rollout.episode import Episode
 
 
@@ -66,17 +66,6 @@ def gold_reply(record: Dialogue, said: list) -> str:
     return later[agents_since] if agents_since < len(later) else ""
 
 
-def _said_before(ep: Episode, t: int) -> list:
-    """The utterances before agent turn t of a dialogue episode."""
-    seen = 0
-    for i, u in enumerate(ep.utterances):
-        if u.role == "agent":
-            if seen == t:
-                return ep.utterances[:i]
-            seen += 1
-    raise ValueError(f"episode {ep.record.id}: no agent turn {t} among its utterances")
-
-
 @functools.cache
 def shared_embedder():
     """One sentence embedder per process (the step matcher's), loaded on first use."""
@@ -108,7 +97,7 @@ def reference_quality(episodes: list[Episode], job=None) -> Tensor:
     if any(ep.kind == "math" or not isinstance(ep.record, Dialogue) for ep in episodes):
         raise ConfigError("reward quality: needs recorded dialogues or math problems with reference solutions")
     keys = [(e, t) for e, ep in enumerate(episodes) for t in range(ep.num_turns)]
-    golds = [gold_reply(episodes[e].record, _said_before(episodes[e], t)) for e, t in keys]
+    golds = [gold_reply(episodes[e].record, turn_context(episodes[e], t)) for e, t in keys]
     out = turn_tensor(episodes, lambda ep, t: 0.0)
     for (e, t), value in zip(keys, coherence([episodes[e].turn_texts[t] for e, t in keys], golds), strict=True):
         out[e, t] = value
