@@ -46,7 +46,6 @@ RENAMED = {
     "ppo.warmup_iterations": "optimizer.warmup_iterations",
     "ppo.lora_r": "lora.r",
     "ppo.lora_alpha": "lora.alpha",
-    "ppo.lora_dropout": "lora.dropout",
     "ppo.eval_every": "heldout.every",
     "ppo.eval_episodes": "heldout.episodes",
     "ppo.sample_episodes": "heldout.samples",
@@ -59,6 +58,8 @@ REMOVED = {
     "model.max_context": "it only checked itself against the model; the prompt limit is the command's own "
                          "max_context (rollout.max_context for train)",
     "rollout.sampling.num_candidates": "the rollout continues every turn with one reply, so it could only be 1",
+    "ppo.lora_dropout": "the PPO update runs the policy in eval mode (the ratio compares one function), so no "
+                        "adapter dropout was ever drawn",
 }
 """Keys that set nothing and were removed -> why; a config or flag with one fails with that line, a saved run
 folder is read without it."""

@@ -120,14 +120,10 @@ class LoraConfig:
     model with the adapter off, and the saved model has the adapter merged in."""
     alpha: int = 16
     """LoRA alpha: the adapter's update is scaled by alpha / r."""
-    dropout: float = 0.0
-    """Dropout on the adapter's input. The PPO update runs the policy in eval mode (the ratio must compare one
-    function), so no dropout is drawn in `cagsr train`."""
 
     def __post_init__(self) -> None:
         check_range("lora.r", self.r, low=0)
         check_range("lora.alpha", self.alpha, low=1)
-        check_range("lora.dropout", self.dropout, low=0.0, high=1.0)
 
 
 @dataclass

@@ -60,7 +60,7 @@ def lr_factor(cfg: OptimizerConfig, iterations: int):
 def _apply_lora(policy: LoadedModel, cfg: LoraConfig) -> None:
     import peft
 
-    lora = peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules="all-linear",
+    lora = peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules="all-linear",
                            task_type="SEQ_2_SEQ_LM" if policy.is_encoder_decoder else "CAUSAL_LM")
     policy.model = peft.get_peft_model(policy.model, lora)
 

@@ -36,8 +36,9 @@ def test_a_renamed_key_is_one_line_naming_the_new_key(tmp_path, old):
     assert str(info.value) == f"--{old} is now --{RENAMED[old]}"
 
 
-def test_num_candidates_is_refused_with_its_reason(tmp_path):
-    key, reason = "rollout.sampling.num_candidates", REMOVED["rollout.sampling.num_candidates"]
+@pytest.mark.parametrize("key", ["rollout.sampling.num_candidates", "ppo.lora_dropout"])
+def test_a_removed_key_is_refused_with_its_reason(tmp_path, key):
+    reason = REMOVED[key]
     preset = tmp_path / "old.yaml"
     preset.write_text(yaml.safe_dump(nested(key, 4)))
     with pytest.raises(ConfigError) as info:
@@ -78,7 +79,7 @@ def test_train_help_lists_the_new_sections_and_not_the_old_keys():
     for section in ("optimizer:", "lora:", "heldout:"):
         assert f"\n{section}\n" in text
     for flag in ("--optimizer.lr", "--optimizer.critic_lr", "--optimizer.grad_clip", "--optimizer.schedule",
-                 "--optimizer.warmup_iterations", "--lora.r", "--lora.alpha", "--lora.dropout", "--heldout.every",
+                 "--optimizer.warmup_iterations", "--lora.r", "--lora.alpha", "--heldout.every",
                  "--heldout.episodes", "--heldout.samples", "--scoring.onednn_weights"):
         assert flag in text, flag
     for old in [*RENAMED, *REMOVED]:
