@@ -88,3 +88,15 @@ def test_train_help_lists_the_new_sections_and_not_the_old_keys():
 
 def test_every_train_setting_has_help_text():
     assert [key for key, _, _, doc in iter_fields(TrainJob) if not doc] == []
+
+
+def test_a_head_probes_fitted_numbers_are_yaml_only(tmp_path):
+    text = train_parser().format_help()
+    assert "--reward.head_probe.heads" in text
+    for fitted in ("weights", "bias", "mean", "scale"):
+        assert f"--reward.head_probe.{fitted}" not in text
+    preset = tmp_path / "probe.yaml"
+    preset.write_text(yaml.safe_dump({"reward": {"kind": "head_probe", "head_probe": {
+        "heads": "0.0,0.1", "weights": [0.5, -0.5], "mean": [0.1, 0.2], "scale": [1.0, 2.0], "bias": 0.3}}}))
+    job = load_job(TrainJob, preset, {})
+    assert job.reward.head_probe.weights == [0.5, -0.5] and job.reward.head_probe.bias == 0.3
