@@ -48,7 +48,9 @@ def test_tiny_cot_table_end_to_end(tmp_path):
     assert (tmp_path / "validity" / "validity.md").exists()
     assert (tmp_path / "configs" / "sft-seed-0.yaml").exists()
     assert json.loads((tmp_path / "compute.json").read_text())["total_seconds"] > 0
-    assert "| ms/token |" in table.splitlines()[4]  # CoT latency is per reasoning token
+    header = next(line for line in table.splitlines() if line.startswith("| system |"))
+    assert "| ms/token |" in header  # CoT latency is per reasoning token
+    assert "## What the controls say" in table
     assert (tmp_path / "rows" / "cagsr-multi-turn" / "seed-1" / "run" / "model" / "config.json").exists()
     assert not list(tmp_path.glob("rows/*/seed-*/run/checkpoints"))  # only the final models are kept
 
