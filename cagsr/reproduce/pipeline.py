@@ -235,33 +235,61 @@ def reproduce_table(table: str, scale: str, out: Path, progress: bool = True, th
         rep.sft.append(ctx.sft_records[seed])
     items: dict[tuple[str, str, str], list[dict[str, float]]] = {}
     longest = 0.0
-    for row, seed in schedule(rows, plan):
-        if row.reward_model and row.reward_model not in ctx.reward_models:
-            rep.unavailable[row.name] = f"no data for the {row.reward_model} reward model"
-            continue
-        if row.head_probe and not RATINGS.exists():
-            rep.unavailable[row.name] = f"no rated replies ({RATINGS})"
-            continue
-        if problem := row_problem(row, plan.ppo, ctx.data, plan.model):
-            rep.unavailable[row.name] = problem
-            continue
+
+    def attempt(row: Row, seed: int) -> None:
+        nonlocal longest
+        if why := _unavailable(row, plan, ctx):
+            rep.unavailable[row.name] = why
+            return
         folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
         done = all(_saved_evaluation(folder, name, set_items, plan) for name, set_items in ctx.sets.items())
-        spent = time.perf_counter() - began
-        if budget_minutes and not done and spent + longest > budget_minutes * 60:
+        if budget_minutes and not done and time.perf_counter() - began + longest > budget_minutes * 60:
             rep.skipped.append(f"{row.name} (seed {seed})")
-            continue
+            return
         start = time.perf_counter()
         _row_seed(row, seed, plan, ctx, rep, items, folder, done)
         if not done:  # a finished row-seed only reloads its results: no measure of a row's cost
             longest = max(longest, time.perf_counter() - start)
-    for name in {r.name for r in rows} - set(rep.results) - set(rep.unavailable):
-        rep.unavailable[name] = "time budget; a rerun continues"
+
+    for row, seed in schedule(rows, plan):
+        attempt(row, seed)
+    for row in follow_up(rows, rep, items, plan, list(ctx.sets)):
+        for seed in range(1, plan.seeds_core):
+            attempt(row, seed)
+    for name in dict.fromkeys(r.name for r in rows):  # in table order: table.json reads the same every time
+        if name not in rep.results and name not in rep.unavailable:
+            rep.unavailable[name] = "time budget; a rerun continues"
     rep.paired = judge(claims_for(table, list(ctx.sets), set(rep.results)), items, plan.n_boot, plan.sft_seeds)
     if table == "dialogue":
         main = next(iter(ctx.sets))
         rep.by_position = judge(position_claims(table, main, set(rep.results)), items, plan.n_boot, plan.sft_seeds)
     return rep
+
+
+def _unavailable(row: Row, plan: ReproducePlan, ctx: ReproduceContext) -> str | None:
+    """Why the row cannot run here (no reward-model data, no rated replies, a config this version lacks)."""
+    if row.reward_model and row.reward_model not in ctx.reward_models:
+        return f"no data for the {row.reward_model} reward model"
+    if row.head_probe and not RATINGS.exists():
+        return f"no rated replies ({RATINGS})"
+    return row_problem(row, plan.ppo, ctx.data, plan.model)
+
+
+def follow_up(rows: list[Row], rep: Reproduction, items: dict, plan: ReproducePlan, sets: list[str]) -> list[Row]:
+    """One-seed rows compared with No-RL and CAGSR multi-turn (versus_multi_turn, no seed count of their own)
+    whose seed-0 comparison on a quality metric of the main set holds or is reversed: they get the core rows'
+    further seeds, so no verdict rests on one seed. Plans without a stopping rule take --seeds instead."""
+    if plan.stop is None or not sets:
+        return []
+    candidates = [r for r in rows if r.versus_multi_turn and r.seeds is None and r.name in rep.results]
+    quality = [m for m in METRICS[rep.table] if m != "reward"]
+    claims = [c for c in claims_for(rep.table, sets[:1], set(rep.results))
+              if c.a in {r.name for r in candidates} and c.metric in quality]
+    # Seed 0 alone decides, also on a rerun that has reloaded the further seeds (the decision must not move).
+    names = {c.a for c in claims}
+    first = {key: values[:1] if key[0] in names else values for key, values in items.items()}
+    decided = {r["a"] for r in judge(claims, first, plan.n_boot, plan.sft_seeds) if r["verdict"] != "not shown"}
+    return [r for r in candidates if r.name in decided]
 
 
 def _row_seed(row: Row, seed: int, plan: ReproducePlan, ctx: ReproduceContext, rep: Reproduction, items: dict,

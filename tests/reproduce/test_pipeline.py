@@ -207,3 +207,22 @@ def test_doctests(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_one_seed_row_whose_comparison_is_decided_gets_more_seeds():
+    from cagsr.reproduce.pipeline import follow_up
+    from cagsr.reproduce.results import Reproduction
+    from cagsr.reproduce.tables import Row
+
+    peers = [Row("up", versus_multi_turn=True), Row("level", versus_multi_turn=True),
+             Row("three", seeds=3, versus_multi_turn=True)]
+    rep = Reproduction("dialogue", "medium-v2", None, results={n: [{}] for n in (NO_RL, MULTI, "up", "level", "three")})
+    base = [{f"d{i}": 0.5 for i in range(20)}]
+    items = {(NO_RL, "star", "coherence"): base, (MULTI, "star", "coherence"): base,
+             ("up", "star", "coherence"): [{f"d{i}": 0.6 for i in range(20)}, {f"d{i}": 0.5 for i in range(20)}],
+             ("level", "star", "coherence"): [{f"d{i}": 0.5 + (0.01 if i % 2 else -0.01) for i in range(20)}],
+             ("three", "star", "coherence"): [{f"d{i}": 0.6 for i in range(20)}]}
+    plan = PLANS["medium-v2"]
+    # seed 0 of "up" is clearly above (its reloaded seed 1 is level and must not change that); "three" has its own
+    assert [r.name for r in follow_up(peers, rep, items, plan, ["star"])] == ["up"]
+    assert follow_up(peers, rep, items, PLANS["tiny"], ["star"]) == []  # --seeds decides there
