@@ -66,7 +66,7 @@ def check_scores(model_path: Path, items: list, settings, job: TrainJob, reward_
     reader = load_model(job.model.name) if own and job.reward.reader == "reference" else None
     report = evaluate(loaded, items, EvalSettings(**{**settings, "attention_reward": own}),
                       embedder=shared_embedder() if job.reward.kind == QUALITY else None,
-                      reward=job_reward(job, loaded) if own else None, reward_reader=reader)
+                      reward=job_reward(job, loaded) if own else None, reward_reader=reader, reward_job=job)
     if job.reward.kind == QUALITY:
         return item_means([{**r, QUALITY: quality_score(r)} for r in report.rows], QUALITY)
     if own:  # the trained total when the reward is more than the attention reward
