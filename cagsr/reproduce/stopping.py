@@ -57,7 +57,7 @@ def check_scores(model_path: Path, items: list, settings, job: TrainJob, reward_
     """Per-item mean reward of the model's greedy replies to `items` (dialogue: over its turns), under the
     reward the row's `job` trains on (or its reward model), read from the reference model's pass when the job
     reads its reward there (reward.reader reference)."""
-    from cagsr.evaluation.reward_models.task_rewards import shared_embedder
+    from cagsr.evaluation.metrics.embedding import Embedder
     from cagsr.evaluation.runner import EvalSettings, evaluate
     from cagsr.models.registry import load_model
 
@@ -65,7 +65,7 @@ def check_scores(model_path: Path, items: list, settings, job: TrainJob, reward_
     own = reward_model is None and job.reward.kind != QUALITY
     reader = load_model(job.model.name) if own and job.reward.reader == "reference" else None
     report = evaluate(loaded, items, EvalSettings(**{**settings, "attention_reward": own}),
-                      embedder=shared_embedder() if job.reward.kind == QUALITY else None,
+                      embedder=Embedder() if job.reward.kind == QUALITY else None,
                       reward=job_reward(job, loaded) if own else None, reward_reader=reader, reward_job=job)
     if job.reward.kind == QUALITY:
         return item_means([{**r, QUALITY: quality_score(r)} for r in report.rows], QUALITY)

@@ -11,12 +11,11 @@ reference steps and the answer turn's correctness.
 
 from __future__ import annotations
 
-import functools
-
 from torch import Tensor
 
 from cagsr.data.schema import Dialogue
 from cagsr.errors import ConfigError
+from cagsr.evaluation.metrics.embedding import Embedder  # model and text cache are shared per process
 from cagsr.evaluation.metrics.scores import answer_correct, coherence, split_steps, step_correctness
 from cagsr.reward.registry import turn_context, turn_tensor
 from cagsr.rollout.episode import Episode
@@ -66,21 +65,13 @@ def gold_reply(record: Dialogue, said: list) -> str:
     return later[agents_since] if agents_since < len(later) else ""
 
 
-@functools.cache
-def shared_embedder():
-    """One sentence embedder per process (the step matcher's), loaded on first use."""
-    from cagsr.evaluation.metrics.embedding import Embedder
-
-    return Embedder()
-
-
 def _step_value(ep: Episode, t: int) -> float:
     """Half the share of turn t's steps that match a reference step, divided by the solution's turns that hold
     a step, plus half the answer's correctness on the answer turn: summed over the turns, the mean of the
     evaluation's step correctness and accuracy (exactly when every turn holds one step)."""
     steps = split_steps(ep.turn_texts[t])
     with_steps = sum(bool(split_steps(text)) for text in ep.turn_texts)
-    value = 0.5 * step_correctness(steps, ep.record.steps, shared_embedder()) / with_steps if steps else 0.0
+    value = 0.5 * step_correctness(steps, ep.record.steps, Embedder()) / with_steps if steps else 0.0
     if t == ep.final_turn:
         value += 0.5 * float(answer_correct(ep.utterances[-1].text, ep.record.answer))
     return value
