@@ -153,7 +153,7 @@ class CagsrStep:
                      "rollout.turns": 1, "rollout.sampling.max_new_tokens": args.new_tokens,
                      "rollout.sampling.temperature": 0.8, "rollout.sampling.top_k": 50,
                      "rollout.sampling.top_p": 0.95, "ppo.iterations": args.steps, "ppo.epochs": 1,
-                     "ppo.minibatch_episodes": args.prompts, "ppo.lr": 1e-5, "ppo.kl_coef": 0.05,
+                     "ppo.minibatch_episodes": args.prompts, "optimizer.lr": 1e-5, "ppo.kl_coef": 0.05,
                      "ppo.target_kl": None, **estimator}  # fmt: skip
         self.trainer = Trainer(load_job(TrainJob, "dialogue-star", overrides))
         self.skip_records = args.prompts - args.prompts // 2 if critic == "grpo" else 0

@@ -39,6 +39,17 @@ RENAMED = {
     "reward.entity_detector": "salience.entity_detector",
     "ppo.save_every": "checkpoints.every",
     "ppo.keep_checkpoints": "checkpoints.keep",
+    "ppo.lr": "optimizer.lr",
+    "ppo.critic_lr": "optimizer.critic_lr",
+    "ppo.grad_clip": "optimizer.grad_clip",
+    "ppo.lr_schedule": "optimizer.schedule",
+    "ppo.warmup_iterations": "optimizer.warmup_iterations",
+    "ppo.lora_r": "lora.r",
+    "ppo.lora_alpha": "lora.alpha",
+    "ppo.eval_every": "heldout.every",
+    "ppo.eval_episodes": "heldout.episodes",
+    "ppo.sample_episodes": "heldout.samples",
+    "scoring.packed_weights": "scoring.onednn_weights",
 }
 """Old dotted keys -> their new names: a config or flag that uses an old one fails with one line naming the
 new one; a run folder saved under the old names is read with them moved (upgrade_saved)."""
@@ -46,6 +57,9 @@ new one; a run folder saved under the old names is read with them moved (upgrade
 REMOVED = {
     "model.max_context": "it only checked itself against the model; the prompt limit is the command's own "
                          "max_context (rollout.max_context for train)",
+    "rollout.sampling.num_candidates": "the rollout continues every turn with one reply, so it could only be 1",
+    "ppo.lora_dropout": "the PPO update runs the policy in eval mode (the ratio compares one function), so no "
+                        "adapter dropout was ever drawn",
 }
 """Keys that set nothing and were removed -> why; a config or flag with one fails with that line, a saved run
 folder is read without it."""
@@ -219,16 +233,24 @@ def upgrade_saved(data: dict[str, Any]) -> list[str]:
     old keys moved. Only for run folders written before a rename: a config a user writes gets the error."""
     moved = []
     for old, new in RENAMED.items():
-        section, leaf = old.split(".")
-        node = data.get(section)
-        if isinstance(node, dict) and leaf in node:
-            set_dotted(data, new, node.pop(leaf))
+        if (found := _pop_dotted(data, old)) is not None:
+            set_dotted(data, new, found[0])
             moved.append(old)
     for old in REMOVED:
-        section, leaf = old.split(".")
-        if isinstance(data.get(section), dict):
-            data[section].pop(leaf, None)
+        _pop_dotted(data, old)
     return moved
+
+
+def _pop_dotted(data: dict[str, Any], dotted: str) -> tuple[Any] | None:
+    """Remove data['a']['b']['c'] for dotted = 'a.b.c' -> (its value,), or None where it is absent (a tuple,
+    because a saved value can itself be None)."""
+    *parents, leaf = dotted.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and leaf in node:
+        return (node.pop(leaf),)
+    return None
 
 
 def load_saved_job(cls: type, path: str | Path, overrides: dict[str, Any]) -> Any:

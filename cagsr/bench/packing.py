@@ -8,7 +8,7 @@ weights, optimizer state and episodes, so the only difference is how the teacher
 their tokens. Every row has its floor: the FLOPs of its passes over the tokens they actually read
 (2 x layer parameters x tokens + causal attention over each sequence + the LM head on response rows;
 backward = 2 x forward) at the matmul rates measured in the same run (the best one for the no-grad passes,
-which run with oneDNN-packed weights, torch.mm's for the update, which needs autograd), plus, for a
+which run with oneDNN-layout weights, torch.mm's for the update, which needs autograd), plus, for a
 whole iteration, the rollout's floor (cagsr.bench.machine.ModelCost.floor per turn, on top of the
 cached history).
 """
@@ -64,8 +64,8 @@ def pass_flops(cost: ModelCost, stats: dict, phase: str) -> float:
 
 
 def teacher_forced_floor(cost: ModelCost, machine: Machine, metrics: dict) -> float:
-    """Seconds: score + reference (+ critic) forwards at the best matmul rate (they run with packed weights),
-    and the update's forward + backward at torch.mm's rate (autograd has no packed kernel)."""
+    """Seconds: score + reference (+ critic) forwards at the best matmul rate (they run with oneDNN-layout
+    weights), and the update's forward + backward at torch.mm's rate (autograd has no oneDNN-layout kernel)."""
     no_grad = sum(pass_flops(cost, metrics, p) for p in ("score", "reference", "critic")
                   if metrics.get(f"batch/{p}_tokens"))
     return no_grad / machine.flops + 3 * pass_flops(cost, metrics, "update") / (machine.mm_gflops * 1e9)

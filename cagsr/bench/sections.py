@@ -23,8 +23,7 @@ from cagsr.rollout.engines.base import SamplingConfig
 
 def _sampling(cfg: BenchConfig, new_tokens: int) -> SamplingConfig:
     """The paper's sampling (temperature 0.8, top-k 50, top-p 0.95)."""
-    return SamplingConfig(temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=new_tokens,
-                          num_candidates=cfg.candidates)  # fmt: skip
+    return SamplingConfig(temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=new_tokens)
 
 
 def _rows(section: str, system, timings: list, floor: float, per: str) -> list[dict]:
@@ -48,11 +47,12 @@ def single_turn(cfg: BenchConfig, loaded, systems: list, machine: Machine, cost:
     prompts = chat_prompts(loaded, cfg.batch, cfg.prompt_tokens, cfg.seed)
     sampling = _sampling(cfg, cfg.new_tokens)
     for system in systems:  # warm-up: first-call costs (oneDNN packing, vLLM graphs) are not a turn's
-        system.turn([p[-8:] for p in prompts[:1]], _sampling(cfg, 2), cfg.seed)
+        system.turn([p[-8:] for p in prompts[:1]], _sampling(cfg, 2), cfg.seed, candidates=cfg.candidates)
     timings: dict[str, list] = {s.name: [] for s in systems}
     for rep in range(cfg.repeats):
         for system in systems:
-            timings[system.name].append(system.turn(prompts, sampling, cfg.seed + rep)[1])
+            _, timing = system.turn(prompts, sampling, cfg.seed + rep, candidates=cfg.candidates)
+            timings[system.name].append(timing)
     floor = cost.floor(machine, cfg.batch, cfg.candidates, cfg.prompt_tokens, cfg.new_tokens)
     return [row for s in systems for row in _rows(section, s, timings[s.name], floor, "median")]
 
@@ -76,7 +76,8 @@ def growing(cfg: BenchConfig, loaded, systems: list, machine: Machine, cost: Mod
         rng = random.Random(cfg.seed * 1000 + turn)
         user = [user_message(loaded, user_tokens, rng) if user_tokens else [] for _ in range(cfg.batch)]
         for system in systems:
-            replies, timing = system.turn(state[system.name], sampling, cfg.seed + turn, keys[system.name])
+            replies, timing = system.turn(state[system.name], sampling, cfg.seed + turn, keys[system.name],
+                                          candidates=cfg.candidates)
             timings[system.name].append(timing)
             state[system.name] = [
                 p + r + u for p, r, u in zip(state[system.name], replies, user, strict=True)

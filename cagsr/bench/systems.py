@@ -56,9 +56,9 @@ class BaselineSystem:
         self.name = "HF generate, eager + output_attentions (baseline)"
 
     @torch.no_grad()
-    def turn(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int, sessions=None
-             ) -> tuple[list[list[int]], Timing]:  # fmt: skip
-        loaded, k = self.loaded, sampling.num_candidates
+    def turn(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int, sessions=None, *,
+             candidates: int = 1) -> tuple[list[list[int]], Timing]:  # fmt: skip
+        loaded, k = self.loaded, candidates
         ids, mask = pad_rows(prompts, loaded.tokenizer.pad_token_id, left=not loaded.is_encoder_decoder)
         torch.manual_seed(seed)
         _sync(loaded.device)
@@ -95,10 +95,13 @@ class EngineSystem:
         self.sessions_ok = "sessions" in inspect.signature(engine.generate).parameters
 
     def turn(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int,
-             sessions: list[Hashable] | None = None) -> tuple[list[list[int]], Timing]:  # fmt: skip
+             sessions: list[Hashable] | None = None, *, candidates: int = 1
+             ) -> tuple[list[list[int]], Timing]:  # fmt: skip
         """-> (candidate 0's tokens for every prompt, timing)."""
-        device, k = self.loaded.device, sampling.num_candidates
+        device, k = self.loaded.device, candidates
         extra = {"sessions": sessions} if sessions is not None and self.sessions_ok else {}
+        if k != 1:  # left out at 1, so an engine without the argument still runs the K = 1 rows
+            extra["candidates"] = k
         _sync(device)
         start = time.perf_counter()
         out = self.engine.generate(prompts, sampling, seed=seed, **extra)

@@ -32,7 +32,8 @@ def _metavar(tp: Any) -> str:
 
 
 def add_job_args(parser: argparse.ArgumentParser, job_cls: type) -> None:
-    """One `--section.field` flag per leaf field (plus its alias), all defaulting to 'not given'."""
+    """One `--section.field` flag per leaf field (plus its alias), all defaulting to 'not given'; fields marked
+    metadata cli=False (a head probe's fitted numbers) are set in YAML only."""
     parser.add_argument(
         "--config", default=None, metavar="YAML",
         help="preset: a YAML file or the name of a shipped preset; flags override it",
@@ -41,6 +42,8 @@ def add_job_args(parser: argparse.ArgumentParser, job_cls: type) -> None:
     section_docs = field_docs(job_cls)
     groups: dict[str, argparse._ArgumentGroup] = {}
     for dotted, field, tp, doc in iter_fields(job_cls):
+        if field.metadata.get("cli") is False:  # fitted numbers a preset carries (YAML only)
+            continue
         section = dotted.split(".")[0] if "." in dotted else ""
         if section not in groups:
             groups[section] = parser.add_argument_group(section or "options", section_docs.get(section))

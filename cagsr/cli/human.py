@@ -8,24 +8,10 @@ their folder names. Import prints per-system means with spread and Krippendorff'
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from cagsr.cli.args import JobParser
-from cagsr.errors import DataError
 from cagsr.utils.run import jsonl_sink
-
-
-def _system_rows(path: Path) -> list[dict]:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise DataError(f"{path}: not an eval.json written by cagsr eval") from None
-    out = []
-    for r in rows:
-        out.append({"id": f"{r.get('episode')}#{r.get('turn')}", "context": r.get("context", ""),
-                    "response": r["generated"]})
-    return out
 
 
 def export(argv: list[str], prog: str) -> None:
@@ -37,12 +23,12 @@ def export(argv: list[str], prog: str) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed [default: 0]")
     parser.add_argument("--output-dir", default="human", help="where the sheet and key.json go [default: human]")
     args = parser.parse_args(argv)
-    from cagsr.human.export import export_samples
+    from cagsr.human.export import export_samples, read_system_rows
 
     systems = {}
     for spec in args.systems:
         name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).parent.name, "", spec)
-        systems[name] = _system_rows(Path(path))
+        systems[name] = read_system_rows(Path(path))
     paths = export_samples(systems, args.n, args.seed, Path(args.output_dir) / f"sheet.{args.format}", args.format)
     with jsonl_sink(None) as write:
         write({k: str(v) for k, v in paths.items()})

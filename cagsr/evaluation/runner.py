@@ -198,11 +198,12 @@ def default_definition(loaded: LoadedModel, records: list[Record]) -> RewardDefi
                          corpus=corpus_texts(records), encoder_decoder=loaded.is_encoder_decoder)
 
 
-def _attach_rewards(rows: list[dict], episodes: list[Episode], loaded, kind: str, reward: RewardDefinition) -> None:
+def _attach_rewards(rows: list[dict], episodes: list[Episode], loaded, kind: str, reward: RewardDefinition,
+                    job=None) -> None:
     # Both versions of the reward, so the validity report can set them side by side; unprefixed keys are
     # the definition's own version. A definition that trains more than the attention reward adds its total.
     versions = probe_versions(episodes, loaded, reward,
-                              {v: replace(reward.terms, history_tokens=v) for v in ("all", "content")})
+                              {v: replace(reward.terms, history_tokens=v) for v in ("all", "content")}, job=job)
     keys = ("coverage", "focus", "repetition", "entropy", "clamped_fraction", "sink_mass", "reward",
             *(("turn_reward",) if "turn_reward" in (versions["all"] or [{}])[0] else ()))
     scored = [{**own, **{f"{v}/{k}": versions[v][i][k] for v in versions for k in keys}}
@@ -226,11 +227,13 @@ def evaluate(
     embedder=None,
     reward: RewardDefinition | None = None,
     reward_reader: LoadedModel | None = None,
+    reward_job=None,
 ) -> EvalReport:
     """Generate on `records` and compute every metric that applies to their kind; the attention reward (and
     the chain of thought's step split) is `reward`'s, by default the paper's (default_definition), read from
     `reward_reader`'s pass over the replies (default: the model that wrote them; reward.reader reference: the
-    frozen reference, same tokenizer)."""
+    frozen reference, same tokenizer). `reward_job` reaches the reward's parts (a seeded random part reads its
+    seed from job.run.seed, as in the run it was trained in)."""
     s = settings or EvalSettings()
     reward = reward or default_definition(loaded, records)
     engine = make_engine(s.engine, loaded)
@@ -240,7 +243,7 @@ def evaluate(
     else:
         rows, episodes, latency = _math_rows(loaded, engine, records, s, embedder, reward.max_steps)
     if s.attention_reward:
-        _attach_rewards(rows, episodes, reward_reader or loaded, kind, reward)
+        _attach_rewards(rows, episodes, reward_reader or loaded, kind, reward, reward_job)
     metric_keys = [k for k in rows[0] if isinstance(rows[0][k], float)] if rows else []
     summary = {k: _nanmean([r[k] for r in rows]) for k in metric_keys}
     summary |= {

@@ -175,3 +175,17 @@ def export_samples(
     key_path = out.parent / KEY_FILE
     key_path.write_text(json.dumps(key, indent=2), encoding="utf-8")
     return {"sheet": out, "key": key_path}
+
+
+def read_system_rows(path: Path) -> list[dict]:
+    """One system's evaluated replies from an eval.json (`cagsr eval`, or a `cagsr reproduce` row's
+    eval-<set>.json): id, context and response per row."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"{path}: not an eval.json written by cagsr eval") from None
+    out = []
+    for r in rows:
+        out.append({"id": f"{r.get('episode')}#{r.get('turn')}", "context": r.get("context", ""),
+                    "response": r["generated"]})
+    return out

@@ -28,10 +28,6 @@ class PPOConfig:
     minibatch_episodes: int = 2
     """Episodes per gradient step: all turns of an episode are in the same minibatch, so a packed dialogue
     is read once per step."""
-    lr: float = 1e-5
-    """Policy learning rate (AdamW)."""
-    critic_lr: float = 5e-5
-    """Critic learning rate (no critic with ppo.critic none)."""
     advantage: Literal["return", "gae", "grpo", "dr_grpo", "rloo", "reinforce_pp"] = "return"
     """Per-turn advantage estimator (cagsr.ppo.estimators). With a critic: return (G_t - V(H_t), the paper's) or
     gae (GAE over turns). Critic-free, over groups of rollout.group_size episodes of one record at each turn
@@ -60,25 +56,6 @@ class PPOConfig:
     """KL estimator used for the penalty."""
     target_kl: float | None = 0.2
     """Stop the epochs of a batch early once the approximate KL to the rollout policy exceeds this."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm."""
-    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    """Learning-rate schedule over the iterations (after warm-up)."""
-    warmup_iterations: int = 0
-    """Linear warm-up iterations."""
-    lora_r: int = 0
-    """LoRA rank (peft); 0 trains all parameters. With LoRA the reference is the base model, adapter off."""
-    lora_alpha: int = 16
-    """LoRA alpha."""
-    lora_dropout: float = 0.0
-    """LoRA dropout."""
-    eval_every: int = 5
-    """Held-out attention reward every N iterations (and at the first and last)."""
-    eval_episodes: int = 8
-    """Held-out episodes per evaluation."""
-    sample_episodes: int = 2
-    """Episodes written to samples.jsonl per iteration, with their per-turn rewards; also how many held-out
-    prompts are answered greedily before and after training (side by side in table.md)."""
     max_bad_batches: int = 3
     """Consecutive batches with NaN/Inf tolerated (skipped) before the run stops."""
 
@@ -86,21 +63,13 @@ class PPOConfig:
         check_range("iterations", self.iterations, low=1)
         check_range("epochs", self.epochs, low=1)
         check_range("minibatch_episodes", self.minibatch_episodes, low=1)
-        check_range("lr", self.lr, low=0.0, low_open=True)
-        check_range("critic_lr", self.critic_lr, low=0.0, low_open=True)
         check_range("clip_eps", self.clip_eps, low=0.0, low_open=True, high=1.0)
         check_range("gamma", self.gamma, low=0.0, high=1.0)
         check_range("lam", self.lam, low=0.0, high=1.0)
         check_range("kl_coef", self.kl_coef, low=0.0)
-        check_range("lora_r", self.lora_r, low=0)
-        check_range("eval_every", self.eval_every, low=1)
-        check_range("grad_clip", self.grad_clip, low=0.0, low_open=True)
         check_range("vf_coef", self.vf_coef, low=0.0)
         check_range("target_kl", self.target_kl, low=0.0, low_open=True)
         check_range("value_clip", self.value_clip, low=0.0, low_open=True)
-        check_range("warmup_iterations", self.warmup_iterations, low=0)
-        check_range("eval_episodes", self.eval_episodes, low=1)
-        check_range("sample_episodes", self.sample_episodes, low=0)
         check_range("max_bad_batches", self.max_bad_batches, low=0)
         resolve_critic(self.advantage, self.critic)  # refuses a critic the estimator cannot use, at load time
 
@@ -122,6 +91,57 @@ def resolve_critic(advantage: str, critic: str) -> str:
     if not uses_critic and critic != "none":
         raise ConfigError(f"ppo.critic: the {advantage} estimator uses no critic; set ppo.critic none (or auto)")
     return critic
+
+
+@dataclass
+class OptimizerConfig:
+    lr: float = 1e-5
+    """Policy learning rate (AdamW, no weight decay)."""
+    critic_lr: float = 5e-5
+    """Critic learning rate (a separate value model or a value head; unused with ppo.critic none)."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm of policy and critic together to this, every step."""
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """Learning-rate schedule over ppo.iterations after the warm-up: constant, or a linear or cosine decay to 0."""
+    warmup_iterations: int = 0
+    """Iterations of linear warm-up, from lr / (warmup_iterations + 1) up to lr."""
+
+    def __post_init__(self) -> None:
+        check_range("optimizer.lr", self.lr, low=0.0, low_open=True)
+        check_range("optimizer.critic_lr", self.critic_lr, low=0.0, low_open=True)
+        check_range("optimizer.grad_clip", self.grad_clip, low=0.0, low_open=True)
+        check_range("optimizer.warmup_iterations", self.warmup_iterations, low=0)
+
+
+@dataclass
+class LoraConfig:
+    r: int = 0
+    """LoRA rank (peft, on every linear layer); 0 trains all parameters. With LoRA the reference is the base
+    model with the adapter off, and the saved model has the adapter merged in."""
+    alpha: int = 16
+    """LoRA alpha: the adapter's update is scaled by alpha / r."""
+
+    def __post_init__(self) -> None:
+        check_range("lora.r", self.r, low=0)
+        check_range("lora.alpha", self.alpha, low=1)
+
+
+@dataclass
+class HeldoutConfig:
+    every: int = 5
+    """Evaluate on held-out records every N iterations (also before the first update, after the first and
+    after the last): attention reward, its parts, KL to the reference and quality proxies of a fixed-seed
+    rollout, one line per episode in eval_episodes.jsonl."""
+    episodes: int = 8
+    """Held-out records rolled out per evaluation (the validation split, else the first training records)."""
+    samples: int = 2
+    """Episodes written to samples.jsonl per iteration, with their per-turn rewards; also how many held-out
+    prompts are answered greedily before and after training (side by side in table.md)."""
+
+    def __post_init__(self) -> None:
+        check_range("heldout.every", self.every, low=1)
+        check_range("heldout.episodes", self.episodes, low=1)
+        check_range("heldout.samples", self.samples, low=0)
 
 
 @dataclass
@@ -155,7 +175,13 @@ class TrainJob:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     """How the teacher-forced passes (score, reference, critic, update) lay out their tokens."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
-    """Optimisation."""
+    """The PPO algorithm: iterations, epochs, advantage estimator, critic, clipping and KL penalty."""
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    """AdamW learning rates, gradient clipping and the learning-rate schedule."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """Train a LoRA adapter instead of all weights (lora.r > 0)."""
+    heldout: HeldoutConfig = field(default_factory=HeldoutConfig)
+    """How often and on how many held-out records the run is evaluated, and the samples it writes."""
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     """When checkpoints are written and how many are kept (`cagsr train --resume` continues from them)."""
     run: RunConfig = field(default_factory=RunConfig)

@@ -78,7 +78,7 @@ class NanGuard:
         if state.bad_in_a_row > self.max_bad_batches:
             raise CagsrError(
                 f"{state.bad_in_a_row} batches in a row had NaN/Inf values ({what}); stopping "
-                "before a corrupted checkpoint is written (lower ppo.lr or check the data and reward)"
+                "before a corrupted checkpoint is written (lower optimizer.lr or check the data and reward)"
             )
         return False
 

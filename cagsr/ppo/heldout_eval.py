@@ -33,7 +33,7 @@ def evaluate_heldout(trainer, updates: int | None = None) -> dict:
     Each episode's values also go to eval_episodes.jsonl (the before/after table's intervals);
     `updates` labels them: PPO updates so far (default: this iteration's, just applied)."""
     job = trainer.job
-    records = (trainer.val_records or trainer.train_records)[: job.ppo.eval_episodes]
+    records = (trainer.val_records or trainer.train_records)[: job.heldout.episodes]
     rng = random.Random(job.run.seed + 10_007)
     with trainer.timed("eval", out := {}), trainer.truncation_notice():
         episodes = rollout(records, trainer.models.policy, trainer.engine, trainer.simulator, job.rollout, rng)
@@ -82,10 +82,10 @@ def prompt_tokens(job, kind: str) -> int:
     return cfg.max_context if kind == "math" else cfg.max_context - cfg.sampling.max_new_tokens
 
 def answer_held_out(trainer, updates: int) -> None:
-    """The first ppo.sample_episodes held-out prompts answered greedily, appended to
+    """The first heldout.samples held-out prompts answered greedily, appended to
     RUN/heldout_replies.jsonl: before any update and at the end, the table shows them side by side."""
     job = trainer.job
-    records = (trainer.val_records or trainer.train_records)[: job.ppo.sample_episodes]
+    records = (trainer.val_records or trainer.train_records)[: job.heldout.samples]
     if not records:
         return
     with torch.no_grad(), trainer.truncation_notice():

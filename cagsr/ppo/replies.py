@@ -1,6 +1,6 @@
 """The same held-out prompts answered before and after training, side by side: what changed, in words.
 
-The training job answers the first `ppo.sample_episodes` held-out records greedily (no sampling, one
+The training job answers the first `heldout.samples` held-out records greedily (no sampling, one
 candidate, a fixed seed for the user simulator) once before any update and once at the end, and appends
 each conversation to RUN/heldout_replies.jsonl. table.md (and so report.html) pairs the first block with
 the last, agent turn by agent turn; the terminal gets the same pairs as plain text.
@@ -31,7 +31,7 @@ def greedy_episodes(records: list, policy: LoadedModel, engine, simulator, cfg: 
                     seed: int) -> list[Episode]:
     """The records rolled out with greedy decoding: the same prompts give the same replies until the
     weights change (a sampled reply would differ by chance alone)."""
-    sampling = dataclasses.replace(cfg.sampling, do_sample=False, num_candidates=1)
+    sampling = dataclasses.replace(cfg.sampling, do_sample=False)
     return rollout(records, policy, engine, simulator, dataclasses.replace(cfg, sampling=sampling),
                    random.Random(seed))
 

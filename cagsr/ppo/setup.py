@@ -15,7 +15,7 @@ from cagsr.distributed import SINGLE, DistContext, broadcast_module
 from cagsr.distributed.fsdp import copy_sharded_into_whole, is_sharded, plan_from_env, sharded_copy
 from cagsr.errors import ConfigError
 from cagsr.models.registry import LoadedModel, load_model
-from cagsr.ppo.config import PPOConfig, TrainJob
+from cagsr.ppo.config import LoraConfig, OptimizerConfig, TrainJob
 from cagsr.ppo.critic import make_critic
 from cagsr.ppo.update import Learner
 from cagsr.rollout.engines.base import make_engine
@@ -42,27 +42,27 @@ class Models:
             yield from self.critic.parameters()
 
 
-def lr_factor(cfg: PPOConfig):
+def lr_factor(cfg: OptimizerConfig, iterations: int):
+    """Multiplier of the learning rates at an iteration: warm-up, then the schedule over the rest of the run."""
     def factor(iteration: int) -> float:
         if iteration < cfg.warmup_iterations:
             return (iteration + 1) / (cfg.warmup_iterations + 1)
-        progress = min(1.0, (iteration - cfg.warmup_iterations) / max(1, cfg.iterations - cfg.warmup_iterations))
-        if cfg.lr_schedule == "linear":
+        progress = min(1.0, (iteration - cfg.warmup_iterations) / max(1, iterations - cfg.warmup_iterations))
+        if cfg.schedule == "linear":
             return max(0.0, 1.0 - progress)
-        if cfg.lr_schedule == "cosine":
+        if cfg.schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * progress))
         return 1.0
 
     return factor
 
 
-def _apply_lora(policy: LoadedModel, cfg: PPOConfig) -> None:
-    from peft import LoraConfig, get_peft_model
+def _apply_lora(policy: LoadedModel, cfg: LoraConfig) -> None:
+    import peft
 
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules="all-linear", task_type="SEQ_2_SEQ_LM" if policy.is_encoder_decoder
-                      else "CAUSAL_LM")
-    policy.model = get_peft_model(policy.model, lora)
+    lora = peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules="all-linear",
+                           task_type="SEQ_2_SEQ_LM" if policy.is_encoder_decoder else "CAUSAL_LM")
+    policy.model = peft.get_peft_model(policy.model, lora)
 
 
 def build_models(job: TrainJob, ctx: DistContext = SINGLE) -> Models:
@@ -71,17 +71,16 @@ def build_models(job: TrainJob, ctx: DistContext = SINGLE) -> Models:
     With an FSDP launch the learner trains sharded copies of the policy and a separate critic (a
     value head stays replicated); see cagsr.distributed.fsdp for why rollouts keep whole copies."""
     policy = load_model(job.model)
-    cfg = job.ppo
     plan = plan_from_env() if ctx.active else None
-    if plan and cfg.lora_r > 0:
-        raise ConfigError("ppo.lora_r: LoRA trains too few weights to need FSDP; launch without the FSDP config")
+    if plan and job.lora.r > 0:
+        raise ConfigError("lora.r: LoRA trains too few weights to need FSDP; launch without the FSDP config")
     reference = None
-    if cfg.lora_r > 0:
-        _apply_lora(policy, cfg)
+    if job.lora.r > 0:
+        _apply_lora(policy, job.lora)
     else:
         reference = copy.deepcopy(policy.model).eval().requires_grad_(False)
     base = unwrap_peft(policy.model)
-    kind = cfg.critic_kind
+    kind = job.ppo.critic_kind
     critic = None if kind == "none" else make_critic(kind, base, policy.device)
     for module in (policy.model, critic, reference):
         if module is not None:
@@ -90,16 +89,16 @@ def build_models(job: TrainJob, ctx: DistContext = SINGLE) -> Models:
     if plan:
         train_policy = sharded_copy(policy.model, plan, ctx)
         train_critic = critic if kind in ("head", "none") else sharded_copy(critic, plan, ctx)
-    groups = [{"params": [p for p in train_policy.parameters() if p.requires_grad], "lr": cfg.lr}]
+    groups = [{"params": [p for p in train_policy.parameters() if p.requires_grad], "lr": job.optimizer.lr}]
     if train_critic is not None:
-        groups.append({"params": list(train_critic.parameters()), "lr": cfg.critic_lr})
+        groups.append({"params": list(train_critic.parameters()), "lr": job.optimizer.critic_lr})
     # Not fused=True, although its step is faster (0.04 vs 0.19 s for SmolLM2 on 2 CPU cores): the fused kernel
-    # does not bump the weights' version counters, which is how oneDNN-packed copies notice a step.
+    # does not bump the weights' version counters, which is how the oneDNN-layout copies notice a step.
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(job.optimizer, job.ppo.iterations))
     learner = Learner(policy=train_policy, critic=train_critic, critic_is_head=kind == "head",
-                      optimizer=optimizer, scheduler=scheduler, encoder_decoder=policy.is_encoder_decoder,
-                      sharded=plan is not None)
+                      optimizer=optimizer, scheduler=scheduler, grad_clip=job.optimizer.grad_clip,
+                      encoder_decoder=policy.is_encoder_decoder, sharded=plan is not None)
     return Models(policy, reference, critic, learner)
 
 

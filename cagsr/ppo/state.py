@@ -152,7 +152,7 @@ def save_state(trainer) -> Path:
     if any_true(ctx, not params_finite(models.whole_parameters())):
         raise CagsrError(
             f"iteration {state.iteration}: the policy or critic parameters hold NaN/Inf; not writing "
-            "a checkpoint (resume from the last good one with a lower ppo.lr)"
+            "a checkpoint (resume from the last good one with a lower optimizer.lr)"
         )
     check_in_sync(ctx, models.whole_parameters(), "policy and critic")
     rngs = all_gather_object(ctx, rng_state())

@@ -299,7 +299,7 @@ class Trainer:
         answer_held_out(self, updates)
 
     def write_samples(self, episodes, comps) -> None:
-        rows = sample_records(self.state.iteration, episodes, comps, self.job.ppo.sample_episodes)
+        rows = sample_records(self.state.iteration, episodes, comps, self.job.heldout.samples)
         with (self.run_dir / "samples.jsonl").open("a", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -307,7 +307,7 @@ class Trainer:
     def save_final_model(self) -> Path:
         folder = self.run_dir / "model"
         model = self.models.policy.model
-        model = model.merge_and_unload() if self.job.ppo.lora_r > 0 else model
+        model = model.merge_and_unload() if self.job.lora.r > 0 else model
         with run_folder_write(self.run_dir, "final model"):
             model.save_pretrained(folder)
             self.models.policy.tokenizer.save_pretrained(folder)
@@ -317,9 +317,9 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def step(self) -> dict:
         """One iteration plus evaluation, counters and the agreement on stopping."""
-        cfg, it = self.job.ppo, self.state.iteration
+        it, every, last = self.state.iteration, self.job.heldout.every, self.job.ppo.iterations
         metrics = self.iteration()
-        if self.dist.is_main and (it == 0 or (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations):
+        if self.dist.is_main and (it == 0 or (it + 1) % every == 0 or it + 1 == last):
             metrics |= self.evaluate()
         self.state.iteration += 1
         metrics["guard/skipped_batches"] = float(self.state.skipped_batches)

@@ -57,6 +57,8 @@ class Learner:
     """AdamW over the policy's trainable parameters and the critic's."""
     scheduler: torch.optim.lr_scheduler.LRScheduler
     """Learning-rate schedule, stepped once per iteration."""
+    grad_clip: float = 1.0
+    """Every step clips the global gradient norm to this (optimizer.grad_clip)."""
     encoder_decoder: bool = False
     """Seq2seq policy: its passes read padded rows (no packing)."""
     sharded: bool = False
@@ -174,7 +176,7 @@ def minibatch_step(learner: Learner, exp: Experience, episodes: Tensor, cfg: PPO
         return stats, False
     params = list(learner.parameters())
     all_reduce_grads(ctx, [p for p in params if not is_sharded(p)])
-    norm = clip_grad_norm_(params, cfg.grad_clip, ctx)
+    norm = clip_grad_norm_(params, learner.grad_clip, ctx)
     stats["policy/grad_norm"] = float(norm)
     if not torch.isfinite(norm):  # identical on every rank: the gradients were summed first
         learner.optimizer.zero_grad(set_to_none=True)

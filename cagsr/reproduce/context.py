@@ -4,10 +4,11 @@
                            consistency=classifier, reward_models=models, run={"progress": True})
     ctx.sft[0] = Path("runs/x/sft/model")      # supervised model 0, filled as the models are trained
 
-Both scales read it: the small scales (reproduce/runner.py: one supervised model, fixed PPO iterations,
-one held-out set) and the medium ones (reproduce/medium.py: a supervised model per seed, rows trained until
-their reward rises on the stopping items, several held-out sets).
+The one pipeline (reproduce/pipeline.py) builds it for every scale: with a stopping rule (medium: a supervised
+model per seed, rows trained until their reward rises on the stopping items, several held-out sets) or without
+(tiny, small, full: one supervised model, fixed PPO iterations, no stopping items).
 """
+
 
 from __future__ import annotations
 
@@ -40,11 +41,11 @@ class ReproduceContext:
     run: dict = field(default_factory=dict)
     """RunConfig values every SFT and RL job of the reproduction gets (progress, threads)."""
     check: list = field(default_factory=list)
-    """Medium: the stopping items (disjoint from the held-out sets and the pool); empty for small scales."""
+    """The stopping items (disjoint from the held-out sets and the pool); empty for plans without a stopping rule."""
     sft: dict[int, Path] = field(default_factory=dict)
-    """Supervised model seed -> its weights' folder (small scales: model 0 only)."""
+    """Supervised model seed -> its weights' folder (plans without a stopping rule: model 0 only)."""
     sft_records: dict[int, dict] = field(default_factory=dict)
-    """Medium: supervised model seed -> its training record (steps, stop step, validation losses)."""
+    """Supervised model seed -> its training record (steps, stop step, validation losses)."""
     table_reward: RewardDefinition | None = None
     """The reward every row of the table is scored with (the CAGSR multi-turn row's), built once on first use."""
 

@@ -1,4 +1,4 @@
-"""Held-out splits of a medium reproduction, written once and checked disjoint by record id.
+"""Held-out splits of a reproduction, written once and checked disjoint by record id.
 
     splits = make_splits(records, "cot", plan, folder)    # folder/{pool,check,heldout,easy}.jsonl
     splits.pool       # what SFT, the reward models and RL read (data.path = folder/pool.jsonl)
@@ -18,7 +18,7 @@ from pathlib import Path
 from cagsr.data.config import DataConfig
 from cagsr.data.schema import MathProblem, Record
 from cagsr.data.sources import load_records
-from cagsr.reproduce.plan import MediumPlan
+from cagsr.reproduce.plan import ReproducePlan
 
 
 @dataclass
@@ -51,7 +51,7 @@ def assert_disjoint(named: dict[str, list[Record]]) -> None:
                     raise AssertionError(f"{key[:80]} is in both {seen[key]} and {name}")
 
 
-def _draw(records: list[Record], table: str, plan: MediumPlan) -> dict[str, list[Record]]:
+def _draw(records: list[Record], table: str, plan: ReproducePlan) -> dict[str, list[Record]]:
     order = list(records)
     random.Random(12_345).shuffle(order)
     n_main, n_check = plan.heldout[table], plan.check_items
@@ -67,19 +67,21 @@ def _draw(records: list[Record], table: str, plan: MediumPlan) -> dict[str, list
     return groups
 
 
-def make_splits(table: str, plan: MediumPlan, folder: Path) -> Splits:
+def make_splits(table: str, plan: ReproducePlan, folder: Path) -> Splits:
     """Draw (or reread) the splits of `table` under folder and assert they are disjoint."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = ["pool", "check", "heldout", *(["easy"] if table == "cot" else [])]
+    # A plan without a stopping rule has no stopping items (and the small plans no easy set): no empty files.
+    names = ["pool", *(["check"] if plan.check_items else []), "heldout",
+             *(["easy"] if table == "cot" and plan.easy_items else [])]
     if not all((folder / f"{n}.jsonl").exists() for n in names):
-        groups = _draw(load_records(DataConfig(**plan.data[table])), table, plan)
+        groups = _draw(load_records(DataConfig(**plan.source(table))), table, plan)
         for name in names:
             write_jsonl(groups[name], folder / f"{name}.jsonl")
     groups = {name: _read(folder / f"{name}.jsonl") for name in names}  # what the jobs will really read
     assert_disjoint(groups)
     main = "star" if table == "dialogue" else "gsm8k"
-    if plan.data[table]["path"].startswith("generated:"):
+    if plan.source(table)["path"].startswith("generated:"):
         main = "generated"
     sets = {main: groups["heldout"], **({"easy": groups["easy"]} if groups.get("easy") else {})}
     (folder / "splits.json").write_text(json.dumps({n: len(g) for n, g in groups.items()}, indent=1))
-    return Splits(folder / "pool.jsonl", groups["check"], sets)
+    return Splits(folder / "pool.jsonl", groups.get("check", []), sets)

@@ -30,9 +30,10 @@ class ReproduceJob:
     3 supervised models trained until they flatten, 200 + 200 problems and 64 stopping items (~13-14 h for
     both tables); tiny-medium: the medium code path with a tiny model (tests); full: the paper's sizes, GPU."""
     seeds: int = field(default=1, metadata={"flag": "--seeds"})
-    """Seeds per row (tiny, small, full); medium scales fix them (3 for the core rows, 1 for the others)."""
+    """Seeds per row of the scales without a stopping rule (tiny, small, full; each RL seed s trains from the one
+    supervised model); medium scales fix them (3 for the core rows and the controls, 1 for the others)."""
     budget_minutes: float = field(default=0.0, metadata={"flag": "--budget-minutes"})
-    """Medium scales: start no unfinished row-seed once the minutes spent plus the longest row-seed so far
+    """Start no unfinished row-seed once the minutes spent plus the longest row-seed so far
     exceed this (0: no limit). The table is written from what finished; rerunning the command continues."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output folder and progress."""
@@ -50,24 +51,16 @@ def run_reproduce(job: ReproduceJob):
     prepare_resumable_dir(out, job, lambda saved: (saved.get("table"), saved.get("scale")) == (job.table, job.scale),
                           legacy=("sft", "rows"))
     from cagsr.evaluation.analysis.validity_report import write_validity_report
-    from cagsr.reproduce.plan import PLANS
+    from cagsr.reproduce.pipeline import reproduce_table
     from cagsr.reproduce.render import write_outputs
-    from cagsr.reproduce.runner import reproduce, slug
+    from cagsr.reproduce.results import slug
     from cagsr.utils.logging import read_metrics
 
     start = time.perf_counter()
-    main_row = out / "rows" / slug("CAGSR multi-turn") / "seed-0"
-    if job.scale in PLANS:
-        from cagsr.reproduce.medium import reproduce_medium
-        from cagsr.reproduce.render_medium import write_medium_outputs
-
-        rep = reproduce_medium(job.table, job.scale, out, progress=job.run.progress, threads=job.run.threads,
-                               budget_minutes=job.budget_minutes)
-        path = write_medium_outputs(rep, time.perf_counter() - start)
-        main_row = main_row / "run"
-    else:
-        rep = reproduce(job.table, job.scale, job.seeds, out, progress=job.run.progress)
-        path = write_outputs(rep, job.seeds, time.perf_counter() - start)
+    rep = reproduce_table(job.table, job.scale, out, progress=job.run.progress, threads=job.run.threads,
+                          budget_minutes=job.budget_minutes, seeds=job.seeds)
+    path = write_outputs(rep, time.perf_counter() - start)
+    main_row = out / "rows" / slug("CAGSR multi-turn") / "seed-0" / "run"
     history = [m for m in read_metrics(main_row) if "eval/reward" in m]
     write_validity_report(rep.eval_rows, out / "validity", history,
                           title=f"Reward validity: {job.table} table, scale {job.scale}")

@@ -1,26 +1,36 @@
-"""The reproduction as the paper's table: mean ± std per cell over seeds, the paper's figures beside."""
+"""A reproduction's outputs: the table (our cells beside the paper's), when each RL row stopped, paired
+differences with verdicts, replies, compute; table.md, table.json, paired.json, compute.json, configs/.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import platform
-import shutil
 import statistics
 from pathlib import Path
 
 import torch
+import yaml
 
-from cagsr.reproduce.runner import Reproduction, slug
-from cagsr.reproduce.tables import COLUMNS, COT_ROWS, DIALOGUE_ROWS, PAPER
+from cagsr.reproduce.claims import METRICS, POSITIONS, finite
+from cagsr.reproduce.controls import controls_section
+from cagsr.reproduce.plan import PLANS
+from cagsr.reproduce.results import Reproduction
+from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, PAPER
 
 
 def cell(values: list[float]) -> str:
-    finite = [v for v in values if isinstance(v, int | float) and not math.isnan(v)]
-    if not finite:
+    """mean ± standard deviation over seeds ('—' when nothing is finite).
+
+    >>> cell([0.5, 0.7]), cell([110.0, 130.0]), cell([float("nan")])
+    ('0.600 ± 0.141', '120 ± 14', '—')
+    """
+    finite_values = [v for v in values if isinstance(v, int | float) and not math.isnan(v)]
+    if not finite_values:
         return "—"
-    mean = statistics.fmean(finite)
-    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    mean = statistics.fmean(finite_values)
+    std = statistics.stdev(finite_values) if len(finite_values) > 1 else 0.0
     digits = 0 if abs(mean) >= 20 else 3
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
@@ -30,55 +40,235 @@ def _paper(table: str, row: str) -> str:
     return " / ".join(str(f) for f in figures) if figures else "—"
 
 
+def _columns(rep: Reproduction) -> list[tuple[str, str]]:
+    sets = list(rep.sets)
+    cols = []
+    for i, name in enumerate(sets):
+        prefix = "" if i == 0 else f"{name}/"
+        cols += [(f"{m.replace('_', ' ')} ({name})", f"{prefix}{m}") for m in METRICS[rep.table]]
+    return [*cols, ("ms/turn" if rep.table == "dialogue" else "ms/token",
+                    "ms_per_turn" if rep.table == "dialogue" else "ms_per_token")]
+
+
+def _stops(stops: list[dict]) -> str:
+    if not stops:
+        return "—"
+    its = ", ".join(f"{s['iterations']} ({s['reason']})" for s in stops)
+    kl = [s["kl_ref"] for s in stops if finite(s.get("kl_ref"))]
+    return f"{its}; KL {statistics.fmean(kl):.4f}" if kl else its
+
+
 def render_table(rep: Reproduction) -> str:
+    cols = _columns(rep)
     paper = PAPER[rep.table]
-    keys = [key for _, key in COLUMNS[rep.table]]
-    header = [*(label for label, _ in COLUMNS[rep.table]), "reward (attention)",
+    header = ["system", "seeds", *(label for label, _ in cols), "RL iterations (stop); KL to ref",
               f"paper ({' / '.join(paper['columns'])})"]
-    lines = [f"| system | {' | '.join(header)} |", "|---|" + "---|" * len(header)]
-    rows = DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS
-    for row in rows:
+    lines = [f"| {' | '.join(header)} |", "|---|" + "---|" * (len(header) - 1)]
+    for row in DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS:
         summaries = rep.results.get(row.name)
         if not summaries:
-            why = rep.unavailable.get(row.name, "no data for this row").replace("|", "/")
-            cells = [f"n/a ({why})"] + ["—"] * (len(header) - 2)
+            why = rep.unavailable.get(row.name, "not run").replace("|", "/")
+            cells = [f"n/a ({why})"] + ["—"] * (len(header) - 4)
         else:
-            cells = [cell([s.get(k, math.nan) for s in summaries]) for k in keys]
-            cells.append(cell([s.get("reward", math.nan) for s in summaries]))
+            cells = [str(len(summaries)), *(cell([s.get(k, math.nan) for s in summaries]) for _, k in cols),
+                     _stops(rep.stops.get(row.name, [])) if row.rl else "— (supervised)"]
         lines.append(f"| {row.name} | {' | '.join(cells)} | {_paper(rep.table, row.name)} |")
     return "\n".join(lines)
 
 
-def write_outputs(rep: Reproduction, seeds: int, seconds: float) -> Path:
+def render_paired(rep: Reproduction) -> str:
+    lines = ["| comparison | kind | paper | ours: mean [95% CI] | per seed (spread) | verdict | paper in CI |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rep.paired:
+        ours = "—" if r["n"] == 0 else f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] (n={r['n']})"
+        spread = f"(± {r['spread']:.3f})" if len(r["seed_diffs"]) > 1 else "(1 seed)"
+        seeds = ", ".join(f"{d:+.3f}" for d in r["seed_diffs"]) + f" {spread}"
+        paper = "—" if r["paper"] is None else f"{r['paper']:+.3f}"
+        inside = {None: "—", True: "yes", False: "no"}[r["paper_inside"]]
+        expect = "a > b" if r["direction"] > 0 else "a < b"
+        lines.append(f"| {r['label']} | {r['kind']} ({expect}) | {paper} | {ours} | {seeds} | {r['verdict']} "
+                     f"| {inside} |")
+    return "\n".join(lines)
+
+
+def render_positions(results: list[dict]) -> str:
+    """One line per comparison and metric, one column per agent-turn position: mean [95% CI] (dialogues),
+    verdict.
+
+    >>> print(render_positions([{"a": "A", "b": "B", "metric": "m", "set": "s@1-2", "mean": 0.1, "low": 0.05,
+    ...                          "high": 0.15, "n": 9, "verdict": "holds"}]))
+    | comparison | agent turns 1-2 | agent turns 3-5 | agent turns 6+ |
+    |---|---|---|---|
+    | A − B: m | +0.100 [+0.050, +0.150] (9) holds | — | — |
+    """
+    cells: dict[str, dict[str, str]] = {}
+    for r in results:
+        position = r["set"].rsplit("@", 1)[1]
+        cells.setdefault(f"{r['a']} − {r['b']}: {r['metric']}", {})[position] = (
+            f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] ({r['n']}) {r['verdict']}")
+    lines = ["| comparison | " + " | ".join(f"agent turns {p}" for p in POSITIONS) + " |",
+             "|---|" + "---|" * len(POSITIONS)]
+    lines += [f"| {label} | " + " | ".join(row.get(p, "—") for p in POSITIONS) + " |" for label, row in cells.items()]
+    return "\n".join(lines)
+
+
+def verdict_sentences(rep: Reproduction) -> list[str]:
+    out = []
+    for r in rep.paired:
+        if r["kind"] != "claim":
+            continue
+        side = "beats" if r["direction"] > 0 else "falls below"
+        out.append(f"- {r['a']} {side} {r['b']} on {r['metric']} ({r['set']}): **{r['verdict']}**, "
+                   f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] over {r['n']} items "
+                   f"(paper {r['paper']:+.3f}).")
+    return out
+
+
+def reply_stats(eval_rows: list[dict]) -> dict[tuple[str, int], tuple[float, int, int]]:
+    """(system, seed) -> (mean words per reply, distinct replies, replies): how far a policy has collapsed
+    toward a few replies, which no mean metric shows.
+
+    >>> reply_stats([{"system": "a", "seed": 0, "generated": "hi there"}, {"system": "a", "seed": 0,
+    ...              "generated": " hi there"}, {"system": "a", "seed": 0, "generated": "bye"}])
+    {('a', 0): (1.6666666666666667, 2, 3)}
+    """
+    replies: dict[tuple[str, int], list[str]] = {}
+    for r in eval_rows:
+        replies.setdefault((r["system"], r["seed"]), []).append(r["generated"].strip())
+    return {key: (statistics.fmean(len(t.split()) for t in texts), len(set(texts)), len(texts))
+            for key, texts in replies.items()}
+
+
+def same_replies(eval_rows: list[dict], at_least: float = 0.95) -> list[str]:
+    """Pairs of rows whose policies, at the same seed, gave the same reply to at least `at_least` of the
+    held-out items (compared in evaluation order, which every row shares): training that changed nothing,
+    such as an ablation of a term that never bound.
+
+    >>> rows = [{"system": s, "seed": 0, "generated": g} for s, g in [("a", "x"), ("a", "y"), ("b", "x "),
+    ...         ("b", "y"), ("c", "x"), ("c", "z")]]
+    >>> same_replies(rows)
+    ['a and b, seed 0: the same reply to 2 of 2 items']
+    """
+    replies: dict[tuple[str, int], list[str]] = {}
+    for r in eval_rows:
+        replies.setdefault((r["system"], r["seed"]), []).append(r["generated"].strip())
+    out = []
+    for (a, seed), mine in replies.items():
+        for (b, other_seed), theirs in replies.items():
+            if other_seed != seed or b <= a or len(theirs) != len(mine) or not mine:
+                continue
+            same = sum(x == y for x, y in zip(mine, theirs, strict=True))
+            if same >= at_least * len(mine):
+                out.append(f"{a} and {b}, seed {seed}: the same reply to {same} of {len(mine)} items")
+    return out
+
+
+def render_replies(rep: Reproduction) -> str:
+    stats = reply_stats(rep.eval_rows)
+    lines = ["| system | seed | mean words per reply | distinct replies |", "|---|---|---|---|"]
+    for row in DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS:
+        for (system, seed), (words, distinct, n) in sorted(stats.items()):
+            if system == row.name:
+                lines.append(f"| {system} | {seed} | {words:.1f} | {distinct} / {n} |")
+    same = same_replies(rep.eval_rows)
+    if same:
+        lines += ["", "Rows whose policies gave the same replies (their difference is no evidence either way; "
+                  "for an ablation, the term it removes did not change training): " + "; ".join(same) + "."]
+    return "\n".join(lines)
+
+
+def _sft_summary(record: dict) -> str:
+    """One supervised model's line: steps, why it stopped, the step whose weights were kept.
+
+    >>> _sft_summary({"seed": 1, "stopped_at": 30, "max_steps": 60, "reason": "flattened", "kept_step": 20,
+    ...               "val_losses": [[0, 2.0], [10, 1.5], [20, 1.2], [30, 1.3]]})
+    'seed 1: 30 steps (flattened), kept step 20, val loss 2.000 -> 1.200'
+    >>> _sft_summary({"seed": 0, "stopped_at": None, "max_steps": 10, "reason": "max_steps",
+    ...               "val_losses": [[0, 2.0], [10, 1.5]], "again": {"val_losses": [[0, 2.0], [10, 1.5]]}})
+    'seed 0: 10 steps (max_steps), val loss 2.000 -> 1.500 (trained again from its seed: 1.500)'
+    """
+    losses = dict(record["val_losses"])
+    last = record["val_losses"][-1][0]
+    kept = record.get("kept_step", last)  # records from before sft.keep_best kept the last weights
+    kept_text = f", kept step {kept}" if kept != last else ""
+    again = ""
+    if "again" in record:  # its weights were lost (they are not kept in git) and trained again for later rows
+        again_losses = dict(record["again"]["val_losses"])
+        again = f" (trained again from its seed: {again_losses[record['again'].get('kept_step', kept)]:.3f})"
+    return (f"seed {record['seed']}: {record['stopped_at'] or record['max_steps']} steps ({record['reason']})"
+            f"{kept_text}, val loss {losses[0]:.3f} -> {losses[kept]:.3f}{again}")
+
+
+def _device() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
+
+
+def _stopping_rule(scale: str) -> str:
+    """How the table's RL rows were trained, in a sentence."""
+    plan = PLANS[scale]
+    if plan.stop is None:
+        return f"RL rows train {plan.ppo.get('ppo.iterations')} PPO iterations each (a plan without a stopping rule)."
+    rule = plan.stop
+    return (f"RL rows train until their own reward on {plan.check_items} stopping items is above the supervised "
+            f"model's (paired bootstrap {rule.level:.0%} lower bound > {rule.margin}), checked every "
+            f"{rule.check_every} iterations, at most {rule.max_iterations}; 'cap' means it never rose clearly.")
+
+
+def write_outputs(rep: Reproduction, seconds: float) -> Path:
+    """Every output file of the reproduction; the path of table.md."""
     out = rep.out
     configs = out / "configs"
     configs.mkdir(exist_ok=True)
-    for config in (out / "rows").glob("*/seed-*/config.yaml"):
-        shutil.copy(config, configs / f"{config.parent.parent.name}-{config.parent.name}.yaml")
-    if (out / "sft" / "config.yaml").exists():
-        shutil.copy(out / "sft" / "config.yaml", configs / "sft.yaml")
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
     row_seconds = sum(sum(v) for v in rep.compute.values())
-    compute = {"total_seconds": seconds, "row_seconds": row_seconds, "device": device,
-               "per_row_seconds": rep.compute}
+    (out / "compute.json").write_text(json.dumps({"total_seconds": seconds, "row_seconds": row_seconds,
+                                                  "device": _device(), "per_row_seconds": rep.compute}, indent=1))
+    (out / "paired.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "comparisons": rep.paired,
+                                                 "by_position": rep.by_position}, indent=1))
+    (out / "table.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "sets": rep.sets,
+                                                "results": rep.results, "stops": rep.stops, "sft": rep.sft,
+                                                "unavailable": rep.unavailable, "paired": rep.paired,
+                                                "by_position": rep.by_position},
+                                               indent=1, default=str))
+    configs = out / "configs"
+    for stop_file in out.glob("rows/*/seed-*/stop.json"):  # the run's config with the iterations it stopped at
+        config = yaml.safe_load((stop_file.parent / "run" / "config.yaml").read_text())
+        config["ppo"]["iterations"] = json.loads(stop_file.read_text())["iterations"]
+        name = f"{stop_file.parent.parent.name}-{stop_file.parent.name}.yaml"
+        (configs / name).write_text(yaml.safe_dump(config, sort_keys=False))
+    for sft_config in out.glob("sft/seed-*/config.yaml"):
+        (configs / f"sft-{sft_config.parent.name}.yaml").write_text(sft_config.read_text())
+    sft = "; ".join(_sft_summary(record) for record in rep.sft)
+    compute = json.loads((out / "compute.json").read_text())
+    sft_seconds = sum(s.get("seconds", 0.0) for s in rep.sft)
+    # A supervised model trained again (its weights were lost with a machine) ran inside the row-seed
+    # that needed it, so its time is already in the rows' seconds: named there, not added.
+    again_seconds = sum(s.get("again", {}).get("seconds", 0.0) for s in rep.sft)
+    compute |= {"sft_seconds": sft_seconds, "sft_again_seconds": again_seconds}
+    again = f", of it supervised models trained again {again_seconds / 60:.1f}" if again_seconds else ""
     (out / "compute.json").write_text(json.dumps(compute, indent=1))
-    (out / "table.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "seeds": seeds,
-                                                "results": rep.results}, indent=1, default=str))
-    engines = {name: sorted({s.get("engine", "?") for s in summaries}) for name, summaries in rep.results.items()}
-    text = [f"# Reproduction: {rep.table} table, scale {rep.scale}, {seeds} seed(s)", "",
+    text = [f"# Reproduction: {rep.table} table, scale {rep.scale}", "",
+            "Held-out sets (items; none in SFT, reward-model or RL data, asserted by record id): "
+            + ", ".join(f"{k}: {v}" for k, v in rep.sets.items()), "",
+            *(["## What the controls say", "", *controls, ""] if (controls := controls_section(
+                rep.paired, rep.stops, rep.table, next(iter(rep.sets), ""))) else []),
             render_table(rep), "",
-            "Cells: mean ± standard deviation over seeds. Human-rated columns (helpfulness, clarity) stay empty "
-            "until ratings are imported with `cagsr human import`; latency is measured with the engine named "
-            "below on this machine, the paper's on a GPU with T5-Large.", "",
-            f"Compute: {row_seconds / 60:.1f} minutes summed over rows and seeds on {device} (this "
-            f"invocation: {seconds / 60:.1f} minutes; rows finished by an earlier one are reused). "
-            "Per row (seconds, per seed): "
-            + "; ".join(f"{k}: {', '.join(f'{v:.0f}' for v in vs)}" for k, vs in rep.compute.items()), "",
-            "Engines used for latency: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in engines.items()), "",
-            f"Exact configs: `configs/` ({', '.join(sorted(p.name for p in configs.glob('*.yaml')))})."]
+            f"Cells: mean ± standard deviation over seeds. {_stopping_rule(rep.scale)}", "",
+            f"Supervised models (until the validation loss flattened): {sft}.", "",
+            *([f"Not started within the time budget (rerun the command to continue): {', '.join(rep.skipped)}.", ""]
+              if rep.skipped else []),
+            "## Paired differences (a − b over the same held-out items)", "", render_paired(rep), "",
+            "## The paper's claims", "", *(verdict_sentences(rep) or ["- (no claim had both rows)"]), "",
+            *(["## By agent-turn position", "", "Multi-turn against single-turn and No-RL on the turns at each "
+               "position of the held-out dialogues (1 = a dialogue's first evaluated agent reply); paired "
+               "intervals over the dialogues that have such turns (their count in brackets).", "",
+               render_positions(rep.by_position), ""] if rep.by_position else []),
+            f"## Replies, held-out set `{next(iter(rep.sets), '')}`", "", render_replies(rep), "",
+            f"Compute: {(compute['row_seconds'] + sft_seconds) / 60:.1f} minutes (rows {compute['row_seconds'] / 60:.1f}"
+            f"{again}, SFT {sft_seconds / 60:.1f}) "
+            f"on {compute['device']}; this invocation {seconds / 60:.1f} minutes.", "",
+            "Exact configs: `configs/`; per-check stopping records: `rows/*/seed-*/stopping.jsonl`."]
     path = out / "table.md"
     path.write_text("\n".join(text) + "\n", encoding="utf-8")
     return path
-
-
-__all__ = ["render_table", "slug", "write_outputs"]

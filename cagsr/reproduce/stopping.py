@@ -57,7 +57,7 @@ def check_scores(model_path: Path, items: list, settings, job: TrainJob, reward_
     """Per-item mean reward of the model's greedy replies to `items` (dialogue: over its turns), under the
     reward the row's `job` trains on (or its reward model), read from the reference model's pass when the job
     reads its reward there (reward.reader reference)."""
-    from cagsr.evaluation.reward_models.task_rewards import shared_embedder
+    from cagsr.evaluation.metrics.embedding import Embedder
     from cagsr.evaluation.runner import EvalSettings, evaluate
     from cagsr.models.registry import load_model
 
@@ -65,8 +65,8 @@ def check_scores(model_path: Path, items: list, settings, job: TrainJob, reward_
     own = reward_model is None and job.reward.kind != QUALITY
     reader = load_model(job.model.name) if own and job.reward.reader == "reference" else None
     report = evaluate(loaded, items, EvalSettings(**{**settings, "attention_reward": own}),
-                      embedder=shared_embedder() if job.reward.kind == QUALITY else None,
-                      reward=job_reward(job, loaded) if own else None, reward_reader=reader)
+                      embedder=Embedder() if job.reward.kind == QUALITY else None,
+                      reward=job_reward(job, loaded) if own else None, reward_reader=reader, reward_job=job)
     if job.reward.kind == QUALITY:
         return item_means([{**r, QUALITY: quality_score(r)} for r in report.rows], QUALITY)
     if own:  # the trained total when the reward is more than the attention reward
@@ -101,7 +101,8 @@ def decide(entry: dict, rule: StopRule) -> str | None:
     return None
 
 
-def _kl(run: Path, since: int) -> float:
+def mean_kl(run: Path, since: int) -> float:
+    """Mean KL to the reference over the run's iterations after `since` (NaN when none logged it)."""
     values = [m["policy/kl_ref"] for m in read_metrics(run) if m.get("step", 0) > since and "policy/kl_ref" in m]
     return sum(values) / len(values) if values else math.nan
 
@@ -133,7 +134,7 @@ def train_until_risen(job_for: Callable[[int], TrainJob], folder: Path, scorer: 
         Trainer(job_for(target), resume=run if has_checkpoint else None).train()
         interval = paired_bootstrap(align(scorer(run / "model"), baseline)[1], rule.n_boot, rule.level)
         entry = {"iteration": target, "mean": interval.mean, "low": interval.low, "high": interval.high,
-                 "n": interval.n, "kl_ref": _kl(run, done)}
+                 "n": interval.n, "kl_ref": mean_kl(run, done)}
         checks.append(entry)
         with log.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")

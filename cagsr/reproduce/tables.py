@@ -1,4 +1,4 @@
-"""The paper's tables as data: rows (what each trains with), scales (how big), and the paper's figures.
+"""The paper's tables as data: rows (what each trains with) and the paper's figures (how big: reproduce/plan.py).
 
 Every RL row starts from the same supervised model. Overrides are dotted TrainJob keys.
 """
@@ -98,42 +98,4 @@ PAPER = {
         "CAGSR single-turn (HF)": [0.68, 0.64, 3.6, 105], "CAGSR multi-turn": [0.71, 0.68, 3.8, 30],
         "Human-label RL (limited)": [0.75, 0.72, 4.1, 120], "Ablation: uniform weights": ["-1.5% accuracy"],
     },
-}
-# Our columns as (label, metric key), in the paper's order (human-rated columns come from `cagsr human
-# import`). Latency of a chain of thought is measured per reasoning token, the paper's per step.
-COLUMNS = {"dialogue": [("coherence", "coherence"), ("consistency", "consistency"),
-                        ("helpfulness", "helpfulness"), ("ms/turn", "ms_per_turn")],
-           "cot": [("accuracy", "accuracy"), ("step correctness", "step_correctness"), ("clarity", "clarity"),
-                   ("ms/token", "ms_per_token")]}
-
-
-def data_source(table: str, scale: str) -> dict:
-    """Shared real data when it is there (small, full), generated samples otherwise (tiny)."""
-    name = "star_dialogues.jsonl" if table == "dialogue" else "gsm8k_train.jsonl"
-    generated = "generated:dialogue" if table == "dialogue" else "generated:math"
-    if scale == "tiny" or not (SHARED / name).exists():
-        return {"path": generated, "num_generated": 48}
-    return {"path": str(SHARED / name), "limit": {"small": 400, "full": None}[scale]}
-
-
-SCALES = {
-    # model, SFT steps, PPO overrides, evaluation size
-    "tiny": {"model": "tiny-llama", "sft_steps": 3, "eval_records": 4,
-             "ppo": {"ppo.iterations": 2, "ppo.epochs": 1, "rollout.episodes": 4, "rollout.turns": 2,
-                     "rollout.sampling.max_new_tokens": 6, "rollout.cot_max_new_tokens": 12,
-                     "rollout.max_context": 192, "ppo.eval_every": 100, "ppo.eval_episodes": 2,
-                     "ppo.critic": "head"},
-             "eval": {"max_new_tokens": 6, "cot_max_new_tokens": 12, "max_turns": 2}},
-    "small": {"model": "smollm2-135m", "sft_steps": 8, "eval_records": 10,
-              "ppo": {"ppo.iterations": 3, "ppo.epochs": 1, "rollout.episodes": 4, "rollout.turns": 2,
-                      "rollout.sampling.max_new_tokens": 20, "rollout.cot_max_new_tokens": 48,
-                      "rollout.max_context": 320, "ppo.eval_every": 100, "ppo.eval_episodes": 2,
-                      "ppo.critic": "head", "ppo.minibatch_episodes": 2},
-              "eval": {"max_new_tokens": 24, "cot_max_new_tokens": 64, "max_turns": 2}},
-    "full": {"model": "t5-large", "sft_steps": 2000, "eval_records": 500,
-             "ppo": {"ppo.iterations": 500, "ppo.epochs": 3, "rollout.episodes": 64, "rollout.turns": 5,
-                     "rollout.sampling.max_new_tokens": 64,
-                     "rollout.cot_max_new_tokens": 160, "ppo.critic": "separate", "ppo.minibatch_episodes": 8,
-                     "model.dtype": "bfloat16"},
-             "eval": {"max_new_tokens": 64, "cot_max_new_tokens": 160, "max_turns": 5}},
 }

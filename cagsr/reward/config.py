@@ -70,7 +70,8 @@ class RewardConfig:
     """Turn weight lambda of the chain-of-thought answer turn (1.0 is the 'uniform weights' ablation)."""
     head_probe: HeadProbeConfig = field(default_factory=HeadProbeConfig)
     """For kind=head_probe: the fitted linear probe over per-head attention features (reward/head_probe.py),
-    written by `cagsr calibrate --mode head_probe`."""
+    written by `cagsr calibrate --mode head_probe` into a preset; its fitted numbers (weights, bias, mean,
+    scale) are set there, in YAML, not by flags."""
 
     def __post_init__(self) -> None:
         check_range("repetition_ngram", self.repetition_ngram, low=1)

@@ -29,6 +29,11 @@ FEATURES = ("lookback", "entropy", "first_mass", "history_mass")
 """Per-head features a probe can read: lookback ratio, history entropy, first-token mass, history mass."""
 
 
+FITTED = {"cli": False}
+"""Field metadata of the probe's fitted numbers: set by the preset `cagsr calibrate --mode head_probe` writes
+(YAML), not offered as flags (nobody types 810 weights)."""
+
+
 @dataclass
 class HeadProbeConfig:
     heads: str = ""
@@ -36,13 +41,13 @@ class HeadProbeConfig:
     features: list[str] = field(default_factory=lambda: ["lookback"])
     """Per-head features, each a block of the weight vector in this order: lookback (Lookback Lens' ratio),
     entropy (history attention entropy), first_mass (attention on the first history token), history_mass."""
-    weights: list[float] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list, metadata=FITTED)
     """One weight per (feature, head), feature-major: all heads' first feature, then the second, ..."""
-    bias: float = 0.0
+    bias: float = field(default=0.0, metadata=FITTED)
     """Added to every turn's probe score."""
-    mean: list[float] = field(default_factory=list)
+    mean: list[float] = field(default_factory=list, metadata=FITTED)
     """Feature means of the fitting set (standardisation), same order as weights."""
-    scale: list[float] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list, metadata=FITTED)
     """Feature standard deviations of the fitting set, same order as weights."""
 
     def __post_init__(self) -> None:

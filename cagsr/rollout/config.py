@@ -30,8 +30,8 @@ class RolloutConfig:
     max_steps: int = 8
     """Most reasoning steps per solution (extra lines merge into the last step)."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    """Sampling settings (the paper's: temperature 0.8, top-k 50, top-p 0.95, 64 new tokens). One reply per turn:
-    sampling.num_candidates must stay 1 (several candidates with one kept at random would only cost time)."""
+    """Sampling settings (the paper's: temperature 0.8, top-k 50, top-p 0.95, 64 new tokens); one reply per
+    turn."""
 
     def __post_init__(self) -> None:
         check_range("episodes", self.episodes, low=1)
@@ -42,6 +42,3 @@ class RolloutConfig:
                               f"{self.group_size}")
         check_range("max_context", self.max_context, low=32)
         check_range("cot_max_new_tokens", self.cot_max_new_tokens, low=1)
-        if self.sampling.num_candidates != 1:
-            raise ConfigError(f"rollout.sampling.num_candidates: the rollout continues every turn with one reply, "
-                              f"got {self.sampling.num_candidates} (choosing the best by reward was removed)")

@@ -23,7 +23,7 @@ from cagsr.rollout.simulators import UserSimulator, opening
 
 def _generate(prompts: list[FormattedHistory], engine: Engine, cfg: RolloutConfig, rng: random.Random,
               sampling=None, sessions: list | None = None) -> list[Completion]:
-    """One reply per prompt (RolloutConfig checks that the sampling asks for one candidate)."""
+    """One reply per prompt (the engine's default: one candidate)."""
     sampling = sampling or cfg.sampling
     outputs = engine.generate([p.input_ids for p in prompts], sampling, seed=rng.randrange(2**31),
                               sessions=sessions)

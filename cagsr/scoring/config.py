@@ -20,12 +20,11 @@ class ScoringConfig:
     token_budget: int = 4096
     """Tokens per forward pass of the score, reference and critic passes and the PPO update. Sequences are
     laid end to end without padding up to this budget; a longer sequence gets a pass of its own."""
-
-    packed_weights: bool = True
+    onednn_weights: bool = True
     """The no-grad passes (score, reference, critic) run their Linear layers with weights reordered into
-    oneDNN's blocked layout (rollout/engines/onednn.py; nothing to do with the packed layout above) where
-    that exists (fp32 on CPU): about 2x the matmul rate of torch's default kernel on this project's CPU, equal
-    up to float rounding (~1e-5 relative). The update needs gradients and always uses the default kernel."""
+    oneDNN's blocked layout (rollout/engines/onednn.py) where that exists (fp32 on CPU): about 2x the matmul
+    rate of torch's default kernel on this project's CPU, equal up to float rounding (~1e-5 relative). The
+    update needs gradients and always uses the default kernel."""
 
     def __post_init__(self) -> None:
         check_range("token_budget", self.token_budget, low=16)

@@ -127,7 +127,7 @@ def score_rows(policy_model: nn.Module, rows: RowBatch, *, n_episodes: int, n_tu
     comps = _empty_components(n_episodes, n_turns)
     for part in plan(policy_model, rows, scoring, stats):
         view = rows.select(part.rows).to(device)
-        with fast_no_grad(policy_model, scoring.packed_weights):
+        with fast_no_grad(policy_model, scoring.onednn_weights):
             if reward is None:
                 logits, hidden = forward_no_capture(policy_model, part.batch.to(device))
             else:
@@ -164,7 +164,7 @@ def score_versions(model: nn.Module, rows: RowBatch, *, n_episodes: int, n_turns
     comps = {name: _empty_components(n_episodes, n_turns) for name in rewards}
     for part in plan(model, rows, scoring):
         view = rows.select(part.rows).to(device)
-        with fast_no_grad(model, scoring.packed_weights):
+        with fast_no_grad(model, scoring.onednn_weights):
             cap = _capture(model, part, view, attention, device, list(rewards.values()))
         for name, reward in rewards.items():
             _scatter_components(comps[name], view, cap, reward)
@@ -229,7 +229,7 @@ def rows_logprobs(model: nn.Module, rows: RowBatch, scoring: ScoringConfig, stat
     out = torch.zeros(rows.response_ids.shape)
     for part in plan(model, rows, scoring, stats):
         view = rows.select(part.rows).to(device)
-        with fast_no_grad(model, scoring.packed_weights):
+        with fast_no_grad(model, scoring.onednn_weights):
             logits, _ = forward_no_capture(model, part.batch.to(device))
         out[part.rows] = (token_logprobs(logits, view.response_ids) * view.response_mask).cpu()
     return out
@@ -242,6 +242,6 @@ def rows_values(critic: nn.Module, rows: RowBatch, scoring: ScoringConfig, stats
     device = next(critic.parameters()).device
     out = torch.zeros(rows.response_ids.shape)
     for part in plan(critic.backbone, rows, scoring, stats):
-        with fast_no_grad(critic, scoring.packed_weights):
+        with fast_no_grad(critic, scoring.onednn_weights):
             out[part.rows] = critic(part.batch.to(device)).float().cpu() * rows.response_mask[part.rows]
     return out

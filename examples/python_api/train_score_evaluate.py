@@ -35,7 +35,7 @@ def main() -> None:
         "rollout.cot_max_new_tokens": 24, "rollout.max_steps": 4,
         "reward.parts": ["attention", "1.0*correctness", f"0.2*{PLUGINS}:shows_work"],
         "salience.sources": f"idf|entities|{PLUGINS}:numbers",
-        "ppo.iterations": args.iterations, "ppo.eval_every": 1, "checkpoints.every": 1000,
+        "ppo.iterations": args.iterations, "heldout.every": 1, "checkpoints.every": 1000,
         "run.output_dir": str(run_dir), "run.overwrite": True, "run.threads": args.threads,
     }, model=args.model)
     last = result.history[-1]

@@ -29,7 +29,7 @@ def test_every_command_has_help(command):
 @pytest.mark.parametrize("args, message", [
     (["sft", "--max-steps", "-1"], "sft.max_steps: must be >= 1"),
     (["sft", "--bogus", "1"], "unrecognized arguments: --bogus"),
-    (["train", "--ppo.lr", "-0.1"], "ppo.lr: must be > 0"),
+    (["train", "--optimizer.lr", "-0.1"], "optimizer.lr: must be > 0"),
     (["train", "--reward.kind", "nope", "--model", "tiny-llama"], "unknown reward 'nope'"),
     (["train", "--config", "missing.yaml"], "missing.yaml: config file not found"),
     (["sft", "--model", "no-such-model", "--max-steps", "1"], "no-such-model: not a preset"),

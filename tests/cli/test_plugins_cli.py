@@ -39,7 +39,7 @@ def numbers(text):
 '''
 
 FAST = ["--config", "tiny", "--run.threads", "1", "--rollout.episodes", "2", "--ppo.epochs", "1",
-        "--ppo.eval_episodes", "2"]
+        "--heldout.episodes", "2"]
 
 
 def cagsr(*args, cwd):
@@ -55,7 +55,7 @@ def plugins(tmp_path):
 
 def test_user_reward_simulator_and_salience_in_a_combined_reward_run(plugins):
     run = plugins / "run"
-    out = cagsr("train", *FAST, "--iterations", "1", "--ppo.eval_every", "1", "--output-dir", str(run),
+    out = cagsr("train", *FAST, "--iterations", "1", "--heldout.every", "1", "--output-dir", str(run),
                 "--reward.parts", "attention,0.5*my_plugins.py:politeness,-0.01*length",
                 "--rollout.simulator", "my_plugins.py:EchoUser",
                 "--salience.sources", "idf|entities|keywords|my_plugins.py:numbers", cwd=plugins)

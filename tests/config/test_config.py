@@ -57,19 +57,19 @@ def test_from_dict_coerces_and_validates():
 
 
 def test_range_errors_name_the_key():
-    with pytest.raises(ConfigError, match="ppo.lr: must be > 0"):
-        from_dict(TrainJob, {"ppo": {"lr": -1e-5}})
+    with pytest.raises(ConfigError, match="optimizer.lr: must be > 0"):
+        from_dict(TrainJob, {"optimizer": {"lr": -1e-5}})
     job = from_dict(TrainJob, {"reward": {"tau0": "-inf"}})
     assert math.isinf(job.reward.tau0)
 
 
 def test_cli_flags_override_presets(tmp_path):
     preset = tmp_path / "p.yaml"
-    preset.write_text("ppo: {iterations: 7, lr: 0.001}\nmodel: {name: tiny-llama}\n")
+    preset.write_text("ppo: {iterations: 7}\noptimizer: {lr: 0.001}\nmodel: {name: tiny-llama}\n")
     parser = JobParser(prog="t")
     add_job_args(parser, TrainJob)
     job, _ = parse_job(parser, TrainJob, ["--config", str(preset), "--iterations", "3", "--reward.coverage_weight", "2"])
-    assert job.ppo.iterations == 3 and job.ppo.lr == 0.001 and job.reward.coverage_weight == 2.0
+    assert job.ppo.iterations == 3 and job.optimizer.lr == 0.001 and job.reward.coverage_weight == 2.0
     assert to_dict(job)["model"]["name"] == "tiny-llama"
 
 

@@ -115,7 +115,7 @@ def test_every_format_trains_offline(kind, tmp_path):
     source = write_source(kind, tmp_path)
     overrides = {"data.path": source.path, "data.split": source.split, "data.columns": source.columns,
                  "data.val_fraction": 0.0, "run.output_dir": str(tmp_path / "run"), "run.threads": 1,
-                 "ppo.iterations": 1, "ppo.epochs": 1, "ppo.eval_episodes": 1, "rollout.episodes": 2,
+                 "ppo.iterations": 1, "ppo.epochs": 1, "heldout.episodes": 1, "rollout.episodes": 2,
                  "rollout.turns": 1, "rollout.sampling.max_new_tokens": 4}
     result = Trainer(load_job(TrainJob, "tiny", overrides)).train()
     assert len(result.history) == 1 and (result.run_dir / "model" / "config.json").exists()

@@ -2,7 +2,7 @@
 
 Greedy decoding makes the rollouts of both runs identical, so the only differences left are float
 summation orders (rows batched 2 instead of 4, rank gradients summed by all_reduce). Measured on
-this machine after 2 iterations (8 optimizer steps at ppo.lr 1e-4): policy max |diff| 7.9e-7, critic
+this machine after 2 iterations (8 optimizer steps at optimizer.lr 1e-4): policy max |diff| 7.9e-7, critic
 1.1e-8, while the policy moved by 7.7e-4 from its start. ATOL = 5e-6 (about 6x the measured
 difference, 1/150 of the movement).
 """
@@ -34,9 +34,9 @@ COMMON = [
     "1",
     "--checkpoints.every",
     "1",
-    "--ppo.lr",
+    "--optimizer.lr",
     "1e-4",
-    "--ppo.critic_lr",
+    "--optimizer.critic_lr",
     "1e-4",
 ]
 ENV = os.environ | {"CAGSR_DIST_TIMEOUT_S": "180", "OMP_NUM_THREADS": "1"}

@@ -64,3 +64,25 @@ def test_reusing_the_history_gives_the_replies_of_full_prefills():
         rows, _, _ = _dialogue_rows(loaded, engine, records, dataclasses.replace(settings, reuse_history=reuse), None)
         replies[reuse] = [(r["episode"], r["turn"], r["generated"]) for r in rows]
     assert len(replies[True]) > len(records) and replies[True] == replies[False]
+
+
+def test_the_evaluated_reward_reads_its_parts_with_the_runs_job():
+    """A row's stopping check scores its replies with the reward it trains on: a seeded random part takes the
+    job's seed (the run's), not seed 0."""
+    from types import SimpleNamespace
+
+    from cagsr.attention.config import AttentionConfig
+    from cagsr.evaluation.runner import evaluate
+    from cagsr.reward.config import RewardConfig
+    from cagsr.reward.definition import define_reward
+    from cagsr.salience.config import SalienceConfig
+
+    loaded = load_model("tiny-llama")
+    records = load_records(DataConfig(path="generated:dialogue", num_generated=3))
+    reward = define_reward(RewardConfig(parts=["attention", "random"]), SalienceConfig(), AttentionConfig(),
+                           max_steps=12, corpus=[u.text for r in records for u in r.turns], encoder_decoder=False)
+    settings = EvalSettings(engine="hf", max_new_tokens=3, max_turns=1)
+    by_seed = [evaluate(loaded, records, settings, reward=reward, reward_job=SimpleNamespace(run=SimpleNamespace(
+        seed=seed))).rows for seed in (0, 1)]
+    assert by_seed[0][0]["reward"] == by_seed[1][0]["reward"]  # the attention reward does not depend on it
+    assert [r["turn_reward"] for r in by_seed[0]] != [r["turn_reward"] for r in by_seed[1]]

@@ -44,7 +44,7 @@ def test_table_compares_the_first_and_the_last_evaluation():
 
 
 SMALL = ["--run.threads", "1", "--ppo.iterations", "2", "--ppo.epochs", "1", "--rollout.episodes", "2",
-         "--rollout.turns", "1", "--ppo.eval_episodes", "2", "--ppo.lr", "0.01"]
+         "--rollout.turns", "1", "--heldout.episodes", "2", "--optimizer.lr", "0.01"]
 
 
 def test_train_ends_with_the_table_the_replies_and_the_report(tmp_path, capsys):
@@ -72,7 +72,7 @@ def test_train_ends_with_the_table_the_replies_and_the_report(tmp_path, capsys):
     assert all(r["kl_ref_k3"] >= 0 for r in rows)
     assert {"reward", "coverage", "focus", "repetition", "response_words"} <= set(first[0])
     replies = read_replies(run)
-    assert [r["updates"] for r in replies] == [0, 0, 2, 2]  # ppo.sample_episodes = 2 prompts, both ends
+    assert [r["updates"] for r in replies] == [0, 0, 2, 2]  # heldout.samples = 2 prompts, both ends
     assert [r["episode"] for r in replies[:2]] == [r["episode"] for r in replies[2:]]
     assert [u["text"] for u in replies[0]["conversation"] if u["role"] == "user"] == \
         [u["text"] for u in replies[2]["conversation"] if u["role"] == "user"]  # the same prompts

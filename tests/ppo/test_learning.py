@@ -28,8 +28,10 @@ def learning_job(tmp_path, iterations):
         "rollout": {"engine": "hf", "episodes": 8, "turns": 1, "max_context": 128,
                     "sampling": {"max_new_tokens": 8, "top_k": 20, "temperature": 1.0}},
         "reward": {"kind": f"{__file__}:low_id_share"},  # a user reward by file path
-        "ppo": {"iterations": iterations, "epochs": 2, "minibatch_episodes": 8, "lr": 3e-3, "critic": "head",
-                "critic_lr": 1e-2, "kl_coef": 0.0, "target_kl": None, "eval_every": 1000, "eval_episodes": 16},
+        "ppo": {"iterations": iterations, "epochs": 2, "minibatch_episodes": 8, "critic": "head", "kl_coef": 0.0,
+                "target_kl": None},
+        "optimizer": {"lr": 3e-3, "critic_lr": 1e-2},
+        "heldout": {"every": 1000, "episodes": 16},
         "checkpoints": {"every": 1000},
         "run": {"output_dir": str(tmp_path / "run"), "progress": False, "seed": 0},
     })

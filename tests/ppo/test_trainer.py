@@ -88,7 +88,7 @@ def test_both_model_kinds_train_dialogue_and_cot(tmp_path, model, data):
 
 
 def test_lora_trains_adapter_and_keeps_reference(tmp_path):
-    trainer = Trainer(job(tmp_path, ppo={"iterations": 1, "lora_r": 4}))
+    trainer = Trainer(job(tmp_path, ppo={"iterations": 1}, lora={"r": 4}))
     assert trainer.models.reference is None
     result = trainer.train()
     assert "policy/kl_ref" in result.history[0]

@@ -25,21 +25,34 @@ def test_every_system_row_has_the_papers_figures():
 
 @pytest.mark.slow
 def test_tiny_cot_table_end_to_end(tmp_path):
+    """A plan without a stopping rule runs through the same pipeline: every RL row trains its fixed iterations,
+    two seeds of every row from the one supervised model, paired statistics, the same outputs."""
+    from cagsr.reproduce.plan import PLANS
+
     out = subprocess.run([sys.executable, "-m", "cagsr", "reproduce", "--table", "cot", "--scale", "tiny",
-                          "--seeds", "1", "--output-dir", str(tmp_path), "--run.progress", "false"],
+                          "--seeds", "2", "--output-dir", str(tmp_path), "--run.progress", "false"],
                          capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stderr[-2000:]
     table = (tmp_path / "table.md").read_text()
     for row in COT_ROWS:
         assert row.name in table
-    results = json.loads((tmp_path / "table.json").read_text())["results"]
+    saved = json.loads((tmp_path / "table.json").read_text())
+    results = saved["results"]
     assert {"accuracy", "step_correctness", "ms_per_token"} <= set(results["CAGSR multi-turn"][0])
+    assert len(results["CAGSR multi-turn"]) == len(results["Random-reward control"]) == 2
+    assert len(results["No-RL"]) == 1  # one supervised model: its greedy evaluation is the same every time
+    iterations = PLANS["tiny"].ppo["ppo.iterations"]
+    assert all(s == {"reason": "fixed", "iterations": iterations, "kl_ref": s["kl_ref"]}
+               for stops in saved["stops"].values() for s in stops)
+    assert f"RL rows train {iterations} PPO iterations each" in table and "## Paired differences" in table
     assert (tmp_path / "validity" / "validity.md").exists()
-    assert (tmp_path / "configs" / "sft.yaml").exists()
+    assert (tmp_path / "configs" / "sft-seed-0.yaml").exists()
     assert json.loads((tmp_path / "compute.json").read_text())["total_seconds"] > 0
-    assert "| ms/token |" in table.splitlines()[2]  # CoT latency is per reasoning token
-    assert (tmp_path / "rows" / "cagsr-multi-turn" / "seed-0" / "model" / "config.json").exists()
-    assert not list(tmp_path.glob("rows/*/seed-*/checkpoints"))  # only the final models are kept
+    header = next(line for line in table.splitlines() if line.startswith("| system |"))
+    assert "| ms/token |" in header  # CoT latency is per reasoning token
+    assert "## What the controls say" in table
+    assert (tmp_path / "rows" / "cagsr-multi-turn" / "seed-1" / "run" / "model" / "config.json").exists()
+    assert not list(tmp_path.glob("rows/*/seed-*/run/checkpoints"))  # only the final models are kept
 
 
 @pytest.mark.slow

@@ -65,7 +65,7 @@ def _cli(*args):
 @pytest.mark.timeout(900)
 def test_a_run_is_scored_with_its_own_reward_on_its_own_heldout_episodes(tmp_path):
     run = tmp_path / "run"
-    api.train("tiny", {**NON_DEFAULT, "ppo.iterations": 2, "ppo.eval_every": 1, "checkpoints.every": 1,
+    api.train("tiny", {**NON_DEFAULT, "ppo.iterations": 2, "heldout.every": 1, "checkpoints.every": 1,
                        "run.output_dir": str(run), "run.threads": 1})
     torch.set_num_threads(1)
     saved = RewardDefinition.load(run)

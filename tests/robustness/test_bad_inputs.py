@@ -106,15 +106,15 @@ CONFIGS = [
         config="ppo: {whiten_advantages: maybe}\n",
     ),
     Case("list_wrong_type", "salience.keywords: expected text", config="salience: {keywords: [[1]]}\n"),
-    Case("negative_lr", "ppo.lr: must be > 0.0, got -0.001", config="ppo: {lr: -0.001}\n"),
-    Case("nan_lr", "ppo.lr: must not be NaN", config="ppo: {lr: .nan}\n"),
+    Case("negative_lr", "optimizer.lr: must be > 0.0, got -0.001", config="optimizer: {lr: -0.001}\n"),
+    Case("nan_lr", "optimizer.lr: must not be NaN", config="optimizer: {lr: .nan}\n"),
     Case(
         "floor_above_log_n",
         "reward.tau0: entropy floor 6.0 is above log(rollout.max_context) = 5.55",
         config="model: {name: tiny-llama}\nrollout: {max_context: 256}\nreward: {tau0: 6.0}\n",
     ),
     Case("clip_out_of_range", "ppo.clip_eps: must be <= 1.0", config="ppo: {clip_eps: 1.5}\n"),
-    Case("negative_grad_clip", "ppo.grad_clip: must be > 0.0", config="ppo: {grad_clip: -1}\n"),
+    Case("negative_grad_clip", "optimizer.grad_clip: must be > 0.0", config="optimizer: {grad_clip: -1}\n"),
     Case("bad_choice", "ppo.critic: must be one of auto, separate, head, none", config="ppo: {critic: shared}\n"),
     Case("val_fraction_range", "data.val_fraction: must be <= 0.9", config="data: {val_fraction: 0.95}\n"),
     Case("zero_episodes", "rollout.episodes: must be >= 1", config="rollout: {episodes: 0}\n"),
@@ -136,11 +136,11 @@ CONFIGS = [
 
 ARGS = [
     Case("unknown_flag", "unrecognized arguments: --ppo.lrr", args=["--ppo.lrr", "1"]),
-    Case("flag_without_value", "argument --ppo.lr: expected one argument", args=["--ppo.lr"]),
+    Case("flag_without_value", "argument --optimizer.lr: expected one argument", args=["--optimizer.lr"]),
     Case(
         "cli_int_wrong_type", "ppo.iterations: expected an integer, got 'ten'", args=["--iterations", "ten"]
     ),
-    Case("cli_negative_lr", "ppo.lr: must be > 0.0", args=["--ppo.lr", "-1"]),
+    Case("cli_negative_lr", "optimizer.lr: must be > 0.0", args=["--optimizer.lr", "-1"]),
     Case("resume_not_a_run", "{tmp}: not a cagsr run folder (no config.yaml)", args=["--resume", "{tmp}"]),
     Case(
         "output_below_a_file",
@@ -272,7 +272,7 @@ def test_two_runs_started_together_never_share_a_folder(tmp_path):
     """Two `cagsr train` into one new folder at once: one run owns it, the other fails with one line."""
     folder = tmp_path / "run"
     argv = [sys.executable, "-m", "cagsr", "train", "--config", "tiny", "--ppo.iterations", "1", "--ppo.epochs", "1",
-            "--rollout.episodes", "2", "--rollout.turns", "1", "--ppo.eval_episodes", "1", "--run.threads", "1",
+            "--rollout.episodes", "2", "--rollout.turns", "1", "--heldout.episodes", "1", "--run.threads", "1",
             "--output-dir", str(folder)]
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [(p.wait(timeout=600), *p.communicate()) for p in procs]

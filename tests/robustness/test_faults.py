@@ -22,7 +22,7 @@ from cagsr.ppo.config import TrainJob
 from cagsr.ppo.state import save_state
 from cagsr.ppo.trainer import Trainer
 
-FAST = ["--rollout.episodes", "2", "--rollout.turns", "1", "--ppo.epochs", "1", "--ppo.eval_episodes", "1"]
+FAST = ["--rollout.episodes", "2", "--rollout.turns", "1", "--ppo.epochs", "1", "--heldout.episodes", "1"]
 
 
 def cagsr(*args: str) -> list[str]:

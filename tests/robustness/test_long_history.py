@@ -24,7 +24,8 @@ def test_overlong_histories_train_with_one_warning(tmp_path):
     cfg = to_dict(load_job(TrainJob, "tiny", {}))
     cfg["data"] = {"path": str(data), "val_fraction": 0.0}
     cfg["rollout"] |= {"max_context": 48, "episodes": 2, "turns": 2}
-    cfg["ppo"] |= {"iterations": 2, "epochs": 1, "eval_episodes": 2}
+    cfg["ppo"] |= {"iterations": 2, "epochs": 1}
+    cfg["heldout"] |= {"episodes": 2}
     cfg["run"] |= {"output_dir": str(tmp_path / "run"), "progress": False}
     trainer = Trainer(from_dict(TrainJob, cfg))
     with warnings.catch_warnings(record=True) as caught:

@@ -57,8 +57,8 @@ def test_a_nan_part_is_named_in_one_line_warnings_and_a_run_that_skipped_every_b
     run = tmp_path / "run"
     argv = [sys.executable, "-m", "cagsr", "train", "--config", "tiny", "--output-dir", str(run),
             "--reward.parts", f"attention,0.2*{tmp_path / 'my_rewards.py'}:politeness", "--ppo.iterations", "2",
-            "--ppo.max_bad_batches", "5", "--ppo.eval_every", "9", "--rollout.episodes", "2", "--rollout.turns", "1",
-            "--ppo.epochs", "1", "--ppo.eval_episodes", "1", "--run.threads", "1", "--run.progress", "false"]
+            "--ppo.max_bad_batches", "5", "--heldout.every", "9", "--rollout.episodes", "2", "--rollout.turns", "1",
+            "--ppo.epochs", "1", "--heldout.episodes", "1", "--run.threads", "1", "--run.progress", "false"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=os.environ.copy(), check=False)
     reason = "reward/politeness returned NaN for 2 of 2 turns"
     assert proc.returncode == 2, proc.stderr[-2000:]

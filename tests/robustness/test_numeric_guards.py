@@ -34,7 +34,7 @@ def always_inf(episodes, job):
 
 
 # Smaller than the tiny preset: these tests are about the guard, not about learning.
-FAST = {"rollout": {"episodes": 2, "turns": 1}, "ppo": {"epochs": 1, "eval_episodes": 1}}
+FAST = {"rollout": {"episodes": 2, "turns": 1}, "ppo": {"epochs": 1}, "heldout": {"episodes": 1}}
 FAST_FLAGS = [
     "--rollout.episodes",
     "2",
@@ -42,7 +42,7 @@ FAST_FLAGS = [
     "1",
     "--ppo.epochs",
     "1",
-    "--ppo.eval_episodes",
+    "--heldout.episodes",
     "1",
 ]
 
@@ -62,7 +62,7 @@ def metrics(run):
 def test_a_nan_batch_is_skipped_warned_and_counted(tmp_path):
     CALLS["nan-first"] = 0
     trainer = Trainer(
-        make_job(tmp_path, reward={"kind": NAN_FIRST}, ppo={"iterations": 2, "eval_every": 9})
+        make_job(tmp_path, reward={"kind": NAN_FIRST}, ppo={"iterations": 2}, heldout={"every": 9})
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -103,7 +103,7 @@ def test_persistent_nan_stops_with_one_line_and_no_final_model(tmp_path, capsys)
     assert exit_info.value.code == 2
     assert err == (
         "cagsr train: error: 2 batches in a row had NaN/Inf values (reward/always_inf returned Inf for 2 of 2 "
-        "turns); stopping before a corrupted checkpoint is written (lower ppo.lr or check "
+        "turns); stopping before a corrupted checkpoint is written (lower optimizer.lr or check "
         "the data and reward)"
     )
     run = tmp_path / "run"

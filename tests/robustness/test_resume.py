@@ -23,13 +23,13 @@ SETTINGS = [
     "2",
     "--ppo.epochs",
     "1",
-    "--ppo.eval_episodes",
+    "--heldout.episodes",
     "1",
     "--ppo.iterations",
     "6",
     "--checkpoints.every",
     "1",
-    "--ppo.eval_every",
+    "--heldout.every",
     "3",
     "--run.threads",
     "1",
@@ -105,7 +105,8 @@ def make_job(run, **ppo):
     data = to_dict(load_job(TrainJob, "tiny", {}))
     data["run"] |= {"output_dir": str(run), "progress": False}
     data["rollout"] |= {"episodes": 2, "turns": 1}
-    data["ppo"] |= {"epochs": 1, "eval_episodes": 1, "iterations": 2} | ppo
+    data["ppo"] |= {"epochs": 1, "iterations": 2} | ppo
+    data["heldout"] |= {"episodes": 1}
     data["checkpoints"] |= {"every": 1}
     return from_dict(TrainJob, data)
 

@@ -97,11 +97,11 @@ def test_candidates_share_one_prefill(kind):
     engine = LeanEngine(loaded)
     batch = prompts()
     one = greedy_ids(engine, batch)
-    out = engine.generate(batch, SamplingConfig(do_sample=False, max_new_tokens=12, num_candidates=3))
+    out = engine.generate(batch, SamplingConfig(do_sample=False, max_new_tokens=12), candidates=3)
     assert [[c.token_ids for c in cands] for cands in out] == [[ids] * 3 for ids in one]
     if kind == "llama":  # the prompt is prefilled once per prompt, not once per candidate
         assert engine.last_stats["prefill_columns"] == len(batch) * max(map(len, batch))
-    sampled = engine.generate(batch, SamplingConfig(max_new_tokens=8, num_candidates=4), seed=0)
+    sampled = engine.generate(batch, SamplingConfig(max_new_tokens=8), seed=0, candidates=4)
     assert all(len({tuple(c.token_ids) for c in cands}) > 1 for cands in sampled)
     for cands in sampled:
         for c in cands:
@@ -111,10 +111,10 @@ def test_candidates_share_one_prefill(kind):
 @pytest.mark.parametrize("kind", ["llama", "t5"])
 def test_seed_reproducible(kind):
     engine = LeanEngine(tiny(kind))
-    sampling = SamplingConfig(max_new_tokens=8, num_candidates=2)
+    sampling = SamplingConfig(max_new_tokens=8)
 
     def run(seed):
-        return [[c.token_ids for c in x] for x in engine.generate(prompts(), sampling, seed=seed)]
+        return [[c.token_ids for c in x] for x in engine.generate(prompts(), sampling, seed=seed, candidates=2)]
 
     assert run(5) == run(5) and run(5) != run(6)
 
@@ -124,10 +124,10 @@ def test_first_token_distribution_matches_transformers(kind):
     """Chi-square contingency test: 3,000 first tokens from each engine, same prompt and warpers."""
     loaded = tiny(kind)
     n, batch = 3000, prompts((12,))
-    sampling = SamplingConfig(temperature=3.0, top_k=40, top_p=0.95, max_new_tokens=1, num_candidates=n)
+    sampling = SamplingConfig(temperature=3.0, top_k=40, top_p=0.95, max_new_tokens=1)
     # A first token equal to padding is cut from the completion: count it as padding.
-    ours = [(c.token_ids or [0])[0] for c in LeanEngine(loaded).generate(batch, sampling, seed=0)[0]]
-    theirs = [(c.token_ids or [0])[0] for c in HFEngine(loaded).generate(batch, sampling, seed=0)[0]]
+    ours = [(c.token_ids or [0])[0] for c in LeanEngine(loaded).generate(batch, sampling, seed=0, candidates=n)[0]]
+    theirs = [(c.token_ids or [0])[0] for c in HFEngine(loaded).generate(batch, sampling, seed=0, candidates=n)[0]]
     a = torch.bincount(torch.tensor(ours), minlength=VOCAB)
     b = torch.bincount(torch.tensor(theirs), minlength=VOCAB)
     support = (a + b) >= 10
@@ -199,7 +199,7 @@ def test_fused_capture_matches_teacher_forced(kind, layers, k):
     loaded = tiny(kind)
     batch = prompts()
     out = LeanEngine(loaded, capture_layers=layers).generate(
-        batch, SamplingConfig(max_new_tokens=10, num_candidates=k), seed=0
+        batch, SamplingConfig(max_new_tokens=10), seed=0, candidates=k
     )
     rows = [(p, c) for p, cands in zip(batch, out, strict=True) for c in cands]
     # T5 built with initializer_factor 3 has large activations: incremental vs full-sequence rounding ~1e-5.

@@ -68,7 +68,7 @@ def test_greedy_matches_transformers(setup):
 
 def test_sampling_returns_k_candidates_with_logprobs(setup):
     loaded, engine, prompts = setup
-    out = engine.generate(prompts[:2], SamplingConfig(num_candidates=4, max_new_tokens=12), seed=3)
+    out = engine.generate(prompts[:2], SamplingConfig(max_new_tokens=12), seed=3, candidates=4)
     assert [len(c) for c in out] == [4, 4]
     for cands in out:
         assert len({tuple(c.token_ids) for c in cands}) > 1
@@ -76,7 +76,7 @@ def test_sampling_returns_k_candidates_with_logprobs(setup):
             assert c.sampler_logprobs is not None and len(c.sampler_logprobs) == len(c.token_ids)
             assert all(lp <= 0.0 for lp in c.sampler_logprobs)
             assert c.finished == (c.token_ids[-1] == loaded.eos_token_id)
-    again = engine.generate(prompts[:2], SamplingConfig(num_candidates=4, max_new_tokens=12), seed=3)
+    again = engine.generate(prompts[:2], SamplingConfig(max_new_tokens=12), seed=3, candidates=4)
     assert [[c.token_ids for c in x] for x in again] == [[c.token_ids for c in x] for x in out]
 
 

@@ -72,7 +72,7 @@ def test_split_steps_finds_steps_and_answer(tiny_llama):
 
 
 def test_the_rollout_takes_one_reply_per_turn():
-    with pytest.raises(ConfigError, match="rollout.sampling.num_candidates: the rollout continues every turn"):
-        RolloutConfig(sampling=SamplingConfig(num_candidates=4))
+    with pytest.raises(ConfigError, match="rollout.sampling.num_candidates was removed: the rollout continues"):
+        from_dict(TrainJob, {"rollout": {"sampling": {"num_candidates": 4}}})
     with pytest.raises(ConfigError, match="unknown config key 'rollout.select'"):
         from_dict(TrainJob, {"rollout": {"select": "best"}})

@@ -23,7 +23,7 @@ from cagsr.utils.run import (
 
 TINY = ["--config", "tiny", "--run.threads", "1", "--ppo.iterations", "1", "--ppo.epochs", "1",
         "--rollout.episodes", "2", "--rollout.turns", "1", "--rollout.sampling.max_new_tokens", "4",
-        "--ppo.eval_episodes", "1"]
+        "--heldout.episodes", "1"]
 
 
 @dataclass

@@ -11,14 +11,13 @@ reference steps and the answer turn's correctness.
 
 from __future__ import annotations
 
-import functools
-
 from torch import Tensor
 
 from cagsr.data.schema import Dialogue
 from cagsr.errors import ConfigError
+from cagsr.evaluation.metrics.embedding import Embedder  # model and text cache are shared per process
 from cagsr.evaluation.metrics.scores import answer_correct, coherence, split_steps, step_correctness
-from cagsr.reward.registry import turn_tensor
+from cagsr.reward.registry import turn_context, turn_tensor
 from cagsr.rollout.episode import Episode
 
 
@@ -66,32 +65,13 @@ def gold_reply(record: Dialogue, said: list) -> str:
     return later[agents_since] if agents_since < len(later) else ""
 
 
-def _said_before(ep: Episode, t: int) -> list:
-    """The utterances before agent turn t of a dialogue episode."""
-    seen = 0
-    for i, u in enumerate(ep.utterances):
-        if u.role == "agent":
-            if seen == t:
-                return ep.utterances[:i]
-            seen += 1
-    raise ValueError(f"episode {ep.record.id}: no agent turn {t} among its utterances")
-
-
-@functools.cache
-def shared_embedder():
-    """One sentence embedder per process (the step matcher's), loaded on first use."""
-    from cagsr.evaluation.metrics.embedding import Embedder
-
-    return Embedder()
-
-
 def _step_value(ep: Episode, t: int) -> float:
     """Half the share of turn t's steps that match a reference step, divided by the solution's turns that hold
     a step, plus half the answer's correctness on the answer turn: summed over the turns, the mean of the
     evaluation's step correctness and accuracy (exactly when every turn holds one step)."""
     steps = split_steps(ep.turn_texts[t])
     with_steps = sum(bool(split_steps(text)) for text in ep.turn_texts)
-    value = 0.5 * step_correctness(steps, ep.record.steps, shared_embedder()) / with_steps if steps else 0.0
+    value = 0.5 * step_correctness(steps, ep.record.steps, Embedder()) / with_steps if steps else 0.0
     if t == ep.final_turn:
         value += 0.5 * float(answer_correct(ep.utterances[-1].text, ep.record.answer))
     return value
@@ -108,7 +88,7 @@ def reference_quality(episodes: list[Episode], job=None) -> Tensor:
     if any(ep.kind == "math" or not isinstance(ep.record, Dialogue) for ep in episodes):
         raise ConfigError("reward quality: needs recorded dialogues or math problems with reference solutions")
     keys = [(e, t) for e, ep in enumerate(episodes) for t in range(ep.num_turns)]
-    golds = [gold_reply(episodes[e].record, _said_before(episodes[e], t)) for e, t in keys]
+    golds = [gold_reply(episodes[e].record, turn_context(episodes[e], t)) for e, t in keys]
     out = turn_tensor(episodes, lambda ep, t: 0.0)
     for (e, t), value in zip(keys, coherence([episodes[e].turn_texts[t] for e, t in keys], golds), strict=True):
         out[e, t] = value

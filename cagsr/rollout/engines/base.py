@@ -3,7 +3,8 @@
 The built-in engines are the ENGINES table (name -> import path); `rollout.engine` also takes your own
 engine class as package.module:Class or path/to/file.py:Class, constructed as Class(loaded).
 
-An engine turns B prompts (token id lists) into K sampled completions each. It never computes
+An engine turns B prompts (token id lists) into K sampled completions each (K = `candidates`, an argument
+of the call: training rolls out one reply per turn, the benchmark measures K > 1). It never computes
 attention or PPO log-probs: those come from the policy's own teacher-forced pass, which gives
 the same numbers exactly (method.md, section 9). After each policy update the trainer calls
 `sync_weights` so engines holding their own copy of the weights (vLLM) sample from the new policy.
@@ -32,8 +33,6 @@ class SamplingConfig:
     """Nucleus sampling mass (1.0 disables)."""
     max_new_tokens: int = 64
     """Most tokens generated per turn."""
-    num_candidates: int = 1
-    """K candidate responses sampled per turn."""
     do_sample: bool = True
     """Sample; false decodes greedily."""
 
@@ -42,7 +41,6 @@ class SamplingConfig:
         check_range("top_k", self.top_k, low=0)
         check_range("top_p", self.top_p, low=0.0, high=1.0, low_open=True)
         check_range("max_new_tokens", self.max_new_tokens, low=1)
-        check_range("num_candidates", self.num_candidates, low=1)
 
 
 @dataclass
@@ -61,11 +59,13 @@ class Engine(Protocol):
     name: str
 
     def generate(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int | None = None,
-                 sessions: Sequence[Hashable | None] | None = None) -> list[list[Completion]]:
-        """B prompts -> B lists of K completions.
+                 sessions: Sequence[Hashable | None] | None = None, *, candidates: int = 1
+                 ) -> list[list[Completion]]:  # fmt: skip
+        """B prompts -> B lists of K = `candidates` completions.
 
         sessions: one key per prompt (an episode); engines that keep KV caches reuse the cached
-        prefix when the next prompt of the same session extends it. Others ignore it.
+        prefix when the next prompt of the same session extends it. Others ignore it. Callers that want
+        one reply per prompt (the rollout) leave `candidates` out, so engines without it still work.
         """
         ...
 

@@ -31,8 +31,8 @@ class HFEngine:
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], sampling: SamplingConfig, seed: int | None = None,
-                 sessions=None) -> list[list[Completion]]:
-        loaded, k = self.loaded, sampling.num_candidates
+                 sessions=None, *, candidates: int = 1) -> list[list[Completion]]:
+        loaded, k = self.loaded, candidates
         ids, mask = pad_rows(prompts, loaded.tokenizer.pad_token_id, left=not loaded.is_encoder_decoder)
         if seed is not None:
             torch.manual_seed(seed)

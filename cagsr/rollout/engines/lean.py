@@ -2,7 +2,7 @@
 
     .venv/bin/python -m pytest tests/rollout/test_engines_lean.py
     engine = LeanEngine(loaded, capture_layers=1)
-    out = engine.generate(prompts, SamplingConfig(num_candidates=4), seed=0, sessions=episode_ids)
+    out = engine.generate(prompts, SamplingConfig(), seed=0, sessions=episode_ids, candidates=4)
 
 Shapes: B prompts, K candidates, R = B*K rows, C reused (cached) prefix columns, Q new prompt columns,
 P = C + Q prompt columns, S new tokens, V vocabulary, L layers, H query heads, Hkv key/value heads.
@@ -168,8 +168,11 @@ class LeanEngine:
         sampling: SamplingConfig,
         seed: int | None = None,
         sessions: Sequence[Hashable | None] | None = None,
+        *,
+        candidates: int = 1,
     ) -> list[list[Completion]]:
-        """B prompts -> B lists of K completions; `sessions[b]` names prompt b's episode (None: no reuse)."""
+        """B prompts -> B lists of K = `candidates` completions; `sessions[b]` names prompt b's episode
+        (None: no reuse)."""
         if any(not p for p in prompts):
             raise ValueError("lean engine: every prompt needs at least one token")
         keys = list(sessions) if sessions is not None else [None] * len(prompts)
@@ -184,8 +187,8 @@ class LeanEngine:
                 from cagsr.rollout.engines.lean_t5 import generate_seq2seq
 
                 return generate_seq2seq(self.loaded, prompts, sampling, seed, self.capture_layers,
-                                        self._onednn(unwrap_peft(model)))  # fmt: skip
-            return self._generate_decoder(prompts, sampling, seed, keys)
+                                        self._onednn(unwrap_peft(model)), candidates)  # fmt: skip
+            return self._generate_decoder(prompts, sampling, seed, keys, candidates)
         finally:
             model.train(was_training)
 
@@ -200,8 +203,8 @@ class LeanEngine:
             raise ValueError("lean engine: onednn=True needs an fp32 CPU model and oneDNN")
         return fast_no_grad(model, enabled=self.onednn is not False)
 
-    def _generate_decoder(self, prompts, sampling: SamplingConfig, seed, keys) -> list[list[Completion]]:
-        model, k, steps = unwrap_peft(self.loaded.model), sampling.num_candidates, sampling.max_new_tokens
+    def _generate_decoder(self, prompts, sampling: SamplingConfig, seed, keys, k: int) -> list[list[Completion]]:
+        model, steps = unwrap_peft(self.loaded.model), sampling.max_new_tokens
         cache, ids, pos, prompt_columns = self._layout(model, prompts, keys, k, steps)
         p = cache.end  # prompt columns: reused prefix + new tokens
         capture, taps = None, {}

@@ -61,9 +61,10 @@ def _step(model, enc: Tensor, enc_mask: Tensor, cache: EncoderDecoderCache, toke
 
 
 def generate_seq2seq(loaded: LoadedModel, prompts: list[list[int]], sampling: SamplingConfig,
-                     seed: int | None, capture_layers: int, onednn=None) -> list[list[Completion]]:  # fmt: skip
-    """B prompts -> B lists of K completions (CapturedCompletion when capture_layers > 0)."""
-    model, k, steps = unwrap_peft(loaded.model), sampling.num_candidates, sampling.max_new_tokens
+                     seed: int | None, capture_layers: int, onednn=None, k: int = 1
+                     ) -> list[list[Completion]]:  # fmt: skip
+    """B prompts -> B lists of k completions (CapturedCompletion when capture_layers > 0)."""
+    model, steps = unwrap_peft(loaded.model), sampling.max_new_tokens
     eos, pad = loaded.eos_token_id, loaded.tokenizer.pad_token_id
     device = loaded.device
     ids, mask = pad_rows(prompts, pad, left=False)

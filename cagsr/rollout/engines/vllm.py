@@ -2,7 +2,7 @@
 
     .venv-vllm/bin/python -m pytest -m vllm tests/rollout/test_engines_vllm.py
     engine = VLLMEngine(loaded)            # saves the policy to a temporary folder, starts vLLM on it
-    engine.generate(prompts, SamplingConfig(num_candidates=4), seed=0)
+    engine.generate(prompts, SamplingConfig(), seed=0, candidates=4)
     ...optimizer step...; engine.sync_weights()   # pushes the policy's current tensors into vLLM
 
 Shapes: B prompts, K candidates per prompt.
@@ -100,12 +100,12 @@ def _save_policy(loaded: LoadedModel, folder: Path) -> None:
     save_file({k: v.contiguous().cpu() for k, v in weights.items()}, str(folder / "model.safetensors"))
 
 
-def _sampling_params(sampling: SamplingConfig, eos: int, seed: int | None):
+def _sampling_params(sampling: SamplingConfig, eos: int, seed: int | None, candidates: int = 1):
     from vllm import SamplingParams
 
     greedy = not sampling.do_sample
     return SamplingParams(
-        n=sampling.num_candidates, temperature=0.0 if greedy else sampling.temperature,
+        n=candidates, temperature=0.0 if greedy else sampling.temperature,
         top_k=0 if greedy else sampling.top_k, top_p=1.0 if greedy else sampling.top_p,
         max_tokens=sampling.max_new_tokens, logprobs=0, seed=seed, detokenize=False,
         # Stop on the chat end token only, as the HF engine does (the model's own eos may differ).
@@ -161,14 +161,18 @@ class VLLMEngine:
         sampling: SamplingConfig,
         seed: int | None = None,
         sessions: Sequence[Hashable | None] | None = None,
+        *,
+        candidates: int = 1,
     ) -> list[list[Completion]]:
-        """B prompts -> B lists of K completions. `sessions` is ignored: prefix caching finds reused prefixes."""
+        """B prompts -> B lists of K = `candidates` completions. `sessions` is ignored: prefix caching finds
+        reused prefixes."""
         from vllm.inputs import TokensPrompt
 
         eos = self.loaded.eos_token_id
         # One seed per prompt: the same seed on two equal prompts would give equal samples.
         params = [
-            _sampling_params(sampling, eos, None if seed is None else seed + b) for b in range(len(prompts))
+            _sampling_params(sampling, eos, None if seed is None else seed + b, candidates)
+            for b in range(len(prompts))
         ]
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)

@@ -1,4 +1,8 @@
-"""`cagsr reproduce --scale medium`: rows trained until their reward rises, judged by paired statistics.
+"""`cagsr reproduce`: every row of a table trained from supervised models and judged by paired statistics on
+fixed held-out items, one pipeline for every scale (reproduce/plan.py): medium plans train each RL row until
+its own reward has risen on stopping items, the others (tiny, small, full) a fixed number of iterations.
+
+    rep = reproduce_table("dialogue", "medium-v2", Path("runs/reproduce-dialogue-medium-v2"))
 
 Folder layout (every step is skipped when its output exists, so an interrupted run resumes):
     data/{pool,check,heldout,easy}.jsonl   splits, disjoint by record id (asserted on every start)
@@ -14,6 +18,7 @@ Folder layout (every step is skipped when its output exists, so an interrupted r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -28,14 +33,14 @@ from cagsr.ppo.config import TrainJob
 from cagsr.reproduce.claims import METRICS, by_position, claims_for, judge, position_claims, position_set
 from cagsr.reproduce.context import ReproduceContext
 from cagsr.reproduce.heldout import assert_disjoint, make_splits
-from cagsr.reproduce.plan import PLANS, MediumPlan
+from cagsr.reproduce.plan import PLANS, ReproducePlan
+from cagsr.reproduce.results import Reproduction, row_problem, slug, table_reward
 from cagsr.reproduce.reward_models import ensure_head_probe, ensure_reward_models
-from cagsr.reproduce.runner import Reproduction, row_problem, slug, table_reward
-from cagsr.reproduce.stopping import check_scores, train_until_risen
+from cagsr.reproduce.stopping import check_scores, mean_kl, train_until_risen
 from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, RATINGS, Row
 
 
-def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: ReproduceContext) -> tuple[Path, dict]:
+def _sft(plan: ReproducePlan, data: dict, out: Path, seed: int, ctx: ReproduceContext) -> tuple[Path, dict]:
     """Supervised model `seed`: its weights' folder and its record, training it when there is no record."""
     folder = out / "sft" / f"seed-{seed}"
     record_file = folder / "sft.json"
@@ -47,7 +52,7 @@ def _sft(plan: MediumPlan, data: dict, out: Path, seed: int, ctx: ReproduceConte
     return folder / "model", record
 
 
-def _train_sft(plan: MediumPlan, data: dict, folder: Path, seed: int, ctx: ReproduceContext) -> dict:
+def _train_sft(plan: ReproducePlan, data: dict, folder: Path, seed: int, ctx: ReproduceContext) -> dict:
     from cagsr.sft.config import SFTJob
     from cagsr.sft.trainer import run_sft
 
@@ -61,7 +66,7 @@ def _train_sft(plan: MediumPlan, data: dict, folder: Path, seed: int, ctx: Repro
             "val_losses": result.val_losses, "seconds": time.perf_counter() - start}
 
 
-def _sft_weights(plan: MediumPlan, ctx: ReproduceContext, seed: int) -> Path:
+def _sft_weights(plan: ReproducePlan, ctx: ReproduceContext, seed: int) -> Path:
     """The weights of supervised model `seed`, trained again when only its record survived (records are
     kept in git, weights are not); the second training is recorded beside the first, which the table
     keeps."""
@@ -77,7 +82,7 @@ def _sft_weights(plan: MediumPlan, ctx: ReproduceContext, seed: int) -> Path:
     return model
 
 
-def _shared_config(plan: MediumPlan, ctx: ReproduceContext) -> dict:
+def _shared_config(plan: ReproducePlan, ctx: ReproduceContext) -> dict:
     """The TrainJob settings every RL row shares (the CAGSR multi-turn row's, before its own overrides)."""
     config: dict = {"data": ctx.data}
     for key, value in plan.ppo.items():
@@ -85,12 +90,12 @@ def _shared_config(plan: MediumPlan, ctx: ReproduceContext) -> dict:
     return config
 
 
-def _job(row: Row, plan: MediumPlan, ctx: ReproduceContext, seed: int, folder: Path, iterations: int) -> TrainJob:
+def _job(row: Row, plan: ReproducePlan, ctx: ReproduceContext, seed: int, folder: Path, iterations: int) -> TrainJob:
     config: dict = {"model": {"name": str(_sft_weights(plan, ctx, seed))}, "data": ctx.data,
                     "run": {"output_dir": str(folder / "run"), "seed": seed, **ctx.run}}
-    rule = plan.stop
-    for key, value in {**plan.ppo, **row.overrides, "ppo.iterations": iterations,
-                       "checkpoints.every": rule.check_every}.items():
+    # With a stopping rule a checkpoint ends every chunk (the next one resumes from it); without, the run's own.
+    chunks = {"ppo.iterations": iterations, "checkpoints.every": plan.stop.check_every} if plan.stop else {}
+    for key, value in {**plan.ppo, **row.overrides, **chunks}.items():
         set_dotted(config, key, value)
     if row.reward_model:
         set_dotted(config, "reward.kind", "model")
@@ -102,13 +107,15 @@ def _job(row: Row, plan: MediumPlan, ctx: ReproduceContext, seed: int, folder: P
     return from_dict(TrainJob, config)
 
 
-def _train(row: Row, plan: MediumPlan, ctx: ReproduceContext, seed: int, folder: Path, evaluated: bool) -> dict:
+def _train(row: Row, plan: ReproducePlan, ctx: ReproduceContext, seed: int, folder: Path, evaluated: bool) -> dict:
     """The row's stop record, training it first (resuming a started run) when there is none, or when
     there is one but neither the weights nor every evaluation of them survived."""
     stop = folder / "stop.json"
     if stop.exists() and (evaluated or (folder / "run" / "model").exists()):
         return json.loads(stop.read_text())
     stop.unlink(missing_ok=True)  # stopped, but its weights are gone before it was evaluated: train again
+    if plan.stop is None:
+        return _train_fixed(_job(row, plan, ctx, seed, folder, 0), folder)
     job = _job(row, plan, ctx, seed, folder, 1)
     reward = (job.reward, job.salience, job.attention, job.rollout.max_steps)  # what the row's reward depends on
     model = ctx.reward_models.get(row.reward_model) if row.reward_model else None
@@ -129,7 +136,20 @@ def _train(row: Row, plan: MediumPlan, ctx: ReproduceContext, seed: int, folder:
     return train_until_risen(lambda n: _job(row, plan, ctx, seed, folder, n), folder, scorer, baseline, plan.stop)
 
 
-def _saved_evaluation(folder: Path, name: str, items: list, plan: MediumPlan) -> dict | None:
+def _train_fixed(job: TrainJob, folder: Path) -> dict:
+    """A plan without a stopping rule: the row trains its ppo.iterations (an interrupted run starts again);
+    its record says so, as a stopped row's says when it stopped."""
+    from cagsr.ppo.trainer import Trainer
+
+    shutil.rmtree(folder / "run", ignore_errors=True)
+    Trainer(job).train()
+    shutil.rmtree(folder / "run" / "checkpoints", ignore_errors=True)  # only the final model is read again
+    record = {"reason": "fixed", "iterations": job.ppo.iterations, "kl_ref": mean_kl(folder / "run", 0)}
+    (folder / "stop.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def _saved_evaluation(folder: Path, name: str, items: list, plan: ReproducePlan) -> dict | None:
     """The saved evaluation of set `name`, unless there is none or it ran with other settings."""
     from cagsr.evaluation.runner import EvalSettings
 
@@ -143,7 +163,7 @@ def _kind(items: list) -> str:
     return "math" if isinstance(items[0], MathProblem) else "dialogue"
 
 
-def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPlan, ctx: ReproduceContext) -> dict:
+def _evaluate(model: Path, folder: Path, name: str, items: list, plan: ReproducePlan, ctx: ReproduceContext) -> dict:
     if saved := _saved_evaluation(folder, name, items, plan):
         return saved
     from cagsr.evaluation.runner import EvalSettings, evaluate
@@ -160,7 +180,7 @@ def _evaluate(model: Path, folder: Path, name: str, items: list, plan: MediumPla
     return json.loads((folder / f"eval-{name}.json").read_text())
 
 
-def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progress: bool) -> ReproduceContext:
+def _context(table: str, plan: ReproducePlan, out: Path, threads: int | None, progress: bool) -> ReproduceContext:
     from cagsr.data.config import DataConfig
     from cagsr.data.sources import load_records
     from cagsr.evaluation.metrics.consistency import ensure_consistency_classifier
@@ -179,16 +199,16 @@ def _context(table: str, plan: MediumPlan, out: Path, threads: int | None, progr
                             run={"progress": progress, **({"threads": threads} if threads else {})})
 
 
-def schedule(rows: list[Row], plan: MediumPlan) -> list[tuple[Row, int]]:
+def schedule(rows: list[Row], plan: ReproducePlan) -> list[tuple[Row, int]]:
     """(row, seed) in the order they run: the core rows' first two seeds, every other row's first seed, then
     the remaining seeds (seed by seed); so a time budget cuts seed spread last and the central comparison never.
 
     >>> core, other, three = Row("a", core=True), Row("b"), Row("c", seeds=3)
-    >>> [(r.name, s) for r, s in schedule([core, other, three], MediumPlan(seeds_core=3, sft_seeds=3))]
+    >>> [(r.name, s) for r, s in schedule([core, other, three], ReproducePlan(seeds_core=3, sft_seeds=3))]
     [('a', 0), ('a', 1), ('b', 0), ('c', 0), ('c', 1), ('a', 2), ('c', 2)]
     """
-    def seeds(row: Row) -> range:
-        return range(plan.seeds(row.core, row.rl, row.seeds))
+    def seeds(row: Row) -> range:  # a row's own seed count is for plans that stop rows when they have risen
+        return range(plan.seeds(row.core, row.rl, row.seeds if plan.stop else None))
 
     first = [(r, s) for s in range(2) for r in rows if r.core and s in seeds(r)]
     middle = [(r, 0) for r in rows if not r.core and 0 in seeds(r)]
@@ -197,12 +217,15 @@ def schedule(rows: list[Row], plan: MediumPlan) -> list[tuple[Row, int]]:
     return first + middle + rest
 
 
-def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, threads: int | None = None,
-                     budget_minutes: float = 0.0) -> Reproduction:
+def reproduce_table(table: str, scale: str, out: Path, progress: bool = True, threads: int | None = None,
+                    budget_minutes: float = 0.0, seeds: int | None = None) -> Reproduction:
     """Every row and seed of the table; with a budget, a row-seed that has not finished before is started
-    only while the time spent plus the longest row-seed so far fits (the others are listed as skipped)."""
+    only while the time spent plus the longest row-seed so far fits (the others are listed as skipped).
+    `seeds`: every row's seed count under a plan without a stopping rule (medium plans fix their own)."""
     began = time.perf_counter()
     plan = PLANS[scale]
+    if seeds and plan.stop is None:
+        plan = dataclasses.replace(plan, seeds_core=seeds, seeds_other=seeds)
     out.mkdir(parents=True, exist_ok=True)
     ctx = _context(table, plan, out, threads, progress)
     rows = DIALOGUE_ROWS if table == "dialogue" else COT_ROWS
@@ -212,28 +235,30 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
         rep.sft.append(ctx.sft_records[seed])
     items: dict[tuple[str, str, str], list[dict[str, float]]] = {}
     longest = 0.0
-    for row, seed in schedule(rows, plan):
-        if row.reward_model and row.reward_model not in ctx.reward_models:
-            rep.unavailable[row.name] = f"no data for the {row.reward_model} reward model"
-            continue
-        if row.head_probe and not RATINGS.exists():
-            rep.unavailable[row.name] = f"no rated replies ({RATINGS})"
-            continue
-        if problem := row_problem(row, plan.ppo, ctx.data, plan.model):
-            rep.unavailable[row.name] = problem
-            continue
+
+    def attempt(row: Row, seed: int) -> None:
+        nonlocal longest
+        if why := _unavailable(row, plan, ctx):
+            rep.unavailable[row.name] = why
+            return
         folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
         done = all(_saved_evaluation(folder, name, set_items, plan) for name, set_items in ctx.sets.items())
-        spent = time.perf_counter() - began
-        if budget_minutes and not done and spent + longest > budget_minutes * 60:
+        if budget_minutes and not done and time.perf_counter() - began + longest > budget_minutes * 60:
             rep.skipped.append(f"{row.name} (seed {seed})")
-            continue
+            return
         start = time.perf_counter()
         _row_seed(row, seed, plan, ctx, rep, items, folder, done)
         if not done:  # a finished row-seed only reloads its results: no measure of a row's cost
             longest = max(longest, time.perf_counter() - start)
-    for name in {r.name for r in rows} - set(rep.results) - set(rep.unavailable):
-        rep.unavailable[name] = "time budget; a rerun continues"
+
+    for row, seed in schedule(rows, plan):
+        attempt(row, seed)
+    for row in follow_up(rows, rep, items, plan, list(ctx.sets)):
+        for seed in range(1, plan.seeds_core):
+            attempt(row, seed)
+    for name in dict.fromkeys(r.name for r in rows):  # in table order: table.json reads the same every time
+        if name not in rep.results and name not in rep.unavailable:
+            rep.unavailable[name] = "time budget; a rerun continues"
     rep.paired = judge(claims_for(table, list(ctx.sets), set(rep.results)), items, plan.n_boot, plan.sft_seeds)
     if table == "dialogue":
         main = next(iter(ctx.sets))
@@ -241,7 +266,33 @@ def reproduce_medium(table: str, scale: str, out: Path, progress: bool = True, t
     return rep
 
 
-def _row_seed(row: Row, seed: int, plan: MediumPlan, ctx: ReproduceContext, rep: Reproduction, items: dict,
+def _unavailable(row: Row, plan: ReproducePlan, ctx: ReproduceContext) -> str | None:
+    """Why the row cannot run here (no reward-model data, no rated replies, a config this version lacks)."""
+    if row.reward_model and row.reward_model not in ctx.reward_models:
+        return f"no data for the {row.reward_model} reward model"
+    if row.head_probe and not RATINGS.exists():
+        return f"no rated replies ({RATINGS})"
+    return row_problem(row, plan.ppo, ctx.data, plan.model)
+
+
+def follow_up(rows: list[Row], rep: Reproduction, items: dict, plan: ReproducePlan, sets: list[str]) -> list[Row]:
+    """One-seed rows compared with No-RL and CAGSR multi-turn (versus_multi_turn, no seed count of their own)
+    whose seed-0 comparison on a quality metric of the main set holds or is reversed: they get the core rows'
+    further seeds, so no verdict rests on one seed. Plans without a stopping rule take --seeds instead."""
+    if plan.stop is None or not sets:
+        return []
+    candidates = [r for r in rows if r.versus_multi_turn and r.seeds is None and r.name in rep.results]
+    quality = [m for m in METRICS[rep.table] if m != "reward"]
+    claims = [c for c in claims_for(rep.table, sets[:1], set(rep.results))
+              if c.a in {r.name for r in candidates} and c.metric in quality]
+    # Seed 0 alone decides, also on a rerun that has reloaded the further seeds (the decision must not move).
+    names = {c.a for c in claims}
+    first = {key: values[:1] if key[0] in names else values for key, values in items.items()}
+    decided = {r["a"] for r in judge(claims, first, plan.n_boot, plan.sft_seeds) if r["verdict"] != "not shown"}
+    return [r for r in candidates if r.name in decided]
+
+
+def _row_seed(row: Row, seed: int, plan: ReproducePlan, ctx: ReproduceContext, rep: Reproduction, items: dict,
               folder: Path, done: bool) -> None:
     start = time.perf_counter()
     if row.rl:

@@ -149,7 +149,7 @@ def test_position_comparisons_separate_early_from_late_turns():
 @pytest.mark.parametrize("scale", ["medium", "medium-v2", "tiny-medium"])
 def test_every_plan_section_is_a_valid_config(scale):
     from cagsr.evaluation.runner import EvalSettings
-    from cagsr.reproduce.runner import row_problem
+    from cagsr.reproduce.results import row_problem
     from cagsr.sft.config import SFTConfig
 
     plan = PLANS[scale]
@@ -168,7 +168,7 @@ def test_a_saved_evaluation_is_redone_when_the_plan_evaluates_otherwise(tmp_path
 
     from cagsr.data.schema import Dialogue, Utterance
     from cagsr.evaluation.runner import EvalSettings
-    from cagsr.reproduce.medium import _saved_evaluation
+    from cagsr.reproduce.pipeline import _saved_evaluation
 
     plan = PLANS["tiny-medium"]
     dialogues = [Dialogue("d", [Utterance("user", "hi"), Utterance("agent", "hello")])]
@@ -191,7 +191,7 @@ def test_a_saved_evaluation_is_redone_when_the_plan_evaluates_otherwise(tmp_path
 def test_a_row_seeds_seconds_add_work_not_reloads(tmp_path):
     import time
 
-    from cagsr.reproduce.medium import _seconds
+    from cagsr.reproduce.pipeline import _seconds
 
     (tmp_path / "seconds.json").write_text("5.0")
     assert _seconds(tmp_path, None) == 5.0  # a finished row-seed reloaded: its cost stays as it was
@@ -200,10 +200,29 @@ def test_a_row_seeds_seconds_add_work_not_reloads(tmp_path):
     assert 7.0 <= total < 8.0 and json.loads((tmp_path / "seconds.json").read_text()) == total
 
 
-@pytest.mark.parametrize("module", ["cagsr.reproduce.medium", "cagsr.reproduce.render_medium", "cagsr.reproduce.claims"])
+@pytest.mark.parametrize("module", ["cagsr.reproduce.pipeline", "cagsr.reproduce.render", "cagsr.reproduce.claims"])
 def test_doctests(module):
     import doctest
     import importlib
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_one_seed_row_whose_comparison_is_decided_gets_more_seeds():
+    from cagsr.reproduce.pipeline import follow_up
+    from cagsr.reproduce.results import Reproduction
+    from cagsr.reproduce.tables import Row
+
+    peers = [Row("up", versus_multi_turn=True), Row("level", versus_multi_turn=True),
+             Row("three", seeds=3, versus_multi_turn=True)]
+    rep = Reproduction("dialogue", "medium-v2", None, results={n: [{}] for n in (NO_RL, MULTI, "up", "level", "three")})
+    base = [{f"d{i}": 0.5 for i in range(20)}]
+    items = {(NO_RL, "star", "coherence"): base, (MULTI, "star", "coherence"): base,
+             ("up", "star", "coherence"): [{f"d{i}": 0.6 for i in range(20)}, {f"d{i}": 0.5 for i in range(20)}],
+             ("level", "star", "coherence"): [{f"d{i}": 0.5 + (0.01 if i % 2 else -0.01) for i in range(20)}],
+             ("three", "star", "coherence"): [{f"d{i}": 0.6 for i in range(20)}]}
+    plan = PLANS["medium-v2"]
+    # seed 0 of "up" is clearly above (its reloaded seed 1 is level and must not change that); "three" has its own
+    assert [r.name for r in follow_up(peers, rep, items, plan, ["star"])] == ["up"]
+    assert follow_up(peers, rep, items, PLANS["tiny"], ["star"]) == []  # --seeds decides there
