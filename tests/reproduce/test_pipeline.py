@@ -1,6 +1,7 @@
 """The medium design without training: splits, the stopping loop (a stand-in trainer), claims, verdicts."""
 
 import json
+import random
 
 import pytest
 
@@ -127,6 +128,16 @@ def test_judge_hand_made_items():
     ablation = results[("Ablation: no history coverage", "coherence")]
     assert ablation["verdict"] == "reversed" and ablation["mean"] == pytest.approx(0.1)  # it did not cost
     assert (MULTI, "consistency") not in results  # no data for that metric: no line
+
+
+def test_an_interval_does_not_move_when_other_claims_are_added():
+    rng = random.Random(0)
+    items = {(row, "star", "coherence"): [{f"d{i}": rng.random() for i in range(30)}] for row in (MULTI, NO_RL, SINGLE)}
+    alone = judge(claims_for("dialogue", ["star"], {MULTI, NO_RL}), items, 300)
+    more = judge(claims_for("dialogue", ["star"], {MULTI, NO_RL, SINGLE}), items, 300)
+    pick = [r for r in more if (r["a"], r["b"], r["metric"]) == (MULTI, NO_RL, "coherence")]
+    assert len(alone) == 1 and len(pick) == 1 and len(more) > 1
+    assert (pick[0]["low"], pick[0]["high"]) == (alone[0]["low"], alone[0]["high"])
 
 
 def test_position_comparisons_separate_early_from_late_turns():
