@@ -51,7 +51,8 @@ class FakeTrainer:
         (run / "checkpoints" / f"step-{self.job.iterations:06d}").mkdir(parents=True, exist_ok=True)
         (run / "model").mkdir(exist_ok=True)
         (run / "model" / "iterations").write_text(str(self.job.iterations))
-        (run / "metrics.jsonl").open("a").write(json.dumps({"step": self.job.iterations, "policy/kl_ref": 0.01}) + "\n")
+        (run / "metrics.jsonl").open("a").write(json.dumps({"step": self.job.iterations, "policy/kl_ref": 0.01,
+                                                    "policy/kl_ref_k3": 0.02}) + "\n")
 
 
 class Job:
@@ -76,6 +77,7 @@ def test_training_stops_once_the_reward_has_risen_and_resumes(tmp_path, monkeypa
     assert record["reason"] == "risen" and record["iterations"] == 6
     assert [c["iteration"] for c in record["checks"]] == [2, 4, 6]
     assert record["checks"][-1]["low"] >= 0.1 and record["kl_ref"] == pytest.approx(0.01)
+    assert record["kl_ref_k3"] == pytest.approx(0.02)  # both estimates, over the last chunk
     assert FakeTrainer.calls == [(2, False), (4, True), (6, True)]  # chunks resume the same run
     assert not (tmp_path / "run" / "checkpoints").exists()
     # interrupted after the check at 4: the next start resumes at 4 and trains to 6
