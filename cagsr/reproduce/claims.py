@@ -11,6 +11,7 @@ absolute (a paper figure of "-1% coherence" is read as -0.01).
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 from cagsr.evaluation.analysis.paired import compare, verdict
@@ -123,13 +124,14 @@ def position_claims(table: str, main_set: str, present: set[str]) -> list[Claim]
 def judge(claims: list[Claim], items: dict[tuple[str, str, str], list[dict[str, float]]],
           n_boot: int, starts: int = 1) -> list[dict]:
     """One result per claim with data: the interval, per-seed differences, spread and verdict. Seed s
-    of every row started from supervised model s mod `starts`; rows are compared on the models both have."""
+    of every row started from supervised model s mod `starts`; rows are compared on the models both have.
+    Each claim's bootstrap is seeded by the claim itself, so its interval does not move when rows are added."""
     results = []
-    for i, c in enumerate(claims):
+    for c in claims:
         a, b = items.get((c.a, c.set, c.metric)), items.get((c.b, c.set, c.metric))
         if not a or not b:
             continue
-        comp = compare(a, b, n_boot=n_boot, seed=i, starts=starts)
+        comp = compare(a, b, n_boot=n_boot, seed=claim_seed(c), starts=starts)
         iv = comp.interval
         inside = None if c.paper is None or iv.n == 0 else bool(iv.low <= c.paper <= iv.high)
         results.append({"a": c.a, "b": c.b, "metric": c.metric, "set": c.set, "kind": c.kind,
@@ -138,6 +140,16 @@ def judge(claims: list[Claim], items: dict[tuple[str, str, str], list[dict[str, 
                         "spread": comp.spread, "verdict": verdict(iv, c.direction), "paper_inside": inside,
                         "label": f"{c.a} − {c.b}: {c.metric} ({c.set})"})
     return results
+
+
+def claim_seed(claim: Claim) -> int:
+    """A bootstrap seed fixed by what the claim compares (the same in every run and table layout).
+
+    >>> claim_seed(Claim("a", "b", "coherence", "star", 1, None, "vs No-RL")) == claim_seed(
+    ...     Claim("a", "b", "coherence", "star", -1, 0.02, "paper"))
+    True
+    """
+    return zlib.crc32(f"{claim.a}|{claim.b}|{claim.metric}|{claim.set}".encode())
 
 
 def finite(x: float | None) -> bool:

@@ -7,9 +7,8 @@ reward trains anything a random reward does not (CAGSR multi-turn against the ra
 
 from __future__ import annotations
 
-import statistics
-
-from cagsr.reproduce.claims import METRICS, MULTI, NO_RL, finite
+from cagsr.reproduce.claims import METRICS, MULTI, NO_RL
+from cagsr.reproduce.stopping import kl_text
 from cagsr.reproduce.tables import POSITIVE, RANDOM
 
 
@@ -26,8 +25,8 @@ def _diff(r: dict | None) -> str:
 
 
 def _kl(stops: list[dict]) -> str:
-    kl = [s["kl_ref"] for s in stops if finite(s.get("kl_ref"))]
-    return f"KL to the reference {statistics.fmean(kl):.4f}" if kl else "KL not logged"
+    kl = kl_text(stops)
+    return f"{kl} to the reference" if kl else "KL not logged"
 
 
 def controls_section(paired: list[dict], stops: dict[str, list[dict]], table: str, main_set: str) -> list[str]:
@@ -36,7 +35,7 @@ def controls_section(paired: list[dict], stops: dict[str, list[dict]], table: st
     >>> paired = [{"a": POSITIVE, "b": NO_RL, "metric": "coherence", "set": "s", "mean": 0.02, "low": 0.01,
     ...            "high": 0.03, "n": 9, "seed_diffs": [0.02], "verdict": "holds"}]
     >>> print("\\n".join(controls_section(paired, {POSITIVE: [{"kl_ref": 0.05}]}, "dialogue", "s")))
-    - Positive control (quality reward) − No-RL, the reward being the evaluation's quality itself (KL to the reference 0.0500): coherence +0.020 [+0.010, +0.030] (1 seed, holds); consistency not run yet; reward not run yet.
+    - Positive control (quality reward) − No-RL, the reward being the evaluation's quality itself (KL 0.0500 to the reference): coherence +0.020 [+0.010, +0.030] (1 seed, holds); consistency not run yet; reward not run yet.
     - CAGSR multi-turn − Random-reward control: coherence not run yet; consistency not run yet; reward not run yet.
     - Random-reward control − No-RL: coherence not run yet; consistency not run yet; reward not run yet.
     """

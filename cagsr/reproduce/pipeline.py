@@ -36,7 +36,7 @@ from cagsr.reproduce.heldout import assert_disjoint, make_splits
 from cagsr.reproduce.plan import PLANS, ReproducePlan
 from cagsr.reproduce.results import Reproduction, row_problem, slug, table_reward
 from cagsr.reproduce.reward_models import ensure_head_probe, ensure_reward_models
-from cagsr.reproduce.stopping import check_scores, mean_kl, train_until_risen
+from cagsr.reproduce.stopping import check_scores, kl_record, train_until_risen
 from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, RATINGS, Row
 
 
@@ -144,7 +144,7 @@ def _train_fixed(job: TrainJob, folder: Path) -> dict:
     shutil.rmtree(folder / "run", ignore_errors=True)
     Trainer(job).train()
     shutil.rmtree(folder / "run" / "checkpoints", ignore_errors=True)  # only the final model is read again
-    record = {"reason": "fixed", "iterations": job.ppo.iterations, "kl_ref": mean_kl(folder / "run", 0)}
+    record = {"reason": "fixed", "iterations": job.ppo.iterations, **kl_record(folder / "run", 0)}
     (folder / "stop.json").write_text(json.dumps(record, indent=1))
     return record
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from cagsr.reproduce.claims import METRICS, POSITIONS, finite
+from cagsr.reproduce.claims import METRICS, POSITIONS
 from cagsr.reproduce.controls import controls_section
 from cagsr.reproduce.plan import PLANS
 from cagsr.reproduce.results import Reproduction
+from cagsr.reproduce.stopping import kl_text
 from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, PAPER
 
 
@@ -54,8 +55,15 @@ def _stops(stops: list[dict]) -> str:
     if not stops:
         return "—"
     its = ", ".join(f"{s['iterations']} ({s['reason']})" for s in stops)
-    kl = [s["kl_ref"] for s in stops if finite(s.get("kl_ref"))]
-    return f"{its}; KL {statistics.fmean(kl):.4f}" if kl else its
+    kl = kl_text(stops)
+    return f"{its}; {kl}" if kl else its
+
+
+KL_NOTE = ("KL to ref: the per-token KL to the reference over the iterations since the previous stopping check (the "
+           "whole run without a stopping rule), averaged over seeds; "
+           "k1 (the mean log-ratio of the sampled tokens) can come out below zero, since replies are sampled at "
+           "temperature 0.8 with top-k/top-p rather than from the policy itself; k3 (never negative) is given "
+           "beside it where every seed's run logged it.")
 
 
 def render_table(rep: Reproduction) -> str:
@@ -254,7 +262,7 @@ def write_outputs(rep: Reproduction, seconds: float) -> Path:
             *(["## What the controls say", "", *controls, ""] if (controls := controls_section(
                 rep.paired, rep.stops, rep.table, next(iter(rep.sets), ""))) else []),
             render_table(rep), "",
-            f"Cells: mean ± standard deviation over seeds. {_stopping_rule(rep.scale)}", "",
+            f"Cells: mean ± standard deviation over seeds. {_stopping_rule(rep.scale)} {KL_NOTE}", "",
             f"Supervised models (until the validation loss flattened): {sft}.", "",
             *([f"Not started within the time budget (rerun the command to continue): {', '.join(rep.skipped)}.", ""]
               if rep.skipped else []),

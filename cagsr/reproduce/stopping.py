@@ -101,10 +101,35 @@ def decide(entry: dict, rule: StopRule) -> str | None:
     return None
 
 
-def mean_kl(run: Path, since: int) -> float:
-    """Mean KL to the reference over the run's iterations after `since` (NaN when none logged it)."""
-    values = [m["policy/kl_ref"] for m in read_metrics(run) if m.get("step", 0) > since and "policy/kl_ref" in m]
+def mean_kl(run: Path, since: int, key: str = "policy/kl_ref") -> float:
+    """Mean KL to the reference over the run's iterations after `since` (NaN when none logged it).
+    `key`: policy/kl_ref (k1, the sampled log-ratio: can dip below zero) or policy/kl_ref_k3 (never negative)."""
+    values = [m[key] for m in read_metrics(run) if m.get("step", 0) > since and key in m]
     return sum(values) / len(values) if values else math.nan
+
+
+def kl_record(run: Path, since: int) -> dict[str, float]:
+    """Both KL estimates of the iterations after `since`, as stop records keep them."""
+    return {"kl_ref": mean_kl(run, since), "kl_ref_k3": mean_kl(run, since, "policy/kl_ref_k3")}
+
+
+def kl_text(stops: list[dict]) -> str | None:
+    """The KL of a row's stop records, averaged over seeds: k1 (the estimate every run logged), and k3 beside
+    it when every seed logged k3; None when no seed logged KL.
+
+    >>> kl_text([{"kl_ref": -0.01, "kl_ref_k3": 0.03}, {"kl_ref": 0.03, "kl_ref_k3": 0.05}])
+    'KL 0.0100 (k3 0.0400)'
+    >>> kl_text([{"kl_ref": 0.02}, {"kl_ref": 0.04, "kl_ref_k3": 0.05}]), kl_text([{}])
+    ('KL 0.0300', None)
+    """
+    def known(v: float | None) -> bool:
+        return v is not None and not math.isnan(v)
+
+    k1 = [s["kl_ref"] for s in stops if known(s.get("kl_ref"))]
+    k3 = [s.get("kl_ref_k3") for s in stops]
+    if not k1:
+        return None
+    return f"KL {sum(k1) / len(k1):.4f}" + (f" (k3 {sum(k3) / len(k3):.4f})" if all(map(known, k3)) else "")
 
 
 def _read_checks(path: Path) -> list[dict]:
@@ -134,12 +159,13 @@ def train_until_risen(job_for: Callable[[int], TrainJob], folder: Path, scorer: 
         Trainer(job_for(target), resume=run if has_checkpoint else None).train()
         interval = paired_bootstrap(align(scorer(run / "model"), baseline)[1], rule.n_boot, rule.level)
         entry = {"iteration": target, "mean": interval.mean, "low": interval.low, "high": interval.high,
-                 "n": interval.n, "kl_ref": mean_kl(run, done)}
+                 "n": interval.n, **kl_record(run, done)}
         checks.append(entry)
         with log.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
         if reason := decide(entry, rule):
-            record = {"reason": reason, "iterations": target, "interval": entry, "kl_ref": entry["kl_ref"],
+            record = {"reason": reason, "iterations": target, "interval": entry,
+                      "kl_ref": entry["kl_ref"], "kl_ref_k3": entry["kl_ref_k3"],
                       "checks": checks, "rule": {k: getattr(rule, k) for k in rule.__dataclass_fields__}}
             (folder / "stop.json").write_text(json.dumps(record, indent=1))
             shutil.rmtree(run / "checkpoints", ignore_errors=True)  # only the final model is read again

@@ -1,6 +1,7 @@
 """The medium design without training: splits, the stopping loop (a stand-in trainer), claims, verdicts."""
 
 import json
+import random
 
 import pytest
 
@@ -50,7 +51,8 @@ class FakeTrainer:
         (run / "checkpoints" / f"step-{self.job.iterations:06d}").mkdir(parents=True, exist_ok=True)
         (run / "model").mkdir(exist_ok=True)
         (run / "model" / "iterations").write_text(str(self.job.iterations))
-        (run / "metrics.jsonl").open("a").write(json.dumps({"step": self.job.iterations, "policy/kl_ref": 0.01}) + "\n")
+        (run / "metrics.jsonl").open("a").write(json.dumps({"step": self.job.iterations, "policy/kl_ref": 0.01,
+                                                    "policy/kl_ref_k3": 0.02}) + "\n")
 
 
 class Job:
@@ -75,6 +77,7 @@ def test_training_stops_once_the_reward_has_risen_and_resumes(tmp_path, monkeypa
     assert record["reason"] == "risen" and record["iterations"] == 6
     assert [c["iteration"] for c in record["checks"]] == [2, 4, 6]
     assert record["checks"][-1]["low"] >= 0.1 and record["kl_ref"] == pytest.approx(0.01)
+    assert record["kl_ref_k3"] == pytest.approx(0.02)  # both estimates, over the last chunk
     assert FakeTrainer.calls == [(2, False), (4, True), (6, True)]  # chunks resume the same run
     assert not (tmp_path / "run" / "checkpoints").exists()
     # interrupted after the check at 4: the next start resumes at 4 and trains to 6
@@ -127,6 +130,16 @@ def test_judge_hand_made_items():
     ablation = results[("Ablation: no history coverage", "coherence")]
     assert ablation["verdict"] == "reversed" and ablation["mean"] == pytest.approx(0.1)  # it did not cost
     assert (MULTI, "consistency") not in results  # no data for that metric: no line
+
+
+def test_an_interval_does_not_move_when_other_claims_are_added():
+    rng = random.Random(0)
+    items = {(row, "star", "coherence"): [{f"d{i}": rng.random() for i in range(30)}] for row in (MULTI, NO_RL, SINGLE)}
+    alone = judge(claims_for("dialogue", ["star"], {MULTI, NO_RL}), items, 300)
+    more = judge(claims_for("dialogue", ["star"], {MULTI, NO_RL, SINGLE}), items, 300)
+    pick = [r for r in more if (r["a"], r["b"], r["metric"]) == (MULTI, NO_RL, "coherence")]
+    assert len(alone) == 1 and len(pick) == 1 and len(more) > 1
+    assert (pick[0]["low"], pick[0]["high"]) == (alone[0]["low"], alone[0]["high"])
 
 
 def test_position_comparisons_separate_early_from_late_turns():

@@ -42,8 +42,8 @@ def test_tiny_cot_table_end_to_end(tmp_path):
     assert len(results["CAGSR multi-turn"]) == len(results["Random-reward control"]) == 2
     assert len(results["No-RL"]) == 1  # one supervised model: its greedy evaluation is the same every time
     iterations = PLANS["tiny"].ppo["ppo.iterations"]
-    assert all(s == {"reason": "fixed", "iterations": iterations, "kl_ref": s["kl_ref"]}
-               for stops in saved["stops"].values() for s in stops)
+    assert all(s == {"reason": "fixed", "iterations": iterations, "kl_ref": s["kl_ref"], "kl_ref_k3": s["kl_ref_k3"]}
+               and s["kl_ref_k3"] >= 0 for stops in saved["stops"].values() for s in stops)
     assert f"RL rows train {iterations} PPO iterations each" in table and "## Paired differences" in table
     assert (tmp_path / "validity" / "validity.md").exists()
     assert (tmp_path / "configs" / "sft-seed-0.yaml").exists()
