@@ -26,7 +26,7 @@ def _diff(r: dict | None) -> str:
 
 def _kl(stops: list[dict]) -> str:
     kl = kl_text(stops)
-    return f"{kl} to the reference" if kl else "KL not logged"
+    return f"KL to the reference {kl.removeprefix('KL ')}" if kl else "KL not logged"
 
 
 def controls_section(paired: list[dict], stops: dict[str, list[dict]], table: str, main_set: str) -> list[str]:
@@ -35,7 +35,7 @@ def controls_section(paired: list[dict], stops: dict[str, list[dict]], table: st
     >>> paired = [{"a": POSITIVE, "b": NO_RL, "metric": "coherence", "set": "s", "mean": 0.02, "low": 0.01,
     ...            "high": 0.03, "n": 9, "seed_diffs": [0.02], "verdict": "holds"}]
     >>> print("\\n".join(controls_section(paired, {POSITIVE: [{"kl_ref": 0.05}]}, "dialogue", "s")))
-    - Positive control (quality reward) − No-RL, the reward being the evaluation's quality itself (KL 0.0500 to the reference): coherence +0.020 [+0.010, +0.030] (1 seed, holds); consistency not run yet; reward not run yet.
+    - Positive control (quality reward) − No-RL, the reward being the evaluation's quality itself (KL to the reference 0.0500): coherence +0.020 [+0.010, +0.030] (1 seed, holds); consistency not run yet; reward not run yet.
     - CAGSR multi-turn − Random-reward control: coherence not run yet; consistency not run yet; reward not run yet.
     - Random-reward control − No-RL: coherence not run yet; consistency not run yet; reward not run yet.
     """

@@ -200,18 +200,22 @@ def _context(table: str, plan: ReproducePlan, out: Path, threads: int | None, pr
 
 
 def schedule(rows: list[Row], plan: ReproducePlan) -> list[tuple[Row, int]]:
-    """(row, seed) in the order they run: the core rows' first two seeds, every other row's first seed, then
-    the remaining seeds (seed by seed); so a time budget cuts seed spread last and the central comparison never.
+    """(row, seed) in the order they run: the first two seeds of the core rows and of rows with a seed count
+    of their own (the controls), every other row's first seed, then the remaining seeds (seed by seed); so a
+    time budget cuts seed spread last and the central comparisons never.
 
     >>> core, other, three = Row("a", core=True), Row("b"), Row("c", seeds=3)
     >>> [(r.name, s) for r, s in schedule([core, other, three], ReproducePlan(seeds_core=3, sft_seeds=3))]
-    [('a', 0), ('a', 1), ('b', 0), ('c', 0), ('c', 1), ('a', 2), ('c', 2)]
+    [('a', 0), ('c', 0), ('a', 1), ('c', 1), ('b', 0), ('a', 2), ('c', 2)]
     """
     def seeds(row: Row) -> range:  # a row's own seed count is for plans that stop rows when they have risen
         return range(plan.seeds(row.core, row.rl, row.seeds if plan.stop else None))
 
-    first = [(r, s) for s in range(2) for r in rows if r.core and s in seeds(r)]
-    middle = [(r, 0) for r in rows if not r.core and 0 in seeds(r)]
+    def central(row: Row) -> bool:
+        return row.core or (plan.stop is not None and row.seeds is not None)
+
+    first = [(r, s) for s in range(2) for r in rows if central(r) and s in seeds(r)]
+    middle = [(r, 0) for r in rows if not central(r) and 0 in seeds(r)]
     most = max((len(seeds(r)) for r in rows), default=0)
     rest = [(r, s) for s in range(1, most) for r in rows if s in seeds(r) and (r, s) not in first]
     return first + middle + rest

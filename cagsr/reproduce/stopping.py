@@ -118,7 +118,7 @@ def kl_text(stops: list[dict]) -> str | None:
     it when every seed logged k3; None when no seed logged KL.
 
     >>> kl_text([{"kl_ref": -0.01, "kl_ref_k3": 0.03}, {"kl_ref": 0.03, "kl_ref_k3": 0.05}])
-    'KL 0.0100 (k3 0.0400)'
+    'KL 0.0100, k3 0.0400'
     >>> kl_text([{"kl_ref": 0.02}, {"kl_ref": 0.04, "kl_ref_k3": 0.05}]), kl_text([{}])
     ('KL 0.0300', None)
     """
@@ -129,7 +129,7 @@ def kl_text(stops: list[dict]) -> str | None:
     k3 = [s.get("kl_ref_k3") for s in stops]
     if not k1:
         return None
-    return f"KL {sum(k1) / len(k1):.4f}" + (f" (k3 {sum(k3) / len(k3):.4f})" if all(map(known, k3)) else "")
+    return f"KL {sum(k1) / len(k1):.4f}" + (f", k3 {sum(k3) / len(k3):.4f}" if all(map(known, k3)) else "")
 
 
 def _read_checks(path: Path) -> list[dict]:
