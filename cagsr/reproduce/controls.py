@@ -3,11 +3,13 @@ quality when the reward is quality itself (the positive control against No-RL), 
 reward trains anything a random reward does not (CAGSR multi-turn against the random-reward control).
 
     lines = controls_section(rep.paired, rep.stops, "dialogue", main_set="star")
+    png = controls_plot(rep.paired)          # the same comparisons on quality metrics, as a forest plot
 """
 
 from __future__ import annotations
 
-from cagsr.reproduce.claims import METRICS, MULTI, NO_RL
+from cagsr.report.figures import forest_plot
+from cagsr.reproduce.claims import METRICS, MULTI, NO_RL, VERSUS_MULTI
 from cagsr.reproduce.stopping import kl_text
 from cagsr.reproduce.tables import POSITIVE, RANDOM
 
@@ -60,3 +62,10 @@ def controls_section(paired: list[dict], stops: dict[str, list[dict]], table: st
                                   f"({_kl(stops.get(POSITIVE, []))})"),
             reversed_line(MULTI, RANDOM),
             line(RANDOM, NO_RL, f"{RANDOM} − No-RL")]
+
+
+def controls_plot(paired: list[dict]) -> bytes | None:
+    """A forest plot (PNG) of the controls' and peers' comparisons with No-RL and CAGSR multi-turn on the quality
+    metrics of every held-out set (the attention reward left out: it is what most rows did not train on)."""
+    return forest_plot([r for r in paired if r["a"] in VERSUS_MULTI and r["metric"] != "reward"],
+                       title="controls and peers against No-RL and CAGSR multi-turn")

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from cagsr.reproduce.claims import METRICS, POSITIONS
-from cagsr.reproduce.controls import controls_section
+from cagsr.reproduce.controls import controls_plot, controls_section
 from cagsr.reproduce.plan import PLANS
 from cagsr.reproduce.results import Reproduction
 from cagsr.reproduce.stopping import kl_text
@@ -256,10 +256,13 @@ def write_outputs(rep: Reproduction, seconds: float) -> Path:
     compute |= {"sft_seconds": sft_seconds, "sft_again_seconds": again_seconds}
     again = f", of it supervised models trained again {again_seconds / 60:.1f}" if again_seconds else ""
     (out / "compute.json").write_text(json.dumps(compute, indent=1))
+    if plot := controls_plot(rep.paired):
+        (out / "controls.png").write_bytes(plot)
     text = [f"# Reproduction: {rep.table} table, scale {rep.scale}", "",
             "Held-out sets (items; none in SFT, reward-model or RL data, asserted by record id): "
             + ", ".join(f"{k}: {v}" for k, v in rep.sets.items()), "",
-            *(["## What the controls say", "", *controls, ""] if (controls := controls_section(
+            *(["## What the controls say", "", *controls, "", "![The controls' and peers' paired differences on "
+               "quality metrics](controls.png)", ""] if (controls := controls_section(
                 rep.paired, rep.stops, rep.table, next(iter(rep.sets), ""))) else []),
             render_table(rep), "",
             f"Cells: mean ± standard deviation over seeds. {_stopping_rule(rep.scale)} {KL_NOTE}", "",

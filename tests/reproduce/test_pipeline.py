@@ -239,3 +239,13 @@ def test_a_one_seed_row_whose_comparison_is_decided_gets_more_seeds():
     # seed 0 of "up" is clearly above (its reloaded seed 1 is level and must not change that); "three" has its own
     assert [r.name for r in follow_up(peers, rep, items, plan, ["star"])] == ["up"]
     assert follow_up(peers, rep, items, PLANS["tiny"], ["star"]) == []  # --seeds decides there
+
+
+def test_controls_plot_draws_the_controls_quality_comparisons_only():
+    from cagsr.reproduce.controls import controls_plot
+    from cagsr.reproduce.tables import POSITIVE
+
+    line = {"b": NO_RL, "set": "star", "mean": 0.02, "low": 0.01, "high": 0.03, "n": 9, "verdict": "holds"}
+    assert controls_plot([{**line, "a": MULTI, "metric": "coherence"}, {**line, "a": POSITIVE, "metric": "reward"}]) is None
+    png = controls_plot([{**line, "a": POSITIVE, "metric": "coherence", "label": "positive − No-RL"}])
+    assert png is not None and png.startswith(b"\x89PNG")
