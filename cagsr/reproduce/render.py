@@ -24,15 +24,15 @@ from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, PAPER
 def cell(values: list[float]) -> str:
     """mean ± standard deviation over seeds ('—' when nothing is finite).
 
-    >>> cell([0.5, 0.7]), cell([110.0, 130.0]), cell([float("nan")])
-    ('0.600 ± 0.141', '120 ± 14', '—')
+    >>> cell([0.5, 0.7]), cell([16.5, 24.5]), cell([110.0, 130.0]), cell([float("nan")])
+    ('0.600 ± 0.141', '20.5 ± 5.7', '120 ± 14', '—')
     """
     finite_values = [v for v in values if isinstance(v, int | float) and not math.isnan(v)]
     if not finite_values:
         return "—"
     mean = statistics.fmean(finite_values)
     std = statistics.stdev(finite_values) if len(finite_values) > 1 else 0.0
-    digits = 0 if abs(mean) >= 20 else 3
+    digits = 3 if abs(mean) < 10 else 1 if abs(mean) < 100 else 0  # scores, ms/token and ms/turn columns each stay in one format
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
