@@ -32,7 +32,7 @@ def cell(values: list[float]) -> str:
         return "—"
     mean = statistics.fmean(finite_values)
     std = statistics.stdev(finite_values) if len(finite_values) > 1 else 0.0
-    digits = 3 if abs(mean) < 10 else 1 if abs(mean) < 100 else 0  # scores, ms/token and ms/turn columns each stay in one format
+    digits = 3 if abs(mean) < 10 else 1 if abs(mean) < 100 else 0  # one format per column's range
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 

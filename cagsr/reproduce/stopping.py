@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cagsr.evaluation.analysis.paired import align, item_means, paired_bootstrap
 from cagsr.ppo.config import TrainJob
+from cagsr.reproduce.claims import finite
 from cagsr.reproduce.plan import StopRule
 from cagsr.utils.logging import read_metrics
 
@@ -122,14 +123,11 @@ def kl_text(stops: list[dict]) -> str | None:
     >>> kl_text([{"kl_ref": 0.02}, {"kl_ref": 0.04, "kl_ref_k3": 0.05}]), kl_text([{}])
     ('KL 0.0300', None)
     """
-    def known(v: float | None) -> bool:
-        return v is not None and not math.isnan(v)
-
-    k1 = [s["kl_ref"] for s in stops if known(s.get("kl_ref"))]
+    k1 = [s["kl_ref"] for s in stops if finite(s.get("kl_ref"))]
     k3 = [s.get("kl_ref_k3") for s in stops]
     if not k1:
         return None
-    return f"KL {sum(k1) / len(k1):.4f}" + (f", k3 {sum(k3) / len(k3):.4f}" if all(map(known, k3)) else "")
+    return f"KL {sum(k1) / len(k1):.4f}" + (f", k3 {sum(k3) / len(k3):.4f}" if all(map(finite, k3)) else "")
 
 
 def _read_checks(path: Path) -> list[dict]:
