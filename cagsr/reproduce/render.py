@@ -224,11 +224,15 @@ def _stopping_rule(scale: str) -> str:
             f"{rule.check_every} iterations, at most {rule.max_iterations}; 'cap' means it never rose clearly.")
 
 
-def write_outputs(rep: Reproduction, seconds: float) -> Path:
-    """Every output file of the reproduction; the path of table.md."""
+def write_outputs(rep: Reproduction, seconds: float | None) -> Path:
+    """Every output file of the reproduction; the path of table.md. `seconds`: this invocation's wall time;
+    None (a render from records) keeps the one compute.json holds."""
     out = rep.out
     configs = out / "configs"
     configs.mkdir(exist_ok=True)
+    if seconds is None:
+        saved = json.loads((out / "compute.json").read_text()) if (out / "compute.json").exists() else {}
+        seconds = saved.get("total_seconds", 0.0)
     row_seconds = sum(sum(v) for v in rep.compute.values())
     (out / "compute.json").write_text(json.dumps({"total_seconds": seconds, "row_seconds": row_seconds,
                                                   "device": _device(), "per_row_seconds": rep.compute}, indent=1))
@@ -267,7 +271,8 @@ def write_outputs(rep: Reproduction, seconds: float) -> Path:
             render_table(rep), "",
             f"Cells: mean ± standard deviation over seeds. {_stopping_rule(rep.scale)} {KL_NOTE}", "",
             f"Supervised models (until the validation loss flattened): {sft}.", "",
-            *([f"Not started within the time budget (rerun the command to continue): {', '.join(rep.skipped)}.", ""]
+            *([f"Not finished when this table was written (rerun the command to continue): "
+               f"{', '.join(rep.skipped)}.", ""]
               if rep.skipped else []),
             "## Paired differences (a − b over the same held-out items)", "", render_paired(rep), "",
             "## The paper's claims", "", *(verdict_sentences(rep) or ["- (no claim had both rows)"]), "",
