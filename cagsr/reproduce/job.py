@@ -35,6 +35,9 @@ class ReproduceJob:
     budget_minutes: float = field(default=0.0, metadata={"flag": "--budget-minutes"})
     """Start no unfinished row-seed once the minutes spent plus the longest row-seed so far
     exceed this (0: no limit). The table is written from what finished; rerunning the command continues."""
+    render_only: bool = field(default=False, metadata={"flag": "--render-only"})
+    """Start nothing: write the table, plots and reports again from the row-seeds the folder holds finished
+    (rows still running elsewhere are listed as not finished); the folder's config.yaml is left as it was."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output folder and progress."""
 
@@ -49,7 +52,7 @@ def run_reproduce(job: ReproduceJob):
     out = Path(job.run.output_dir or f"runs/reproduce-{job.table}-{job.scale}")
     # A rerun of the same table and scale continues (finished rows are skipped); another job is refused.
     prepare_resumable_dir(out, job, lambda saved: (saved.get("table"), saved.get("scale")) == (job.table, job.scale),
-                          legacy=("sft", "rows"))
+                          legacy=("sft", "rows"), read_only=job.render_only)
     from cagsr.evaluation.analysis.validity_report import write_validity_report
     from cagsr.reproduce.pipeline import reproduce_table
     from cagsr.reproduce.render import write_outputs
@@ -58,8 +61,8 @@ def run_reproduce(job: ReproduceJob):
 
     start = time.perf_counter()
     rep = reproduce_table(job.table, job.scale, out, progress=job.run.progress, threads=job.run.threads,
-                          budget_minutes=job.budget_minutes, seeds=job.seeds)
-    path = write_outputs(rep, time.perf_counter() - start)
+                          budget_minutes=job.budget_minutes, seeds=job.seeds, render_only=job.render_only)
+    path = write_outputs(rep, None if job.render_only else time.perf_counter() - start)
     main_row = out / "rows" / slug("CAGSR multi-turn") / "seed-0" / "run"
     history = [m for m in read_metrics(main_row) if "eval/reward" in m]
     write_validity_report(rep.eval_rows, out / "validity", history,

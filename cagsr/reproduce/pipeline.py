@@ -36,6 +36,7 @@ from cagsr.reproduce.heldout import assert_disjoint, make_splits
 from cagsr.reproduce.plan import PLANS, ReproducePlan
 from cagsr.reproduce.results import Reproduction, row_problem, slug, table_reward
 from cagsr.reproduce.reward_models import ensure_head_probe, ensure_reward_models
+from cagsr.reproduce.seconds import counted_seconds, saved_seconds
 from cagsr.reproduce.stopping import check_scores, kl_record, train_until_risen
 from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, RATINGS, Row
 
@@ -222,9 +223,10 @@ def schedule(rows: list[Row], plan: ReproducePlan) -> list[tuple[Row, int]]:
 
 
 def reproduce_table(table: str, scale: str, out: Path, progress: bool = True, threads: int | None = None,
-                    budget_minutes: float = 0.0, seeds: int | None = None) -> Reproduction:
+                    budget_minutes: float = 0.0, seeds: int | None = None, render_only: bool = False) -> Reproduction:
     """Every row and seed of the table; with a budget, a row-seed that has not finished before is started
-    only while the time spent plus the longest row-seed so far fits (the others are listed as skipped).
+    only while the time spent plus the longest row-seed so far fits (the others are listed as skipped);
+    `render_only` starts none (the table of the row-seeds finished so far).
     `seeds`: every row's seed count under a plan without a stopping rule (medium plans fix their own)."""
     began = time.perf_counter()
     plan = PLANS[scale]
@@ -247,7 +249,8 @@ def reproduce_table(table: str, scale: str, out: Path, progress: bool = True, th
             return
         folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
         done = all(_saved_evaluation(folder, name, set_items, plan) for name, set_items in ctx.sets.items())
-        if budget_minutes and not done and time.perf_counter() - began + longest > budget_minutes * 60:
+        over = budget_minutes and time.perf_counter() - began + longest > budget_minutes * 60
+        if not done and (render_only or over):
             rep.skipped.append(f"{row.name} (seed {seed})")
             return
         start = time.perf_counter()
@@ -262,7 +265,7 @@ def reproduce_table(table: str, scale: str, out: Path, progress: bool = True, th
             attempt(row, seed)
     for name in dict.fromkeys(r.name for r in rows):  # in table order: table.json reads the same every time
         if name not in rep.results and name not in rep.unavailable:
-            rep.unavailable[name] = "time budget; a rerun continues"
+            rep.unavailable[name] = "not finished; a rerun continues"
     rep.paired = judge(claims_for(table, list(ctx.sets), set(rep.results)), items, plan.n_boot, plan.sft_seeds)
     if table == "dialogue":
         main = next(iter(ctx.sets))
@@ -298,7 +301,13 @@ def follow_up(rows: list[Row], rep: Reproduction, items: dict, plan: ReproducePl
 
 def _row_seed(row: Row, seed: int, plan: ReproducePlan, ctx: ReproduceContext, rep: Reproduction, items: dict,
               folder: Path, done: bool) -> None:
-    start = time.perf_counter()
+    with counted_seconds(folder, count=not done):
+        _train_and_evaluate(row, seed, plan, ctx, rep, items, folder, done)
+    rep.compute.setdefault(row.name, []).append(saved_seconds(folder))
+
+
+def _train_and_evaluate(row: Row, seed: int, plan: ReproducePlan, ctx: ReproduceContext, rep: Reproduction,
+                        items: dict, folder: Path, done: bool) -> None:
     if row.rl:
         rep.stops.setdefault(row.name, []).append(_train(row, plan, ctx, seed, folder, done))
         model = folder / "run" / "model"
@@ -318,17 +327,3 @@ def _row_seed(row: Row, seed: int, plan: ReproducePlan, ctx: ReproduceContext, r
             for (label, rows), metric in itertools.product(positions.items(), METRICS[rep.table]):
                 items.setdefault((row.name, position_set(name, label), metric), []).append(item_means(rows, metric))
     rep.results.setdefault(row.name, []).append(summary)
-    rep.compute.setdefault(row.name, []).append(_seconds(folder, None if done else start))
-
-
-def _seconds(folder: Path, start: float | None) -> float:
-    """Wall seconds of this row and seed, summed over the invocations that did its work; `start` None
-    reads the total without adding (reloading a finished row-seed is not part of its cost)."""
-    path = folder / "seconds.json"
-    saved = json.loads(path.read_text()) if path.exists() else 0.0
-    if start is None:
-        return saved
-    total = saved + time.perf_counter() - start
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(total))
-    return total

@@ -224,22 +224,25 @@ def _stopping_rule(scale: str) -> str:
             f"{rule.check_every} iterations, at most {rule.max_iterations}; 'cap' means it never rose clearly.")
 
 
-def write_outputs(rep: Reproduction, seconds: float) -> Path:
-    """Every output file of the reproduction; the path of table.md."""
-    out = rep.out
+def _write_compute(rep: Reproduction, seconds: float | None) -> dict:
+    """compute.json: the rows' and supervised models' seconds; `seconds` None (a render) keeps the saved
+    total of the last invocation that ran."""
+    path = rep.out / "compute.json"
+    if seconds is None:
+        seconds = json.loads(path.read_text()).get("total_seconds", 0.0) if path.exists() else 0.0
+    # A supervised model trained again (its weights were lost with a machine) ran inside the row-seed
+    # that needed it, so its time is already in the rows' seconds: named there, not added.
+    compute = {"total_seconds": seconds, "row_seconds": sum(sum(v) for v in rep.compute.values()),
+               "device": _device(), "per_row_seconds": rep.compute,
+               "sft_seconds": sum(s.get("seconds", 0.0) for s in rep.sft),
+               "sft_again_seconds": sum(s.get("again", {}).get("seconds", 0.0) for s in rep.sft)}
+    path.write_text(json.dumps(compute, indent=1))
+    return compute
+
+
+def _write_configs(out: Path) -> None:
     configs = out / "configs"
     configs.mkdir(exist_ok=True)
-    row_seconds = sum(sum(v) for v in rep.compute.values())
-    (out / "compute.json").write_text(json.dumps({"total_seconds": seconds, "row_seconds": row_seconds,
-                                                  "device": _device(), "per_row_seconds": rep.compute}, indent=1))
-    (out / "paired.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "comparisons": rep.paired,
-                                                 "by_position": rep.by_position}, indent=1))
-    (out / "table.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "sets": rep.sets,
-                                                "results": rep.results, "stops": rep.stops, "sft": rep.sft,
-                                                "unavailable": rep.unavailable, "paired": rep.paired,
-                                                "by_position": rep.by_position},
-                                               indent=1, default=str))
-    configs = out / "configs"
     for stop_file in out.glob("rows/*/seed-*/stop.json"):  # the run's config with the iterations it stopped at
         config = yaml.safe_load((stop_file.parent / "run" / "config.yaml").read_text())
         config["ppo"]["iterations"] = json.loads(stop_file.read_text())["iterations"]
@@ -247,15 +250,32 @@ def write_outputs(rep: Reproduction, seconds: float) -> Path:
         (configs / name).write_text(yaml.safe_dump(config, sort_keys=False))
     for sft_config in out.glob("sft/seed-*/config.yaml"):
         (configs / f"sft-{sft_config.parent.name}.yaml").write_text(sft_config.read_text())
+
+
+def _compute_line(compute: dict, rendered: bool) -> str:
+    again = compute["sft_again_seconds"]
+    again_text = f", of it supervised models trained again {again / 60:.1f}" if again else ""
+    this = ("written from the records (--render-only)" if rendered
+            else f"this invocation {compute['total_seconds'] / 60:.1f} minutes")
+    return (f"Compute: {(compute['row_seconds'] + compute['sft_seconds']) / 60:.1f} minutes (rows "
+            f"{compute['row_seconds'] / 60:.1f}{again_text}, SFT {compute['sft_seconds'] / 60:.1f}) "
+            f"on {compute['device']}; {this}.")
+
+
+def write_outputs(rep: Reproduction, seconds: float | None) -> Path:
+    """Every output file of the reproduction; the path of table.md. `seconds`: this invocation's wall time;
+    None: a render from the records (--render-only)."""
+    out = rep.out
+    compute = _write_compute(rep, seconds)
+    (out / "paired.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "comparisons": rep.paired,
+                                                 "by_position": rep.by_position}, indent=1))
+    (out / "table.json").write_text(json.dumps({"table": rep.table, "scale": rep.scale, "sets": rep.sets,
+                                                "results": rep.results, "stops": rep.stops, "sft": rep.sft,
+                                                "unavailable": rep.unavailable, "paired": rep.paired,
+                                                "by_position": rep.by_position},
+                                               indent=1, default=str))
+    _write_configs(out)
     sft = "; ".join(_sft_summary(record) for record in rep.sft)
-    compute = json.loads((out / "compute.json").read_text())
-    sft_seconds = sum(s.get("seconds", 0.0) for s in rep.sft)
-    # A supervised model trained again (its weights were lost with a machine) ran inside the row-seed
-    # that needed it, so its time is already in the rows' seconds: named there, not added.
-    again_seconds = sum(s.get("again", {}).get("seconds", 0.0) for s in rep.sft)
-    compute |= {"sft_seconds": sft_seconds, "sft_again_seconds": again_seconds}
-    again = f", of it supervised models trained again {again_seconds / 60:.1f}" if again_seconds else ""
-    (out / "compute.json").write_text(json.dumps(compute, indent=1))
     if plot := controls_plot(rep.paired):
         (out / "controls.png").write_bytes(plot)
     text = [f"# Reproduction: {rep.table} table, scale {rep.scale}", "",
@@ -267,7 +287,8 @@ def write_outputs(rep: Reproduction, seconds: float) -> Path:
             render_table(rep), "",
             f"Cells: mean ± standard deviation over seeds. {_stopping_rule(rep.scale)} {KL_NOTE}", "",
             f"Supervised models (until the validation loss flattened): {sft}.", "",
-            *([f"Not started within the time budget (rerun the command to continue): {', '.join(rep.skipped)}.", ""]
+            *([f"Not finished when this table was written (rerun the command to continue): "
+               f"{', '.join(rep.skipped)}.", ""]
               if rep.skipped else []),
             "## Paired differences (a − b over the same held-out items)", "", render_paired(rep), "",
             "## The paper's claims", "", *(verdict_sentences(rep) or ["- (no claim had both rows)"]), "",
@@ -276,9 +297,7 @@ def write_outputs(rep: Reproduction, seconds: float) -> Path:
                "intervals over the dialogues that have such turns (their count in brackets).", "",
                render_positions(rep.by_position), ""] if rep.by_position else []),
             f"## Replies, held-out set `{next(iter(rep.sets), '')}`", "", render_replies(rep), "",
-            f"Compute: {(compute['row_seconds'] + sft_seconds) / 60:.1f} minutes (rows {compute['row_seconds'] / 60:.1f}"
-            f"{again}, SFT {sft_seconds / 60:.1f}) "
-            f"on {compute['device']}; this invocation {seconds / 60:.1f} minutes.", "",
+            _compute_line(compute, rendered=seconds is None), "",
             "Exact configs: `configs/`; per-check stopping records: `rows/*/seed-*/stopping.jsonl`."]
     path = out / "table.md"
     path.write_text("\n".join(text) + "\n", encoding="utf-8")

@@ -38,7 +38,7 @@ class Reproduction:
     sets: dict[str, int] = field(default_factory=dict)
     """Medium: held-out set name -> number of items (the first is the main set)."""
     skipped: list[str] = field(default_factory=list)
-    """Medium: 'row (seed s)' not started within --budget-minutes (a rerun of the command continues)."""
+    """Medium: "row (seed s)" not finished: not started within --budget-minutes, or --render-only (a rerun continues)."""
 
 
 def slug(name: str) -> str:

@@ -205,13 +205,16 @@ def prepare_run_dir(output_dir: str | None, command: str, job: Any) -> Path:
 
 
 def prepare_resumable_dir(output_dir: str | Path, job: Any, same_job: Callable[[dict], bool],
-                          legacy: tuple[str, ...] = ()) -> Path:
+                          legacy: tuple[str, ...] = (), read_only: bool = False) -> Path:
     """Claim a folder that a rerun of the same job continues (reproduce skips finished rows): locked for
     the process; a run of another job in it is refused unless job.run.overwrite (then cleared first).
     `same_job(saved config)` says whether the saved run is this one; a folder without config.yaml that
-    holds one of the `legacy` entries (written before config.yaml was) counts as the same job."""
+    holds one of the `legacy` entries (written before config.yaml was) counts as the same job.
+    `read_only`: the folder must already hold this job's run, and its config.yaml is kept (a render)."""
     folder = Path(output_dir)
-    overwrite = bool(getattr(getattr(job, "run", None), "overwrite", False))
+    overwrite = bool(getattr(getattr(job, "run", None), "overwrite", False)) and not read_only
+    if read_only and not _contents(folder):
+        raise ConfigError(f"{folder}: holds no run to render; run the command without --render-only first")
     check_writable(folder)
     lock_run_dir(folder)
     marker = folder / RUN_MARKER
@@ -230,7 +233,8 @@ def prepare_resumable_dir(output_dir: str | Path, job: Any, same_job: Callable[[
         elif not same:
             raise ConfigError(f"{folder}: already holds another run; pass --run.overwrite true to replace it, "
                               "or choose another --output-dir")
-    (folder / RUN_MARKER).write_text(yaml.safe_dump(to_dict(job), sort_keys=False), encoding="utf-8")
+    if not read_only:
+        (folder / RUN_MARKER).write_text(yaml.safe_dump(to_dict(job), sort_keys=False), encoding="utf-8")
     return folder
 
 

@@ -2,6 +2,9 @@
 
 import json
 import random
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -202,15 +205,31 @@ def test_a_saved_evaluation_is_redone_when_the_plan_evaluates_otherwise(tmp_path
 
 
 def test_a_row_seeds_seconds_add_work_not_reloads(tmp_path):
-    import time
-
-    from cagsr.reproduce.pipeline import _seconds
+    from cagsr.reproduce.seconds import counted_seconds, saved_seconds
 
     (tmp_path / "seconds.json").write_text("5.0")
-    assert _seconds(tmp_path, None) == 5.0  # a finished row-seed reloaded: its cost stays as it was
-    assert json.loads((tmp_path / "seconds.json").read_text()) == 5.0
-    total = _seconds(tmp_path, time.perf_counter() - 2.0)  # an invocation that worked 2 s on it
-    assert 7.0 <= total < 8.0 and json.loads((tmp_path / "seconds.json").read_text()) == total
+    with counted_seconds(tmp_path, count=False):  # a finished row-seed reloaded: its cost stays as it was
+        time.sleep(0.05)
+    assert saved_seconds(tmp_path) == 5.0
+    with counted_seconds(tmp_path):  # an invocation that worked on it adds its time
+        time.sleep(0.2)
+    assert 5.2 <= saved_seconds(tmp_path) < 6.0
+
+
+def test_a_killed_row_seed_keeps_the_seconds_it_had_worked(tmp_path):
+    """The total is written while the work runs: a process killed mid-row-seed loses at most one interval."""
+    code = ("import time; from pathlib import Path; from cagsr.reproduce.seconds import counted_seconds\n"
+            f"with counted_seconds(Path({str(tmp_path)!r}), every=0.05):\n    time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (tmp_path / "seconds.json").exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert 0.3 <= json.loads((tmp_path / "seconds.json").read_text()) < 60
 
 
 @pytest.mark.parametrize("module", ["cagsr.reproduce.pipeline", "cagsr.reproduce.render", "cagsr.reproduce.claims"])

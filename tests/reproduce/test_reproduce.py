@@ -67,7 +67,7 @@ def test_tiny_medium_cot_end_to_end_resumes_and_judges(tmp_path):
     budgeted = subprocess.run([*cmd, "--budget-minutes", "0.0001"], capture_output=True, text=True, timeout=600)
     assert budgeted.returncode == 0, budgeted.stderr[-2000:]
     assert json.loads((tmp_path / "table.json").read_text())["results"] == {}  # nothing fits: all skipped
-    assert "Not started within the time budget" in (tmp_path / "table.md").read_text()
+    assert "Not finished when this table was written" in (tmp_path / "table.md").read_text()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)  # the same command continues
     assert out.returncode == 0, out.stderr[-2000:]
     plan = PLANS["tiny-medium"]
@@ -100,10 +100,24 @@ def test_tiny_medium_cot_end_to_end_resumes_and_judges(tmp_path):
     assert json.loads((tmp_path / "paired.json").read_text())["comparisons"] == paired
     assert {p: p.read_text() for p in seconds} == seconds
     _resumes_from_records_alone(cmd, tmp_path, paired)
+    config = (tmp_path / "config.yaml").read_text()
+    table = (tmp_path / "table.json").read_text()
+    again = subprocess.run([*cmd, "--render-only", "true"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "config.yaml").read_text() == config  # still the config of the run that trained
+    assert (tmp_path / "table.json").read_text() == table
     report = subprocess.run([sys.executable, "-m", "cagsr", "report", str(tmp_path), "--heatmaps", "0",
                              "--output", str(tmp_path / "report.html")], capture_output=True, text=True, timeout=600)
     assert report.returncode == 0, report.stderr[-2000:]
     assert "paired differences (forest plot)" in (tmp_path / "report.html").read_text()
+
+
+def test_render_only_refuses_a_folder_without_a_run(tmp_path):
+    cmd = [sys.executable, "-m", "cagsr", "reproduce", "--table", "cot", "--scale", "tiny-medium", "--render-only", "true",
+           "--output-dir", str(tmp_path / "none")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "holds no run to render" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def _resumes_from_records_alone(cmd: list[str], out, paired: list[dict]) -> None:

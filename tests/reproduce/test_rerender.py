@@ -36,10 +36,10 @@ def test_the_cot_medium_v2_table_renders_again_from_its_records(tmp_path, monkey
     for name in ("_train_sft", "train_until_risen"):
         monkeypatch.setattr(pipeline, name, refuse)
     monkeypatch.setattr(eval_runner, "evaluate", refuse)
-    # The records' table was rendered while rows were still running (--budget-minutes 0.0001 lists them as not
-    # started); the same budget renders it again from the finished row-seeds alone.
-    rep = pipeline.reproduce_table("cot", "medium-v2", out, progress=False, budget_minutes=0.0001)
-    write_outputs(rep, 0.0)
+    # The records' table was rendered while rows were still running (--render-only lists them as not
+    # finished); it renders again from the finished row-seeds alone.
+    rep = pipeline.reproduce_table("cot", "medium-v2", out, progress=False, render_only=True)
+    write_outputs(rep, None)
     for name in ("table.json", "paired.json"):
         assert (out / name).read_text() == (RECORDS / name).read_text(), name
     assert rows(out / "table.md") == rows(RECORDS / "table.md")  # its compute line names this machine
