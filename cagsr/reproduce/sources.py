@@ -5,13 +5,15 @@ builds its method on; and a control that moves the reward as far through the sam
 easy to move, not that the reward was learned.
 
     rows = reward_sources(rep.eval_rows, sft_seeds=3)
-    print(render_sources(rows))
+    print(render_sources(rows, order))      # a markdown table
+    png = sources_plot(rows, order)         # the same as stacked bars
 """
 
 from __future__ import annotations
 
 import statistics
 
+from cagsr.report.figures import term_bars
 from cagsr.reproduce.claims import NO_RL
 
 TERMS = (("coverage", ("coverage_weight", "alpha"), 1.0), ("focus", ("focus_weight", "beta"), 1.0),
@@ -75,3 +77,13 @@ def render_sources(rows: list[dict], order: list[str]) -> str:
             lines.append(f"| {name} | {r['seeds']} | {r['reward']:+.3f} | {r['coverage']:+.3f} | {r['focus']:+.3f} "
                          f"| {r['repetition']:+.3f} |")
     return "\n".join(lines)
+
+
+def sources_plot(rows: list[dict], order: list[str]) -> bytes | None:
+    """The table as stacked bars per system: each term's contribution, the reward's change as a dot."""
+    by_name = {r["system"]: r for r in rows}
+    present = [by_name[name] for name in order if name in by_name]
+    return term_bars([f"{r['system']} ({r['seeds']})" for r in present],
+                     {term: [r[term] for r in present] for term, _, _ in TERMS}, [r["reward"] for r in present],
+                     "attention reward − No-RL (same supervised model), split into its weighted terms; "
+                     "repetition: positive = less")

@@ -55,3 +55,11 @@ def test_the_terms_add_up_to_the_reward_change_on_the_records():
     assert len(out) >= 5
     for r in out:  # the stored reward is the weighted sum of the stored terms, each rounded (~1e-6 apart)
         assert r["reward"] == pytest.approx(r["coverage"] + r["focus"] + r["repetition"], abs=1e-5), r
+
+
+def test_the_plot_draws_the_present_rows_only():
+    from cagsr.reproduce.sources import sources_plot
+
+    rows = reward_sources([turn("No-RL", 0, 0.1, -2.0, 0.4), turn("A", 0, 0.1, -1.0, 0.2)], sft_seeds=1)
+    assert sources_plot(rows, ["B"]) is None
+    assert sources_plot(rows, ["A", "B"]).startswith(b"\x89PNG")
