@@ -228,6 +228,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+SPLIT = {"heldout.samples": "heldout.replies"}
+"""A key that once set two things -> the key that now sets the second: a run folder saved before the split
+gets the new key with the old key's value, so that it resumes doing what it did."""
+
+
 def upgrade_saved(data: dict[str, Any]) -> list[str]:
     """Move the RENAMED keys of a config saved by an earlier version to their new places (in place); the
     old keys moved. Only for run folders written before a rename: a config a user writes gets the error."""
@@ -238,6 +243,12 @@ def upgrade_saved(data: dict[str, Any]) -> list[str]:
             moved.append(old)
     for old in REMOVED:
         _pop_dotted(data, old)
+    for key, second in SPLIT.items():
+        found, present = _pop_dotted(data, key), _pop_dotted(data, second)
+        if found is not None:
+            set_dotted(data, key, found[0])
+        if (value := present or found) is not None:
+            set_dotted(data, second, value[0])
     return moved
 
 

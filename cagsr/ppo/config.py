@@ -135,13 +135,16 @@ class HeldoutConfig:
     episodes: int = 8
     """Held-out records rolled out per evaluation (the validation split, else the first training records)."""
     samples: int = 2
-    """Episodes written to samples.jsonl per iteration, with their per-turn rewards; also how many held-out
-    prompts are answered greedily before and after training (side by side in table.md)."""
+    """Episodes written to samples.jsonl per iteration, with their per-turn rewards."""
+    replies: int = 2
+    """Held-out prompts answered greedily before the first update and after the last, side by side in
+    table.md and on the terminal (0: none)."""
 
     def __post_init__(self) -> None:
         check_range("heldout.every", self.every, low=1)
         check_range("heldout.episodes", self.episodes, low=1)
         check_range("heldout.samples", self.samples, low=0)
+        check_range("heldout.replies", self.replies, low=0)
 
 
 @dataclass

@@ -82,10 +82,10 @@ def prompt_tokens(job, kind: str) -> int:
     return cfg.max_context if kind == "math" else cfg.max_context - cfg.sampling.max_new_tokens
 
 def answer_held_out(trainer, updates: int) -> None:
-    """The first heldout.samples held-out prompts answered greedily, appended to
+    """The first heldout.replies held-out prompts answered greedily, appended to
     RUN/heldout_replies.jsonl: before any update and at the end, the table shows them side by side."""
     job = trainer.job
-    records = (trainer.val_records or trainer.train_records)[: job.heldout.samples]
+    records = (trainer.val_records or trainer.train_records)[: job.heldout.replies]
     if not records:
         return
     with torch.no_grad(), trainer.truncation_notice():

@@ -1,6 +1,6 @@
 """The same held-out prompts answered before and after training, side by side: what changed, in words.
 
-The training job answers the first `heldout.samples` held-out records greedily (no sampling, one
+The training job answers the first `heldout.replies` held-out records greedily (no sampling, one
 candidate, a fixed seed for the user simulator) once before any update and once at the end, and appends
 each conversation to RUN/heldout_replies.jsonl. table.md (and so report.html) pairs the first block with
 the last, agent turn by agent turn; the terminal gets the same pairs as plain text.

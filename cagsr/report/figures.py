@@ -77,3 +77,27 @@ def forest_plot(comparisons: list[dict], title: str = "paired differences") -> b
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return png_bytes(fig)
+
+
+def term_bars(labels: list[str], terms: dict[str, list[float]], totals: list[float], title: str) -> bytes | None:
+    """One row per label: each term's signed contribution as a bar stacked away from 0 on its own side
+    (gains right, losses left), the total as a black dot; `terms` name -> one value per label."""
+    if not labels:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 0.8 + 0.32 * len(labels)))
+    ys = range(len(labels) - 1, -1, -1)  # the first label on top
+    right, left = [0.0] * len(labels), [0.0] * len(labels)
+    for (name, values), colour in zip(terms.items(), ("tab:blue", "tab:orange", "tab:green", "tab:purple"),
+                                      strict=False):
+        starts = [r if v >= 0 else lft for v, r, lft in zip(values, right, left, strict=True)]
+        ax.barh(list(ys), values, left=starts, color=colour, height=0.6, label=name)
+        right = [r + max(v, 0.0) for v, r in zip(values, right, strict=True)]
+        left = [lft + min(v, 0.0) for v, lft in zip(values, left, strict=True)]
+    ax.plot(totals, list(ys), "o", color="black", markersize=4, label="total")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(list(ys), labels, fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return png_bytes(fig)

@@ -36,8 +36,9 @@ class ReproduceJob:
     """Start no unfinished row-seed once the minutes spent plus the longest row-seed so far
     exceed this (0: no limit). The table is written from what finished; rerunning the command continues."""
     render_only: bool = field(default=False, metadata={"flag": "--render-only"})
-    """Start nothing: write the table, plots and reports again from the row-seeds the folder holds finished
-    (rows still running elsewhere are listed as not finished); the folder's config.yaml is left as it was."""
+    """Train and evaluate nothing: write the table, plots and reports again from the row-seeds the folder holds
+    finished (rows still running elsewhere are listed as not finished); the folder's config.yaml is left as it
+    was. Only a run stopped before its splits, classifier and reward models existed has those built."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output folder and progress."""
 

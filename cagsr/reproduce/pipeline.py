@@ -237,6 +237,8 @@ def reproduce_table(table: str, scale: str, out: Path, progress: bool = True, th
     rows = DIALOGUE_ROWS if table == "dialogue" else COT_ROWS
     rep = Reproduction(table, scale, out, sets={k: len(v) for k, v in ctx.sets.items()})
     for seed in range(plan.sft_seeds):
+        if render_only and not (out / "sft" / f"seed-{seed}" / "sft.json").exists():
+            continue  # a render trains no model; no row from this one has finished either
         ctx.sft[seed], ctx.sft_records[seed] = _sft(plan, ctx.data, out, seed, ctx)
         rep.sft.append(ctx.sft_records[seed])
     items: dict[tuple[str, str, str], list[dict[str, float]]] = {}

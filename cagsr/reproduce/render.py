@@ -17,6 +17,7 @@ from cagsr.reproduce.claims import METRICS, POSITIONS
 from cagsr.reproduce.controls import controls_plot, controls_section
 from cagsr.reproduce.plan import PLANS
 from cagsr.reproduce.results import Reproduction
+from cagsr.reproduce.sources import render_sources, reward_sources, sources_plot
 from cagsr.reproduce.stopping import kl_text
 from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, PAPER
 
@@ -262,6 +263,22 @@ def _compute_line(compute: dict, rendered: bool) -> str:
             f"on {compute['device']}; {this}.")
 
 
+def _write_sources(rep: Reproduction) -> list[str]:
+    """sources.png, and the lines of table.md's section on where the reward's change comes from."""
+    rows = reward_sources(rep.eval_rows, sft_seeds=max(1, len(rep.sft)))
+    if not rows:
+        return []
+    order = list(dict.fromkeys(r.name for r in (DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS)))
+    if plot := sources_plot(rows, order):
+        (rep.out / "sources.png").write_bytes(plot)
+    return [f"## Where the reward's change comes from (held-out set `{next(iter(rep.sets), '')}`)", "",
+            "Each row's attention reward minus No-RL's from the same supervised model, split into the reward's "
+            "weighted terms (alpha·Δcoverage + beta·Δfocus − gamma·Δrepetition of the history; they add up to "
+            "the change; a positive repetition term is less repetition); means over the row's seeds.", "",
+            render_sources(rows, order), "",
+            "![Each row's reward change over No-RL, split into its terms](sources.png)", ""]
+
+
 def write_outputs(rep: Reproduction, seconds: float | None) -> Path:
     """Every output file of the reproduction; the path of table.md. `seconds`: this invocation's wall time;
     None: a render from the records (--render-only)."""
@@ -296,6 +313,7 @@ def write_outputs(rep: Reproduction, seconds: float | None) -> Path:
                "position of the held-out dialogues (1 = a dialogue's first evaluated agent reply); paired "
                "intervals over the dialogues that have such turns (their count in brackets).", "",
                render_positions(rep.by_position), ""] if rep.by_position else []),
+            *_write_sources(rep),
             f"## Replies, held-out set `{next(iter(rep.sets), '')}`", "", render_replies(rep), "",
             _compute_line(compute, rendered=seconds is None), "",
             "Exact configs: `configs/`; per-check stopping records: `rows/*/seed-*/stopping.jsonl`."]

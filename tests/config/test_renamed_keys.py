@@ -55,12 +55,13 @@ def test_an_old_run_folder_config_is_read_with_the_keys_moved(tmp_path, capsys):
     job = TrainJob()
     job.optimizer = dataclasses.replace(job.optimizer, lr=3e-4, schedule="cosine", warmup_iterations=2)
     job.lora = dataclasses.replace(job.lora, r=8, alpha=32)
-    job.heldout = dataclasses.replace(job.heldout, every=3, episodes=5, samples=1)
+    job.heldout = dataclasses.replace(job.heldout, every=3, episodes=5, samples=1, replies=1)
     job.scoring = dataclasses.replace(job.scoring, onednn_weights=False)
     old = to_dict(job)
     for before, now in RENAMED.items():
         section, leaf = now.split(".")
         set_dotted(old, before, old[section].pop(leaf))
+    del old["heldout"]["replies"]  # heldout.samples set both before the split, so replies reads it back
     for section in ("optimizer", "lora", "heldout"):
         assert not old.pop(section)  # every key of the new sections came from ppo
     old["rollout"]["sampling"]["num_candidates"] = 1

@@ -72,7 +72,7 @@ def test_train_ends_with_the_table_the_replies_and_the_report(tmp_path, capsys):
     assert all(r["kl_ref_k3"] >= 0 for r in rows)
     assert {"reward", "coverage", "focus", "repetition", "response_words"} <= set(first[0])
     replies = read_replies(run)
-    assert [r["updates"] for r in replies] == [0, 0, 2, 2]  # heldout.samples = 2 prompts, both ends
+    assert [r["updates"] for r in replies] == [0, 0, 2, 2]  # heldout.replies = 2 prompts, both ends
     assert [r["episode"] for r in replies[:2]] == [r["episode"] for r in replies[2:]]
     assert [u["text"] for u in replies[0]["conversation"] if u["role"] == "user"] == \
         [u["text"] for u in replies[2]["conversation"] if u["role"] == "user"]  # the same prompts
@@ -87,6 +87,14 @@ def test_greedy_replies_repeat_exactly_while_the_weights_do_not_change(tmp_path)
     pairs = before_after_replies(read_replies(trainer.run_dir))
     turns = [t for ep in pairs["episodes"] for t in ep["turns"]]
     assert len(pairs["episodes"]) == 2 and turns and all(t["before"] == t["after"] for t in turns)
+
+
+def test_the_number_of_greedy_replies_is_its_own_setting(tmp_path):
+    job = build_job(TrainJob, "tiny", {"run.output_dir": str(tmp_path / "run"), "run.threads": 1,
+                                       "heldout.replies": 1, "heldout.samples": 3})
+    trainer = Trainer(job)
+    trainer.answer_held_out(updates=0)
+    assert len(read_replies(trainer.run_dir)) == 1
 
 
 def test_the_api_and_the_command_leave_the_same_run_folder(tmp_path, capsys):

@@ -232,7 +232,8 @@ def test_a_killed_row_seed_keeps_the_seconds_it_had_worked(tmp_path):
     assert 0.3 <= json.loads((tmp_path / "seconds.json").read_text()) < 60
 
 
-@pytest.mark.parametrize("module", ["cagsr.reproduce.pipeline", "cagsr.reproduce.render", "cagsr.reproduce.claims"])
+@pytest.mark.parametrize("module", ["cagsr.reproduce.pipeline", "cagsr.reproduce.render", "cagsr.reproduce.claims",
+                                    "cagsr.reproduce.sources"])
 def test_doctests(module):
     import doctest
     import importlib

@@ -47,3 +47,14 @@ def test_the_cot_medium_v2_table_renders_again_from_its_records(tmp_path, monkey
 
 def rows(table: Path) -> list[str]:
     return [line for line in table.read_text().splitlines() if line.startswith(("|", "- "))]
+
+
+def test_a_render_trains_no_supervised_model_that_is_missing(tmp_path, monkeypatch):
+    """A run stopped before its supervised models finished: the render lists every row as not finished."""
+    (tmp_path / "reward_models").mkdir()
+    monkeypatch.setattr(pipeline, "_context", records_only)
+    for name in ("_train_sft", "train_until_risen"):
+        monkeypatch.setattr(pipeline, name, refuse)
+    monkeypatch.setattr(eval_runner, "evaluate", refuse)
+    rep = pipeline.reproduce_table("cot", "tiny-medium", tmp_path, progress=False, render_only=True)
+    assert rep.sft == [] and rep.results == {} and rep.skipped
