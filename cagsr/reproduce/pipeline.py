@@ -38,7 +38,7 @@ from cagsr.reproduce.results import Reproduction, row_problem, slug, table_rewar
 from cagsr.reproduce.reward_models import ensure_head_probe, ensure_reward_models
 from cagsr.reproduce.seconds import counted_seconds, saved_seconds
 from cagsr.reproduce.stopping import check_scores, kl_record, train_until_risen
-from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, RATINGS, Row
+from cagsr.reproduce.tables import RATINGS, Row, table_rows
 
 
 def _sft(plan: ReproducePlan, data: dict, out: Path, seed: int, ctx: ReproduceContext) -> tuple[Path, dict]:
@@ -234,7 +234,7 @@ def reproduce_table(table: str, scale: str, out: Path, progress: bool = True, th
         plan = dataclasses.replace(plan, seeds_core=seeds, seeds_other=seeds)
     out.mkdir(parents=True, exist_ok=True)
     ctx = _context(table, plan, out, threads, progress)
-    rows = DIALOGUE_ROWS if table == "dialogue" else COT_ROWS
+    rows = table_rows(table)
     rep = Reproduction(table, scale, out, sets={k: len(v) for k, v in ctx.sets.items()})
     for seed in range(plan.sft_seeds):
         if render_only and not (out / "sft" / f"seed-{seed}" / "sft.json").exists():

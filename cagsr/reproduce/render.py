@@ -19,7 +19,7 @@ from cagsr.reproduce.plan import PLANS
 from cagsr.reproduce.results import Reproduction
 from cagsr.reproduce.sources import render_sources, reward_sources, sources_plot
 from cagsr.reproduce.stopping import kl_text
-from cagsr.reproduce.tables import COT_ROWS, DIALOGUE_ROWS, PAPER
+from cagsr.reproduce.tables import PAPER, table_rows
 
 
 def cell(values: list[float]) -> str:
@@ -73,7 +73,7 @@ def render_table(rep: Reproduction) -> str:
     header = ["system", "seeds", *(label for label, _ in cols), "RL iterations (stop); KL to ref",
               f"paper ({' / '.join(paper['columns'])})"]
     lines = [f"| {' | '.join(header)} |", "|---|" + "---|" * (len(header) - 1)]
-    for row in DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS:
+    for row in table_rows(rep.table):
         summaries = rep.results.get(row.name)
         if not summaries:
             why = rep.unavailable.get(row.name, "not run").replace("|", "/")
@@ -175,7 +175,7 @@ def same_replies(eval_rows: list[dict], at_least: float = 0.95) -> list[str]:
 def render_replies(rep: Reproduction) -> str:
     stats = reply_stats(rep.eval_rows)
     lines = ["| system | seed | mean words per reply | distinct replies |", "|---|---|---|---|"]
-    for row in DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS:
+    for row in table_rows(rep.table):
         for (system, seed), (words, distinct, n) in sorted(stats.items()):
             if system == row.name:
                 lines.append(f"| {system} | {seed} | {words:.1f} | {distinct} / {n} |")
@@ -268,7 +268,7 @@ def _write_sources(rep: Reproduction) -> list[str]:
     rows = reward_sources(rep.eval_rows, sft_seeds=max(1, len(rep.sft)))
     if not rows:
         return []
-    order = list(dict.fromkeys(r.name for r in (DIALOGUE_ROWS if rep.table == "dialogue" else COT_ROWS)))
+    order = list(dict.fromkeys(r.name for r in table_rows(rep.table)))
     if plot := sources_plot(rows, order):
         (rep.out / "sources.png").write_bytes(plot)
     return [f"## Where the reward's change comes from (held-out set `{next(iter(rep.sets), '')}`)", "",

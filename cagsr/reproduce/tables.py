@@ -84,6 +84,11 @@ COT_ROWS = [
     *controls_and_peers("cot"),
 ]
 
+
+def table_rows(table: str) -> list[Row]:
+    """The rows of `table` ('dialogue' or 'cot') in the order the table shows them."""
+    return DIALOGUE_ROWS if table == "dialogue" else COT_ROWS
+
 PAPER = {
     "dialogue": {
         "columns": ["coherence", "consistency", "helpfulness", "ms/turn"],
