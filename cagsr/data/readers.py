@@ -91,6 +91,20 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | RecordError]]:
                 yield lineno, text
 
 
+def parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a Parquet file, read 256 at a time so a limit does not read the whole file; the file is
+    opened before the first row is asked for, so a missing or unreadable one raises DataError here."""
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
+        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__})") from None
+    return (row for batch in handle.iter_batches(batch_size=256) for row in batch.to_pylist())
+
+
 def _reject_constant(name: str) -> float:
     raise RecordError(f"invalid JSON ({name} is not a JSON number)")
 

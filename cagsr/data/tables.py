@@ -15,7 +15,7 @@ from typing import Any
 
 from cagsr.data.config import DataConfig
 from cagsr.data.hub import hub_unavailable
-from cagsr.data.readers import FileReport, RecordError, parse_math, parse_record, scan_items
+from cagsr.data.readers import FileReport, RecordError, parquet_rows, parse_math, parse_record, scan_items
 from cagsr.data.schema import MathProblem, Record
 from cagsr.errors import DataError
 
@@ -41,20 +41,7 @@ def _numbered(rows) -> Iterator[tuple[int, Any]]:
 def scan_parquet(path: Path, kind: str = "auto", limit: int | None = None, strict: bool = True,
                  columns: dict[str, str] | None = None) -> FileReport:
     """Rows of a Parquet file, read in batches so a limit does not read the whole file."""
-    import pyarrow.parquet as pq
-
-    try:
-        handle = pq.ParquetFile(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
-        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__})") from None
-
-    def rows() -> Iterator[dict]:
-        for batch in handle.iter_batches(batch_size=256):
-            yield from batch.to_pylist()
-
-    return scan_items(path, _numbered(rows()), kind, limit, strict, columns, unit="row")
+    return scan_items(path, _numbered(parquet_rows(path)), kind, limit, strict, columns, unit="row")
 
 
 def _pick_split(loaded: Any, split: str, where: str):

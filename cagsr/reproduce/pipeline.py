@@ -69,15 +69,19 @@ def _train_sft(plan: ReproducePlan, data: dict, folder: Path, seed: int, ctx: Re
 
 def _sft_weights(plan: ReproducePlan, ctx: ReproduceContext, seed: int) -> Path:
     """The weights of supervised model `seed`, trained again when only its record survived (records are
-    kept in git, weights are not); the second training is recorded beside the first, which the table
-    keeps."""
+    kept in git, weights are not); the latest training again is recorded beside the first, which the table
+    keeps, with the seconds of any earlier ones."""
     sft_seed = seed % plan.sft_seeds
     model = ctx.sft[sft_seed]
     if not model.exists():
         scratch = model.parent.with_name(model.parent.name + "-again")
         again = _train_sft(plan, ctx.data, scratch, sft_seed, ctx)
         (scratch / "model").rename(model)
-        (model.parent / "sft-again.json").write_text(json.dumps(again, indent=1))
+        record = model.parent / "sft-again.json"
+        if record.exists():  # trained again before, on a machine since lost: that time was spent too
+            earlier = json.loads(record.read_text())
+            again["earlier_seconds"] = earlier["seconds"] + earlier.get("earlier_seconds", 0.0)
+        record.write_text(json.dumps(again, indent=1))
         shutil.rmtree(scratch)
         ctx.sft_records[sft_seed]["again"] = again  # the table's record, shown beside it
     return model

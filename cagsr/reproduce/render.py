@@ -236,9 +236,18 @@ def _write_compute(rep: Reproduction, seconds: float | None) -> dict:
     compute = {"total_seconds": seconds, "row_seconds": sum(sum(v) for v in rep.compute.values()),
                "device": _device(), "per_row_seconds": rep.compute,
                "sft_seconds": sum(s.get("seconds", 0.0) for s in rep.sft),
-               "sft_again_seconds": sum(s.get("again", {}).get("seconds", 0.0) for s in rep.sft)}
+               "sft_again_seconds": sum(_again_seconds(s.get("again", {})) for s in rep.sft)}
     path.write_text(json.dumps(compute, indent=1))
     return compute
+
+
+def _again_seconds(again: dict) -> float:
+    """Seconds a supervised model spent being trained again, over every time it was.
+
+    >>> _again_seconds({"seconds": 60.0, "earlier_seconds": 30.0}), _again_seconds({})
+    (90.0, 0.0)
+    """
+    return again.get("seconds", 0.0) + again.get("earlier_seconds", 0.0)
 
 
 def _write_configs(out: Path) -> None:

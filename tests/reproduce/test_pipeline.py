@@ -269,3 +269,29 @@ def test_controls_plot_draws_the_controls_quality_comparisons_only():
     assert controls_plot([{**line, "a": MULTI, "metric": "coherence"}, {**line, "a": POSITIVE, "metric": "reward"}]) is None
     png = controls_plot([{**line, "a": POSITIVE, "metric": "coherence", "label": "positive − No-RL"}])
     assert png is not None and png.startswith(b"\x89PNG")
+
+
+def test_a_model_trained_again_twice_keeps_both_trainings_seconds(tmp_path, monkeypatch):
+    """Weights lost with two machines in turn: the compute line counts both trainings again, not the latest."""
+    from types import SimpleNamespace
+
+    from cagsr.reproduce import pipeline, render
+
+    seconds = iter([100.0, 40.0])
+
+    def train(plan, data, folder, seed, ctx):
+        (folder / "model").mkdir(parents=True)
+        return {"seed": seed, "val_losses": [[0, 2.0]], "seconds": next(seconds)}
+
+    monkeypatch.setattr(pipeline, "_train_sft", train)
+    model = tmp_path / "sft" / "seed-0" / "model"
+    model.parent.mkdir(parents=True)  # its records (sft.json) are in git
+    ctx = SimpleNamespace(sft={0: model}, sft_records={0: {"seconds": 500.0}}, data={})
+    plan = SimpleNamespace(sft_seeds=3)
+    for _ in range(2):  # the machine is lost after each: the weights go, the records in git stay
+        assert pipeline._sft_weights(plan, ctx, seed=3) == model and model.exists()
+        model.rmdir()
+    again = json.loads((model.parent / "sft-again.json").read_text())
+    assert again["seconds"] == 40.0 and again["earlier_seconds"] == 100.0
+    rep = SimpleNamespace(out=tmp_path, compute={}, sft=[{"seconds": 500.0, "again": again}])
+    assert render._write_compute(rep, seconds=1.0)["sft_again_seconds"] == 140.0

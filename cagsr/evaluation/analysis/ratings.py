@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from cagsr.data.readers import RecordError, decode_json_line, iter_lines
+from cagsr.data.readers import RecordError, decode_json_line, iter_lines, parquet_rows
 from cagsr.data.schema import Dialogue, Utterance
 from cagsr.data.taskmaster import LabelledReply, parse_labelled_reply
 from cagsr.errors import DataError
@@ -41,19 +41,8 @@ def _drop_nulls(value: Any) -> Any:
 def iter_objects(path: Path) -> Iterator[tuple[int, Any]]:
     """(line or row number, object) of a JSON Lines or Parquet file; a line that is not JSON raises DataError."""
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            handle = pq.ParquetFile(path)
-        except FileNotFoundError:
-            raise DataError(f"{path}: file not found") from None
-        except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
-            raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__})") from None
-        number = 0
-        for batch in handle.iter_batches(batch_size=256):
-            for row in batch.to_pylist():
-                number += 1
-                yield number, _drop_nulls(row)
+        for number, row in enumerate(parquet_rows(path), start=1):
+            yield number, _drop_nulls(row)
         return
     for lineno, item in iter_lines(path):
         try:
