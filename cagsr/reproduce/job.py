@@ -39,11 +39,16 @@ class ReproduceJob:
     """Train and evaluate nothing: write the table, plots and reports again from the row-seeds the folder holds
     finished (rows still running elsewhere are listed as not finished); the folder's config.yaml is left as it
     was. Only a run stopped before its splits, classifier and reward models existed has those built."""
+    workers: int = field(default=1, metadata={"flag": "--workers"})
+    """Processes that train and evaluate row-seeds at once, each with --run.threads threads (on a CPU, keep
+    workers x threads at most the cores). Each row-seed is run by exactly one of them, and the table is the one
+    a single process writes; a rerun with another count continues the same folder."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output folder and progress."""
 
     def __post_init__(self) -> None:
         check_range("seeds", self.seeds, low=1)
+        check_range("workers", self.workers, low=1)
         check_range("budget_minutes", self.budget_minutes, low=0.0)
 
 
@@ -62,7 +67,8 @@ def run_reproduce(job: ReproduceJob):
 
     start = time.perf_counter()
     rep = reproduce_table(job.table, job.scale, out, progress=job.run.progress, threads=job.run.threads,
-                          budget_minutes=job.budget_minutes, seeds=job.seeds, render_only=job.render_only)
+                          budget_minutes=job.budget_minutes, seeds=job.seeds, render_only=job.render_only,
+                          workers=job.workers)
     path = write_outputs(rep, None if job.render_only else time.perf_counter() - start)
     main_row = out / "rows" / slug("CAGSR multi-turn") / "seed-0" / "run"
     history = [m for m in read_metrics(main_row) if "eval/reward" in m]

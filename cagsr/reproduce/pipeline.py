@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -36,9 +37,11 @@ from cagsr.reproduce.heldout import assert_disjoint, make_splits
 from cagsr.reproduce.plan import PLANS, ReproducePlan
 from cagsr.reproduce.results import Reproduction, row_problem, slug, table_reward
 from cagsr.reproduce.reward_models import ensure_head_probe, ensure_reward_models
+from cagsr.reproduce.schedule import follow_up, schedule
 from cagsr.reproduce.seconds import counted_seconds, saved_seconds
 from cagsr.reproduce.stopping import check_scores, kl_record, train_until_risen
 from cagsr.reproduce.tables import RATINGS, Row, table_rows
+from cagsr.reproduce.workers import claim, join_helpers, start_helpers, stop_helpers
 
 
 def _sft(plan: ReproducePlan, data: dict, out: Path, seed: int, ctx: ReproduceContext) -> tuple[Path, dict]:
@@ -48,9 +51,14 @@ def _sft(plan: ReproducePlan, data: dict, out: Path, seed: int, ctx: ReproduceCo
     if not record_file.exists():
         record_file.write_text(json.dumps(_train_sft(plan, data, folder, seed, ctx), indent=1))
     record = json.loads(record_file.read_text())
+    _read_again(folder, record)
+    return folder / "model", record
+
+
+def _read_again(folder: Path, record: dict) -> None:
+    """Put the record of the model's latest training again (if any) into its record, as "again"."""
     if (again := folder / "sft-again.json").exists():
         record["again"] = json.loads(again.read_text())
-    return folder / "model", record
 
 
 def _train_sft(plan: ReproducePlan, data: dict, folder: Path, seed: int, ctx: ReproduceContext) -> dict:
@@ -73,18 +81,26 @@ def _sft_weights(plan: ReproducePlan, ctx: ReproduceContext, seed: int) -> Path:
     keeps, with the seconds of any earlier ones."""
     sft_seed = seed % plan.sft_seeds
     model = ctx.sft[sft_seed]
-    if not model.exists():
-        scratch = model.parent.with_name(model.parent.name + "-again")
-        again = _train_sft(plan, ctx.data, scratch, sft_seed, ctx)
-        (scratch / "model").rename(model)
-        record = model.parent / "sft-again.json"
-        if record.exists():  # trained again before, on a machine since lost: that time was spent too
-            earlier = json.loads(record.read_text())
-            again["earlier_seconds"] = earlier["seconds"] + earlier.get("earlier_seconds", 0.0)
-        record.write_text(json.dumps(again, indent=1))
-        shutil.rmtree(scratch)
-        ctx.sft_records[sft_seed]["again"] = again  # the table's record, shown beside it
+    if model.exists():
+        return model
+    with claim(model.parent, wait=True):  # another worker may be training it again: wait, then use its weights
+        if not model.exists():
+            _train_sft_again(plan, ctx, sft_seed, model)
     return model
+
+
+def _train_sft_again(plan: ReproducePlan, ctx: ReproduceContext, sft_seed: int, model: Path) -> None:
+    """Train supervised model `sft_seed` again into `model` (its weights were lost, its record kept)."""
+    scratch = model.parent.with_name(model.parent.name + "-again")
+    again = _train_sft(plan, ctx.data, scratch, sft_seed, ctx)
+    (scratch / "model").rename(model)
+    record = model.parent / "sft-again.json"
+    if record.exists():  # trained again before, on a machine since lost: that time was spent too
+        earlier = json.loads(record.read_text())
+        again["earlier_seconds"] = earlier["seconds"] + earlier.get("earlier_seconds", 0.0)
+    record.write_text(json.dumps(again, indent=1))
+    shutil.rmtree(scratch)
+    ctx.sft_records[sft_seed]["again"] = again  # the table's record, shown beside it
 
 
 def _shared_config(plan: ReproducePlan, ctx: ReproduceContext) -> dict:
@@ -136,7 +152,9 @@ def _train(row: Row, plan: ReproducePlan, ctx: ReproduceContext, seed: int, fold
     base_file = ctx.out / "check-baselines" / f"{key}.json"
     if not base_file.exists():
         base_file.parent.mkdir(parents=True, exist_ok=True)
-        base_file.write_text(json.dumps(scorer(_sft_weights(plan, ctx, seed))))
+        part = base_file.with_suffix(f".{os.getpid()}.part")  # two workers may score the same baseline at once
+        part.write_text(json.dumps(scorer(_sft_weights(plan, ctx, seed))))
+        os.replace(part, base_file)
     baseline = json.loads(base_file.read_text())
     return train_until_risen(lambda n: _job(row, plan, ctx, seed, folder, n), folder, scorer, baseline, plan.stop)
 
@@ -204,34 +222,15 @@ def _context(table: str, plan: ReproducePlan, out: Path, threads: int | None, pr
                             run={"progress": progress, **({"threads": threads} if threads else {})})
 
 
-def schedule(rows: list[Row], plan: ReproducePlan) -> list[tuple[Row, int]]:
-    """(row, seed) in the order they run: the first two seeds of the core rows and of rows with a seed count
-    of their own (the controls), every other row's first seed, then the remaining seeds (seed by seed); so a
-    time budget cuts seed spread last and the central comparisons never.
-
-    >>> core, other, three = Row("a", core=True), Row("b"), Row("c", seeds=3)
-    >>> [(r.name, s) for r, s in schedule([core, other, three], ReproducePlan(seeds_core=3, sft_seeds=3))]
-    [('a', 0), ('c', 0), ('a', 1), ('c', 1), ('b', 0), ('a', 2), ('c', 2)]
-    """
-    def seeds(row: Row) -> range:  # a row's own seed count is for plans that stop rows when they have risen
-        return range(plan.seeds(row.core, row.rl, row.seeds if plan.stop else None))
-
-    def central(row: Row) -> bool:
-        return row.core or (plan.stop is not None and row.seeds is not None)
-
-    first = [(r, s) for s in range(2) for r in rows if central(r) and s in seeds(r)]
-    middle = [(r, 0) for r in rows if not central(r) and 0 in seeds(r)]
-    most = max((len(seeds(r)) for r in rows), default=0)
-    rest = [(r, s) for s in range(1, most) for r in rows if s in seeds(r) and (r, s) not in first]
-    return first + middle + rest
-
-
 def reproduce_table(table: str, scale: str, out: Path, progress: bool = True, threads: int | None = None,
-                    budget_minutes: float = 0.0, seeds: int | None = None, render_only: bool = False) -> Reproduction:
+                    budget_minutes: float = 0.0, seeds: int | None = None, render_only: bool = False,
+                    workers: int = 1, helper: bool = False) -> Reproduction:
     """Every row and seed of the table; with a budget, a row-seed that has not finished before is started
     only while the time spent plus the longest row-seed so far fits (the others are listed as skipped);
     `render_only` starts none (the table of the row-seeds finished so far).
-    `seeds`: every row's seed count under a plan without a stopping rule (medium plans fix their own)."""
+    `seeds`: every row's seed count under a plan without a stopping rule (medium plans fix their own).
+    `workers` > 1: that many processes share the row-seeds (reproduce/workers.py); `helper`: this is one of
+    the helpers, which works ahead and returns without judging anything."""
     began = time.perf_counter()
     plan = PLANS[scale]
     if seeds and plan.stop is None:
@@ -239,44 +238,102 @@ def reproduce_table(table: str, scale: str, out: Path, progress: bool = True, th
     out.mkdir(parents=True, exist_ok=True)
     ctx = _context(table, plan, out, threads, progress)
     rows = table_rows(table)
-    rep = Reproduction(table, scale, out, sets={k: len(v) for k, v in ctx.sets.items()})
+    rep = Reproduction(table, scale, out, sets={k: len(v) for k, v in ctx.sets.items()}, workers=workers)
     for seed in range(plan.sft_seeds):
         if render_only and not (out / "sft" / f"seed-{seed}" / "sft.json").exists():
             continue  # a render trains no model; no row from this one has finished either
         ctx.sft[seed], ctx.sft_records[seed] = _sft(plan, ctx.data, out, seed, ctx)
         rep.sft.append(ctx.sft_records[seed])
-    items: dict[tuple[str, str, str], list[dict[str, float]]] = {}
-    longest = 0.0
+    budget = budget_minutes * 60 or float("inf")
+    if helper:
+        _Pass(plan, ctx, rep, began, budget, wait=False).run(rows)
+        return rep
+    helpers = []
+    try:
+        if workers > 1 and not render_only:  # everyone works ahead; then this process reads the table in order
+            helpers = start_helpers(workers - 1, _help, {"table": table, "scale": scale, "out": out,
+                                                          "threads": threads, "budget_minutes": budget_minutes,
+                                                          "seeds": seeds})
+            ahead = Reproduction(table, scale, out, sets=rep.sets)  # read again, in order, by the next pass
+            _Pass(plan, ctx, ahead, began, budget, wait=False).run(rows)
+        _Pass(plan, ctx, rep, began, budget, wait=True, render_only=render_only).run(rows)
+    except BaseException:
+        stop_helpers(helpers)
+        raise
+    join_helpers(helpers)
+    for seed, record in ctx.sft_records.items():  # a helper may have trained a model again
+        _read_again(out / "sft" / f"seed-{seed}", record)
+    for name in dict.fromkeys(r.name for r in rows):  # in table order: table.json reads the same every time
+        if name not in rep.results and name not in rep.unavailable:
+            rep.unavailable[name] = "not finished; a rerun continues"
+    rep.paired = judge(claims_for(table, list(ctx.sets), set(rep.results)), rep.items, plan.n_boot, plan.sft_seeds)
+    if table == "dialogue":
+        main = next(iter(ctx.sets))
+        rep.by_position = judge(position_claims(table, main, set(rep.results)), rep.items, plan.n_boot,
+                                plan.sft_seeds)
+    return rep
 
-    def attempt(row: Row, seed: int) -> None:
-        nonlocal longest
+
+def _help(*, table: str, scale: str, out: Path, threads: int | None, budget_minutes: float,
+          seeds: int | None) -> None:
+    """A helper process's work: the row-seeds no other process holds (spawned, so threads are set here)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    reproduce_table(table, scale, out, progress=False, threads=threads, budget_minutes=budget_minutes,
+                    seeds=seeds, helper=True)
+
+
+@dataclasses.dataclass
+class _Pass:
+    """One pass over the table's row-seeds in schedule order, then the further seeds of one-seed rows whose
+    first comparison was decided. wait True: a row-seed another process holds is waited for, then read
+    (the pass that writes the table); wait False: it is skipped (working ahead)."""
+
+    plan: ReproducePlan
+    ctx: ReproduceContext
+    rep: Reproduction
+    began: float
+    budget_seconds: float
+    wait: bool
+    render_only: bool = False
+    longest: float = 0.0
+
+    def run(self, rows: list[Row]) -> None:
+        for row, seed in schedule(rows, self.plan):
+            self.attempt(row, seed)
+        for row in follow_up(rows, self.rep, self.rep.items, self.plan, list(self.ctx.sets)):
+            for seed in range(1, self.plan.seeds_core):
+                self.attempt(row, seed)
+
+    def attempt(self, row: Row, seed: int) -> None:
+        plan, ctx, rep = self.plan, self.ctx, self.rep
         if why := _unavailable(row, plan, ctx):
             rep.unavailable[row.name] = why
             return
         folder = rep.out / "rows" / slug(row.name) / f"seed-{seed}"
-        done = all(_saved_evaluation(folder, name, set_items, plan) for name, set_items in ctx.sets.items())
-        over = budget_minutes and time.perf_counter() - began + longest > budget_minutes * 60
-        if not done and (render_only or over):
+        done = _finished(folder, plan, ctx)
+        over = time.perf_counter() - self.began + self.longest > self.budget_seconds
+        if not done and (self.render_only or over):
             rep.skipped.append(f"{row.name} (seed {seed})")
             return
-        start = time.perf_counter()
-        _row_seed(row, seed, plan, ctx, rep, items, folder, done)
-        if not done:  # a finished row-seed only reloads its results: no measure of a row's cost
-            longest = max(longest, time.perf_counter() - start)
+        if done:  # reloaded only: no claim needed, no cost counted
+            _row_seed(row, seed, plan, ctx, rep, folder, done=True)
+            return
+        with claim(folder, wait=self.wait) as held:
+            if not held:
+                return  # another process is working on it
+            start = time.perf_counter()
+            done = _finished(folder, plan, ctx)  # another process may have finished it while this one waited
+            _row_seed(row, seed, plan, ctx, rep, folder, done)
+            if not done:
+                self.longest = max(self.longest, time.perf_counter() - start)
 
-    for row, seed in schedule(rows, plan):
-        attempt(row, seed)
-    for row in follow_up(rows, rep, items, plan, list(ctx.sets)):
-        for seed in range(1, plan.seeds_core):
-            attempt(row, seed)
-    for name in dict.fromkeys(r.name for r in rows):  # in table order: table.json reads the same every time
-        if name not in rep.results and name not in rep.unavailable:
-            rep.unavailable[name] = "not finished; a rerun continues"
-    rep.paired = judge(claims_for(table, list(ctx.sets), set(rep.results)), items, plan.n_boot, plan.sft_seeds)
-    if table == "dialogue":
-        main = next(iter(ctx.sets))
-        rep.by_position = judge(position_claims(table, main, set(rep.results)), items, plan.n_boot, plan.sft_seeds)
-    return rep
+
+def _finished(folder: Path, plan: ReproducePlan, ctx: ReproduceContext) -> bool:
+    """Whether the row-seed has every held-out evaluation, made with the plan's settings."""
+    return all(_saved_evaluation(folder, name, set_items, plan) for name, set_items in ctx.sets.items())
 
 
 def _unavailable(row: Row, plan: ReproducePlan, ctx: ReproduceContext) -> str | None:
@@ -288,32 +345,15 @@ def _unavailable(row: Row, plan: ReproducePlan, ctx: ReproduceContext) -> str | 
     return row_problem(row, plan.ppo, ctx.data, plan.model)
 
 
-def follow_up(rows: list[Row], rep: Reproduction, items: dict, plan: ReproducePlan, sets: list[str]) -> list[Row]:
-    """One-seed rows compared with No-RL and CAGSR multi-turn (versus_multi_turn, no seed count of their own)
-    whose seed-0 comparison on a quality metric of the main set holds or is reversed: they get the core rows'
-    further seeds, so no verdict rests on one seed. Plans without a stopping rule take --seeds instead."""
-    if plan.stop is None or not sets:
-        return []
-    candidates = [r for r in rows if r.versus_multi_turn and r.seeds is None and r.name in rep.results]
-    quality = [m for m in METRICS[rep.table] if m != "reward"]
-    claims = [c for c in claims_for(rep.table, sets[:1], set(rep.results))
-              if c.a in {r.name for r in candidates} and c.metric in quality]
-    # Seed 0 alone decides, also on a rerun that has reloaded the further seeds (the decision must not move).
-    names = {c.a for c in claims}
-    first = {key: values[:1] if key[0] in names else values for key, values in items.items()}
-    decided = {r["a"] for r in judge(claims, first, plan.n_boot, plan.sft_seeds) if r["verdict"] != "not shown"}
-    return [r for r in candidates if r.name in decided]
-
-
-def _row_seed(row: Row, seed: int, plan: ReproducePlan, ctx: ReproduceContext, rep: Reproduction, items: dict,
+def _row_seed(row: Row, seed: int, plan: ReproducePlan, ctx: ReproduceContext, rep: Reproduction,
               folder: Path, done: bool) -> None:
     with counted_seconds(folder, count=not done):
-        _train_and_evaluate(row, seed, plan, ctx, rep, items, folder, done)
+        _train_and_evaluate(row, seed, plan, ctx, rep, folder, done)
     rep.compute.setdefault(row.name, []).append(saved_seconds(folder))
 
 
 def _train_and_evaluate(row: Row, seed: int, plan: ReproducePlan, ctx: ReproduceContext, rep: Reproduction,
-                        items: dict, folder: Path, done: bool) -> None:
+                        folder: Path, done: bool) -> None:
     if row.rl:
         rep.stops.setdefault(row.name, []).append(_train(row, plan, ctx, seed, folder, done))
         model = folder / "run" / "model"
@@ -325,11 +365,11 @@ def _train_and_evaluate(row: Row, seed: int, plan: ReproducePlan, ctx: Reproduce
         prefix = "" if i == 0 else f"{name}/"
         summary |= {f"{prefix}{k}": v for k, v in saved["summary"].items()}
         for metric in METRICS[rep.table]:
-            items.setdefault((row.name, name, metric), []).append(item_means(saved["rows"], metric))
+            rep.items.setdefault((row.name, name, metric), []).append(item_means(saved["rows"], metric))
         if i == 0:  # the validity report and the by-position comparisons read the main set
             rep.eval_rows += [{**r, "system": row.name, "seed": seed,
                                "episode": f"{slug(row.name)}/{seed}/{r['episode']}"} for r in saved["rows"]]
             positions = by_position(saved["rows"]) if rep.table == "dialogue" else {}
             for (label, rows), metric in itertools.product(positions.items(), METRICS[rep.table]):
-                items.setdefault((row.name, position_set(name, label), metric), []).append(item_means(rows, metric))
+                rep.items.setdefault((row.name, position_set(name, label), metric), []).append(item_means(rows, metric))
     rep.results.setdefault(row.name, []).append(summary)

@@ -208,10 +208,11 @@ def _sft_summary(record: dict) -> str:
             f"{kept_text}, val loss {losses[0]:.3f} -> {losses[kept]:.3f}{again}")
 
 
-def _device() -> str:
+def _device(workers: int) -> str:
+    processes = f" in each of {workers} processes" if workers > 1 else ""
     if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
+        return torch.cuda.get_device_name(0) + (f" ({workers} processes)" if workers > 1 else "")
+    return f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads{processes})"
 
 
 def _stopping_rule(scale: str) -> str:
@@ -227,14 +228,17 @@ def _stopping_rule(scale: str) -> str:
 
 def _write_compute(rep: Reproduction, seconds: float | None) -> dict:
     """compute.json: the rows' and supervised models' seconds; `seconds` None (a render) keeps the saved
-    total of the last invocation that ran."""
+    total and device of the last invocation that ran."""
     path = rep.out / "compute.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    # A render keeps what the last invocation that ran measured: its wall time and the machine it ran on.
+    device = _device(rep.workers) if seconds is not None else saved.get("device", _device(rep.workers))
     if seconds is None:
-        seconds = json.loads(path.read_text()).get("total_seconds", 0.0) if path.exists() else 0.0
+        seconds = saved.get("total_seconds", 0.0)
     # A supervised model trained again (its weights were lost with a machine) ran inside the row-seed
     # that needed it, so its time is already in the rows' seconds: named there, not added.
     compute = {"total_seconds": seconds, "row_seconds": sum(sum(v) for v in rep.compute.values()),
-               "device": _device(), "per_row_seconds": rep.compute,
+               "device": device, "per_row_seconds": rep.compute,
                "sft_seconds": sum(s.get("seconds", 0.0) for s in rep.sft),
                "sft_again_seconds": sum(_again_seconds(s.get("again", {})) for s in rep.sft)}
     path.write_text(json.dumps(compute, indent=1))

@@ -39,6 +39,11 @@ class Reproduction:
     """Medium: held-out set name -> number of items (the first is the main set)."""
     skipped: list[str] = field(default_factory=list)
     """Medium: "row (seed s)" not finished: not started within --budget-minutes, or --render-only (a rerun continues)."""
+    workers: int = 1
+    """Processes that ran row-seeds in this invocation (--workers)."""
+    items: dict[tuple[str, str, str], list[dict[str, float]]] = field(default_factory=dict)
+    """(row, held-out set or position set, metric) -> per seed, in seed order, item id -> mean over its turns:
+    what the paired comparisons resample."""
 
 
 def slug(name: str) -> str:

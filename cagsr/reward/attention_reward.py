@@ -112,6 +112,22 @@ def _probe_turn(capture: CaptureResult, seg: Tensor, probe: HeadProbeConfig) -> 
     return probe_score(turn_head_features(capture.head_stats, seg, probe.head_list, probe.features), probe)
 
 
+def _coverage_focus(abar: Tensor, entropy: Tensor, salient: Tensor, columns: Tensor, seg: Tensor, tau: float,
+                    is_cot: Tensor, block_tokens: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Coverage, focus and the clamped share of one turn, each [R]: over its tokens, or (chain-of-thought
+    rows, block_tokens > 0) over pooled blocks of block_tokens tokens. abar [R, S, N], entropy [R, S],
+    salient / columns [R, N], seg [R, S], is_cot [R]."""
+    cov, foc = RF.coverage(abar, salient, seg), RF.focus(entropy, tau, seg)
+    clamped = RF.floor_fraction(entropy, tau, seg)
+    if block_tokens > 0 and bool(is_cot.any()):
+        pooled, block_mask = RF.block_pool(abar, seg, block_tokens)
+        block_entropy = RF.attention_entropy(pooled, columns)
+        cov = torch.where(is_cot, RF.coverage(pooled, salient, block_mask), cov)
+        foc = torch.where(is_cot, RF.focus(block_entropy, tau, block_mask), foc)
+        clamped = torch.where(is_cot, RF.floor_fraction(block_entropy, tau, block_mask), clamped)
+    return cov, foc, clamped
+
+
 def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask: Tensor, response_ids: Tensor,
                     response_mask: Tensor, salient_mask: Tensor, current_mask: Tensor, template_mask: Tensor,
                     special_mask: Tensor, token_turn: Tensor, is_cot: Tensor, cfg: RewardConfig
@@ -154,14 +170,7 @@ def turn_components(capture: CaptureResult, *, history_ids: Tensor, history_mask
         seg = response_mask & (token_turn == turn)
         present = seg.any(-1)
         tau = RF.entropy_floor(turn, cfg.tau0, cfg.kappa)
-        cov, foc = RF.coverage(abar, salient, seg), RF.focus(entropy_all, tau, seg)
-        clamped = RF.floor_fraction(entropy_all, tau, seg)
-        if cfg.block_tokens > 0 and bool(is_cot.any()):
-            pooled, block_mask = RF.block_pool(abar, seg, cfg.block_tokens)
-            block_entropy = RF.attention_entropy(pooled, columns)
-            cov = torch.where(is_cot, RF.coverage(pooled, salient, block_mask), cov)
-            foc = torch.where(is_cot, RF.focus(block_entropy, tau, block_mask), foc)
-            clamped = torch.where(is_cot, RF.floor_fraction(block_entropy, tau, block_mask), clamped)
+        cov, foc, clamped = _coverage_focus(abar, entropy_all, salient, columns, seg, tau, is_cot, cfg.block_tokens)
         rep = RF.history_repetition(response_ids, seg, history_ids, history_mask, cfg.repetition_ngram)
         out["coverage"][:, k], out["focus"][:, k], out["repetition"][:, k] = cov, foc, rep
         out["entropy"][:, k] = token_mean(entropy_all, seg)

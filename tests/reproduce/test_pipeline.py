@@ -232,7 +232,7 @@ def test_a_killed_row_seed_keeps_the_seconds_it_had_worked(tmp_path):
     assert 0.3 <= json.loads((tmp_path / "seconds.json").read_text()) < 60
 
 
-@pytest.mark.parametrize("module", ["cagsr.reproduce.pipeline", "cagsr.reproduce.render", "cagsr.reproduce.claims",
+@pytest.mark.parametrize("module", ["cagsr.reproduce.schedule", "cagsr.reproduce.render", "cagsr.reproduce.claims",
                                     "cagsr.reproduce.sources"])
 def test_doctests(module):
     import doctest
@@ -243,7 +243,7 @@ def test_doctests(module):
 
 
 def test_a_one_seed_row_whose_comparison_is_decided_gets_more_seeds():
-    from cagsr.reproduce.pipeline import follow_up
+    from cagsr.reproduce.schedule import follow_up
     from cagsr.reproduce.results import Reproduction
     from cagsr.reproduce.tables import Row
 
@@ -293,5 +293,5 @@ def test_a_model_trained_again_twice_keeps_both_trainings_seconds(tmp_path, monk
         model.rmdir()
     again = json.loads((model.parent / "sft-again.json").read_text())
     assert again["seconds"] == 40.0 and again["earlier_seconds"] == 100.0
-    rep = SimpleNamespace(out=tmp_path, compute={}, sft=[{"seconds": 500.0, "again": again}])
+    rep = SimpleNamespace(out=tmp_path, compute={}, sft=[{"seconds": 500.0, "again": again}], workers=1)
     assert render._write_compute(rep, seconds=1.0)["sft_again_seconds"] == 140.0

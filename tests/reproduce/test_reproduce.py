@@ -68,8 +68,11 @@ def test_tiny_medium_cot_end_to_end_resumes_and_judges(tmp_path):
     assert budgeted.returncode == 0, budgeted.stderr[-2000:]
     assert json.loads((tmp_path / "table.json").read_text())["results"] == {}  # nothing fits: all skipped
     assert "Not finished when this table was written" in (tmp_path / "table.md").read_text()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)  # the same command continues
+    # the same command continues, here in two processes; the single-process reruns below must read the same table
+    out = subprocess.run([*cmd, "--workers", "2"], capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "exited with code" not in out.stderr  # no helper failed
+    assert "in each of 2 processes" in json.loads((tmp_path / "compute.json").read_text())["device"]
     plan = PLANS["tiny-medium"]
     saved = json.loads((tmp_path / "table.json").read_text())
     assert saved["sets"] == {"generated": plan.heldout["cot"], "easy": plan.easy_items}
