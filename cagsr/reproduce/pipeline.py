@@ -289,7 +289,8 @@ def _help(*, table: str, scale: str, out: Path, threads: int | None, budget_minu
 class _Pass:
     """One pass over the table's row-seeds in schedule order, then the further seeds of one-seed rows whose
     first comparison was decided. wait True: a row-seed another process holds is waited for, then read
-    (the pass that writes the table); wait False: it is skipped (working ahead)."""
+    (the pass that writes the table); wait False: it is skipped (working ahead), and one whose supervised
+    model another process is training again is left to the end of the pass rather than waited for."""
 
     plan: ReproducePlan
     ctx: ReproduceContext
@@ -299,6 +300,7 @@ class _Pass:
     wait: bool
     render_only: bool = False
     longest: float = 0.0
+    deferred: list[tuple[Row, int]] = dataclasses.field(default_factory=list)
 
     def run(self, rows: list[Row]) -> None:
         for row, seed in schedule(rows, self.plan):
@@ -306,8 +308,11 @@ class _Pass:
         for row in follow_up(rows, self.rep, self.rep.items, self.plan, list(self.ctx.sets)):
             for seed in range(1, self.plan.seeds_core):
                 self.attempt(row, seed)
+        deferred, self.deferred = self.deferred, []
+        for row, seed in deferred:  # by now their supervised models are trained, or this process waits for them
+            self.attempt(row, seed, defer=False)
 
-    def attempt(self, row: Row, seed: int) -> None:
+    def attempt(self, row: Row, seed: int, defer: bool = True) -> None:
         plan, ctx, rep = self.plan, self.ctx, self.rep
         if why := _unavailable(row, plan, ctx):
             rep.unavailable[row.name] = why
@@ -326,9 +331,21 @@ class _Pass:
                 return  # another process is working on it
             start = time.perf_counter()
             done = _finished(folder, plan, ctx)  # another process may have finished it while this one waited
+            if not done and defer and not self.wait and _sft_busy(plan, ctx, seed):
+                self.deferred.append((row, seed))  # waiting would idle this process for a whole SFT run
+                return
             _row_seed(row, seed, plan, ctx, rep, folder, done)
             if not done:
                 self.longest = max(self.longest, time.perf_counter() - start)
+
+
+def _sft_busy(plan: ReproducePlan, ctx: ReproduceContext, seed: int) -> bool:
+    """Whether another process is training supervised model `seed` again (it holds the model folder's claim)."""
+    model = ctx.sft[seed % plan.sft_seeds]
+    if model.exists():
+        return False
+    with claim(model.parent, wait=False) as held:
+        return not held
 
 
 def _finished(folder: Path, plan: ReproducePlan, ctx: ReproduceContext) -> bool:

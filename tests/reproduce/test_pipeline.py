@@ -243,8 +243,8 @@ def test_doctests(module):
 
 
 def test_a_one_seed_row_whose_comparison_is_decided_gets_more_seeds():
-    from cagsr.reproduce.schedule import follow_up
     from cagsr.reproduce.results import Reproduction
+    from cagsr.reproduce.schedule import follow_up
     from cagsr.reproduce.tables import Row
 
     peers = [Row("up", versus_multi_turn=True), Row("level", versus_multi_turn=True),

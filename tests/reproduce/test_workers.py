@@ -57,7 +57,7 @@ def test_working_ahead_skips_a_held_row_seed_and_the_table_pass_waits_for_it(tmp
     monkeypatch.setattr(pipeline, "_finished", lambda folder, plan, ctx: folder in finished)
     monkeypatch.setattr(pipeline, "_unavailable", lambda row, plan, ctx: None)
     rows, plan = [Row("a", core=True), Row("b")], PLANS["medium-v2"]
-    ctx = type("Ctx", (), {"sets": {}})()
+    ctx = type("Ctx", (), {"sets": {}, "sft": {k: tmp_path / "sft" / f"seed-{k}" / "model" for k in range(3)}})()
 
     def new_pass(wait):
         rep = Reproduction("cot", "medium-v2", tmp_path)
@@ -76,6 +76,24 @@ def test_working_ahead_skips_a_held_row_seed_and_the_table_pass_waits_for_it(tmp
     table.run(rows)  # the holder died without finishing: this pass runs it, in table order with the rest
     assert ran == [("a", 0, True), ("a", 1, False), ("b", 0, True), ("a", 2, True)]
     assert len(table.rep.results["a"]) == 3
+
+
+def test_working_ahead_leaves_a_row_seed_whose_supervised_model_is_being_trained_to_the_end(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(pipeline, "_row_seed", lambda row, seed, *args: ran.append((row.name, seed)))
+    monkeypatch.setattr(pipeline, "_finished", lambda folder, plan, ctx: False)
+    monkeypatch.setattr(pipeline, "_unavailable", lambda row, plan, ctx: None)
+    sft = {k: tmp_path / "sft" / f"seed-{k}" / "model" for k in range(3)}
+    ctx = type("Ctx", (), {"sets": {}, "sft": sft})()
+    ahead = pipeline._Pass(PLANS["medium-v2"], ctx, Reproduction("cot", "medium-v2", tmp_path),
+                           time.perf_counter(), float("inf"), wait=False)
+    proc = _holder(sft[1].parent)  # another process training supervised model 1 again
+    try:
+        ahead.run([Row("a", core=True), Row("b")])
+    finally:
+        proc.kill()
+        proc.wait()
+    assert ran == [("a", 0), ("b", 0), ("a", 2), ("a", 1)]
 
 
 @pytest.mark.parametrize("workers", [0, -1])
