@@ -212,7 +212,8 @@ def _device(workers: int) -> str:
     processes = f" in each of {workers} processes" if workers > 1 else ""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0) + (f" ({workers} processes)" if workers > 1 else "")
-    return f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads{processes})"
+    threads = torch.get_num_threads()
+    return f"CPU ({platform.processor() or 'x86_64'}, {threads} thread{'s' * (threads != 1)}{processes})"
 
 
 def _stopping_rule(scale: str) -> str:
