@@ -49,7 +49,7 @@ def add_job_args(parser: argparse.ArgumentParser, job_cls: type) -> None:
             groups[section] = parser.add_argument_group(section or "options", section_docs.get(section))
         flags = [f"--{dotted}"]
         alias = field.metadata.get("flag")
-        if alias:
+        if alias and alias != flags[0]:  # `--workers` on a top-level field is already its own flag
             flags.insert(0, alias)
         default = _lookup(defaults, dotted)
         text = f"{doc} [default: {default}]" if doc else f"[default: {default}]"

@@ -24,6 +24,10 @@ def test_every_command_has_help(command):
     out = cagsr(command, "--help")
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout
+    for line in out.stdout.splitlines():  # "  --workers INT, --workers INT" once listed a flag twice
+        if line.startswith("  --"):
+            flags = [part.split()[0] for part in line.strip().split("  ")[0].split(", ")]
+            assert len(set(flags)) == len(flags), line
 
 
 @pytest.mark.parametrize("args, message", [
