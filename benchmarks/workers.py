@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue
 import statistics
 import time
 from pathlib import Path
@@ -54,11 +55,17 @@ def run_layout(processes: int, threads: int, evaluations: int, args) -> tuple[fl
                                                  barrier, results)) for _ in range(processes)]
     for w in workers:
         w.start()
-    spans = [results.get() for _ in workers]
+    spans = []
+    while len(spans) < processes:
+        try:
+            spans.append(results.get(timeout=5))
+        except queue.Empty:  # a worker that died would leave the others waiting at the barrier for ever
+            if failed := [w.exitcode for w in workers if w.exitcode]:
+                for w in workers:
+                    w.terminate()
+                raise SystemExit(f"workers.py: a worker failed (exit {failed[0]})") from None
     for w in workers:
         w.join()
-        if w.exitcode:
-            raise SystemExit(f"workers.py: a worker failed (exit {w.exitcode})")
     return max(s[1] for s in spans) - min(s[0] for s in spans), sum(s[2] for s in spans)
 
 
@@ -75,7 +82,7 @@ def measure(args) -> dict:
 
 
 def render(result: dict, info: dict[str, str]) -> str:
-    (one, two) = result["seconds"]
+    one, two = result["seconds"]  # the layouts' names, one process first
     lines = ["# Reproduce workers: two one-thread processes against one two-thread process", "",
              "Each layout evaluates the same dialogues twice (two row-seeds' evaluations), medium-v2 settings; "
              "median wall-clock over the alternated repeats.", "",
@@ -103,8 +110,8 @@ def main() -> None:
         args.model, args.data, args.dialogues, args.repeats = "tiny-llama", "generated:dialogue", 4, 1
     start = load_average()
     result = measure(args)
-    publish(render(result, run_info(start, model=args.model, dialogues=str(args.dialogues),
-                                                     threads="as in each layout")), args.output)
+    info = run_info(start, model=args.model, dialogues=str(args.dialogues), threads="as in each layout")
+    publish(render(result, info), args.output)
 
 
 if __name__ == "__main__":

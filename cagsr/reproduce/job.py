@@ -42,9 +42,8 @@ class ReproduceJob:
     workers: int = field(default=1, metadata={"flag": "--workers"})
     """Processes that train and evaluate row-seeds at once, each with --run.threads threads (on a CPU, keep
     workers x threads at most the cores). Each row-seed is run by exactly one of them, and the table is the one
-    a single process writes; a rerun with another count continues the same folder. The gain
-    is what one more thread does not give a single process: 1.13x the evaluated turns per hour on a 2-core
-    CPU (`benchmarks/workers.py`)."""
+    a single process writes; a rerun with another count continues the same folder. On a 2-core CPU two
+    one-thread workers evaluate 1.13x the turns per hour of one two-thread process (`benchmarks/workers.py`)."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output folder and progress."""
 
